@@ -1,0 +1,110 @@
+"""Input/output helpers: the user-error type, atomic writes, safe checkpoint loading."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BiaslabError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_path",
+    "safe_torch_load",
+    "to_jsonable",
+]
+
+
+class BiaslabError(ValueError):
+    """A mistake in the user's input; the CLI prints its message and exits with code 2."""
+
+
+class atomic_path:
+    """Context manager yielding a temporary path next to ``path``; renamed onto it on success.
+
+    Readers never see a half-written file: either the old file (or none) or the
+    complete new one. On error the temporary file is removed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=f"{self.path.suffix}.tmp", dir=self.path.parent
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        return self._tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert NumPy scalars/arrays, paths and tuples to plain JSON types; NaN/inf become None."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(to_jsonable(data), indent=2) + "\n")
+
+
+def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
+    """Load a checkpoint with ``weights_only=True``; refuse anything that needs unpickling code.
+
+    Raises :class:`BiaslabError` for a missing, corrupt or untrusted file. The payload of a
+    malicious pickle is never executed.
+    """
+    import pickle
+
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise BiaslabError(f"checkpoint {p} does not exist; pass the path of a saved state_dict")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BiaslabError(
+            f"refusing to load {p}: it needs arbitrary code to unpickle ({first[:160]}); "
+            "save only a state_dict (torch.save(model.state_dict(), path)) and try again"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BiaslabError(
+            f"cannot read checkpoint {p}: {msg[:200]}; is it a file written by torch.save?"
+        ) from None

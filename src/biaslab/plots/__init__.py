@@ -1,0 +1,37 @@
+"""Figures. Every figure is a function of a result; rendering uses the Agg backend.
+
+One submodule per experiment (``plots.regression``, ``plots.activations``, ...), so that
+modules stay small. This package holds the shared plumbing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..io import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["new_figure", "save_figure", "COLORS"]
+
+#: Colours used for the two sides of every comparison, everywhere in biaslab.
+COLORS = {"with_bias": "tab:green", "without_bias": "tab:orange", "data": "tab:blue"}
+
+
+def new_figure(*args, **kwargs) -> tuple["Figure", object]:
+    """``plt.subplots`` on a backend-free Figure (Agg), safe in threads and servers."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(**{k: kwargs.pop(k) for k in ("figsize", "dpi", "layout") if k in kwargs})
+    axes = fig.subplots(*args, **kwargs)
+    return fig, axes
+
+
+def save_figure(fig: "Figure", out_dir: Path, name: str, fmt: str = "png", dpi: int = 110) -> Path:
+    """Save ``fig`` as ``out_dir/name.fmt`` atomically and return the path."""
+    path = Path(out_dir) / f"{name}.{fmt}"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+    return path
