@@ -103,7 +103,7 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             f"refusing to load {p}: it needs arbitrary code to unpickle ({first[:160]}); "
             "save only a state_dict (torch.save(model.state_dict(), path)) and try again"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # a corrupt file can fail anywhere inside the unpickler
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BiaslabError(
             f"cannot read checkpoint {p}: {msg[:200]}; is it a file written by torch.save?"

@@ -18,8 +18,8 @@ __all__ = ["plot_thresholds", "plot_plane"]
 def _colors(n: int) -> list:
     from matplotlib import colormaps
 
-    cmap = colormaps["coolwarm"]
-    return [cmap(i / max(n - 1, 1)) for i in range(n)]
+    cmap = colormaps["plasma"]
+    return [cmap(0.85 * i / max(n - 1, 1)) for i in range(n)]
 
 
 def plot_thresholds(res: "ThresholdResult", out_dir: Path, fmt: str = "png") -> Path:
@@ -46,7 +46,7 @@ def plot_plane(res: "ThresholdResult", out_dir: Path, fmt: str = "png") -> Path:
     """Where ``φ(w1·x1 + w2·x2 + b)`` is active, one panel per bias; the origin is marked."""
     w1, w2 = res.plane_w
     n = len(res.biases)
-    fig, axes = new_figure(1, n, figsize=(2.9 * n, 3.2), layout="constrained", squeeze=False)
+    fig, axes = new_figure(1, n, figsize=(2.9 * n, 3.7), layout="constrained", squeeze=False)
     half = max(abs(res.x_range[0]), abs(res.x_range[1]))
     g = np.linspace(-half, half, 241)
     x1, x2 = np.meshgrid(g, g)
@@ -60,7 +60,7 @@ def plot_plane(res: "ThresholdResult", out_dir: Path, fmt: str = "png") -> Path:
         ax.set_xlabel("x1")
     axes[0][0].set_ylabel("x2")
     fig.suptitle(
-        f"Active region (blue) of {res.activation}({w1:g}·x1 + {w2:g}·x2 + b); "
-        "red: boundary w·x = −b, +: origin"
+        f"Active region (blue) of {res.activation}({w1:g}·x1 + {w2:g}·x2 + b)\n"
+        "red: boundary w·x = −b;  +: origin — without bias the boundary must pass through it"
     )
     return save_figure(fig, out_dir, "relu_plane", fmt)
