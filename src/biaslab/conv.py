@@ -1,0 +1,414 @@
+"""Convolution from the formula: ``output = activation(Σ(input * kernel) + bias)``.
+
+One output value of a conv layer is a weighted sum of the input patch under the kernel,
+plus the bias, through the activation::
+
+    z[n, o, r, c] = Σ_{k,i,j} x_pad[n, g·Cg + k, r·sH + i·dH, c·sW + j·dW] · w[o, k, i, j]  +  b[o]
+    a[n, o, r, c] = activation(z[n, o, r, c])
+
+with ``x_pad`` the zero-padded input, ``Cg = C / groups`` input channels per group and ``g``
+the group of output channel ``o``. :func:`explain_pixel` computes exactly this for one
+output value; :func:`conv2d` computes it for all of them at once, with the same semantics,
+shapes and argument names as ``torch.nn.functional.conv2d``.
+
+Like every deep-learning framework this is **cross-correlation**: the kernel slides over
+the input as it is. The convolution of the textbooks (and of ``scipy.signal.convolve2d``)
+flips the kernel first, ``w[o, k, kH−1−i, kW−1−j]``. For symmetric kernels (Gaussian,
+Laplacian) the two agree; for a Sobel kernel they differ in sign.
+
+All output values are computed together by *im2col*: :func:`unfold` copies the receptive
+field of every output pixel into one column, and one matrix product per sample and group
+weighs every column with every kernel. The only extra memory is that unfolded input of one
+sample and one group; no Python loop runs over output pixels or channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import activate
+from .io import BiaslabError
+
+__all__ = [
+    "activate",
+    "conv2d",
+    "conv2d_pre_activation",
+    "feature_map",
+    "weighted_sum",
+    "unfold",
+    "conv_output_shape",
+    "explain_pixel",
+    "PixelExplanation",
+]
+
+IntPair = int | tuple[int, int]
+Padding = int | tuple[int, int] | str
+_Tap = tuple[int, int, tuple[slice, slice], tuple[slice, slice]]  # (i, j, output slices, input slices)
+
+
+def _pair(value: IntPair, name: str, minimum: int) -> tuple[int, int]:
+    """``3`` → ``(3, 3)``; checks both entries are integers ≥ ``minimum``."""
+    pair = (value, value) if np.isscalar(value) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+        raise BiaslabError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise BiaslabError(f"{name} must be ≥ {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Where each kernel tap reads the input: sizes, stride, dilation, padding before and after."""
+
+    in_size: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad_before: tuple[int, int]
+    pad_after: tuple[int, int]
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        return tuple(  # type: ignore[return-value]
+            (n + p0 + p1 - d * (k - 1) - 1) // s + 1
+            for n, k, s, d, p0, p1 in zip(self.in_size, self.kernel, self.stride, self.dilation,
+                                          self.pad_before, self.pad_after)
+        )
+
+    def _axis_taps(self, axis: int) -> list[tuple[slice, slice]]:
+        """For each tap i along ``axis``: (output positions reading real input, input positions read)."""
+        n, s, d, p = self.in_size[axis], self.stride[axis], self.dilation[axis], self.pad_before[axis]
+        n_out = self.out_size[axis]
+        taps = []
+        for i in range(self.kernel[axis]):
+            offset = i * d - p  # output position r reads input position r·s + offset
+            first = max(0, -(offset // s))  # ceil(−offset / s): first r with r·s + offset ≥ 0
+            stop = min(n_out, (n - 1 - offset) // s + 1)  # past the last r with r·s + offset ≤ n − 1
+            if stop <= first:  # this tap only ever reads padding
+                taps.append((slice(0, 0), slice(0, 0)))
+            else:
+                taps.append((slice(first, stop), slice(first * s + offset, (stop - 1) * s + offset + 1, s)))
+        return taps
+
+    def taps(self) -> Iterator[_Tap]:
+        """Every kernel tap (i, j) with its (rows, cols) slices in the output and in the input."""
+        rows, cols = self._axis_taps(0), self._axis_taps(1)
+        for i, (out_r, in_r) in enumerate(rows):
+            for j, (out_c, in_c) in enumerate(cols):
+                yield i, j, (out_r, out_c), (in_r, in_c)
+
+
+def _geometry(
+    in_size: tuple[int, int], kernel: tuple[int, int], stride: IntPair, padding: Padding, dilation: IntPair
+) -> _Geometry:
+    stride = _pair(stride, "stride", 1)
+    dilation = _pair(dilation, "dilation", 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            before = after = (0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise BiaslabError(
+                    f"padding='same' is not supported for strided convolutions (stride={stride}); "
+                    "use padding='valid' or a number"
+                )
+            total = [d * (k - 1) for d, k in zip(dilation, kernel)]  # PyTorch puts the odd pixel after
+            before = (total[0] // 2, total[1] // 2)
+            after = (total[0] - before[0], total[1] - before[1])
+        else:
+            raise BiaslabError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+    else:
+        before = after = _pair(padding, "padding", 0)
+    geom = _Geometry(in_size, kernel, stride, dilation, before, after)
+    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    padded = [n + p0 + p1 for n, p0, p1 in zip(in_size, before, after)]
+    if span[0] > padded[0] or span[1] > padded[1]:
+        raise BiaslabError(
+            f"kernel of size {kernel} with dilation {dilation} spans {tuple(span)}, larger than the "
+            f"padded input {tuple(padded)} (input {in_size}); use a smaller kernel or more padding"
+        )
+    return geom
+
+
+def conv_output_shape(
+    in_size: tuple[int, int], kernel_size: IntPair, stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1
+) -> tuple[int, int]:
+    """(H_out, W_out) = ⌊(H + 2·padding − dilation·(k − 1) − 1) / stride⌋ + 1, per axis."""
+    return _geometry(tuple(in_size), _pair(kernel_size, "kernel_size", 1), stride, padding, dilation).out_size
+
+
+def unfold(
+    x: np.ndarray, kernel_size: IntPair, stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1
+) -> np.ndarray:
+    """im2col: the receptive field of every output pixel of one image, as columns.
+
+    Parameters
+    ----------
+    x : (C, H, W) array.
+    kernel_size, stride, padding, dilation : as in :func:`conv2d`.
+
+    Returns
+    -------
+    (C, kH, kW, H_out, W_out) array ``u`` with ``u[k, i, j, r, c] = x_pad[k, r·sH + i·dH, c·sW + j·dW]``
+    (zero where the kernel hangs over the padding). Reshaped to (C·kH·kW, H_out·W_out), column
+    ``r·W_out + c`` is the patch that output pixel (r, c) sees.
+    """
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise BiaslabError(f"unfold expects one image of shape (C, H, W), got shape {x.shape}")
+    geom = _geometry(x.shape[1:], _pair(kernel_size, "kernel_size", 1), stride, padding, dilation)
+    cols = np.zeros((x.shape[0], *geom.kernel, *geom.out_size), dtype=x.dtype)
+    _unfold_into(cols, x, list(geom.taps()))
+    return cols
+
+
+def _unfold_into(cols: np.ndarray, x: np.ndarray, taps: list[_Tap]) -> None:
+    """Copy the receptive fields of ``x`` into ``cols`` (already zero where they read padding).
+
+    One strided block copy per kernel tap (i, j): the input pixels tap (i, j) reads for every
+    output pixel at once. Unlike a sliding-window view of a zero-padded copy, this needs no
+    padded copy of the input, so the columns are the only extra memory.
+    """
+    for i, j, (out_r, out_c), (in_r, in_c) in taps:
+        cols[:, i, j, out_r, out_c] = x[:, in_r, in_c]
+
+
+def _check(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, groups: int):
+    x, weight = np.asarray(x), np.asarray(weight)
+    batched = x.ndim == 4
+    if x.ndim not in (3, 4):
+        raise BiaslabError(f"input must have shape (N, C, H, W) or (C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise BiaslabError(
+            f"weight must have shape (out_channels, in_channels/groups, kH, kW), got shape {weight.shape}"
+        )
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise BiaslabError(f"groups must be a positive int, got {groups!r}")
+    xb = x if batched else x[None]
+    channels, (out_channels, group_channels, kh, kw) = xb.shape[1], weight.shape
+    if min(kh, kw, group_channels, out_channels) < 1:
+        raise BiaslabError(f"weight of shape {weight.shape} is empty")
+    if channels % groups:
+        raise BiaslabError(f"groups={groups} does not divide the {channels} input channels of input {x.shape}")
+    if out_channels % groups:
+        raise BiaslabError(
+            f"groups={groups} does not divide the {out_channels} output channels of weight {weight.shape}"
+        )
+    if group_channels * groups != channels:
+        raise BiaslabError(
+            f"input {x.shape} has {channels} channels but weight {weight.shape} with groups={groups} "
+            f"expects {group_channels * groups}"
+        )
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.shape != (out_channels,):
+            raise BiaslabError(
+                f"bias must have shape ({out_channels},) for weight {weight.shape}, got shape {bias.shape}"
+            )
+    dtype = np.result_type(x.dtype, weight.dtype, np.float32)
+    return xb.astype(dtype, copy=False), weight.astype(dtype, copy=False), bias, batched
+
+
+def weighted_sum(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """Σ(input * kernel) at every output position: :func:`conv2d` without the bias.
+
+    Each sample and group is unfolded (im2col, :func:`unfold`) into a (Cg·kH·kW, H_out·W_out)
+    matrix of patches; one matrix product with the (O/groups, Cg·kH·kW) kernels weighs every
+    patch with every kernel. Arguments and shapes as in :func:`conv2d`.
+    """
+    x, weight, _, batched = _check(x, weight, None, groups)
+    z = _weighted_sum(x, weight, stride, padding, dilation, groups)
+    return z if batched else z[0]
+
+
+def _weighted_sum(
+    x: np.ndarray, weight: np.ndarray, stride: IntPair, padding: Padding, dilation: IntPair, groups: int
+) -> np.ndarray:
+    """:func:`weighted_sum` of a checked (N, C, H, W) input and weight of the same dtype."""
+    n = x.shape[0]
+    out_channels, group_channels, kh, kw = weight.shape
+    geom = _geometry(x.shape[2:], (kh, kw), stride, padding, dilation)
+    h_out, w_out = geom.out_size
+    group_out = out_channels // groups
+    kernels = weight.reshape(groups, group_out, group_channels * kh * kw)  # one row per kernel
+    patches = np.zeros((group_channels, kh, kw, h_out, w_out), dtype=x.dtype)  # one sample, one group
+    columns = patches.reshape(group_channels * kh * kw, h_out * w_out)
+    taps = list(geom.taps())
+    z = np.empty((n, out_channels, h_out, w_out), dtype=x.dtype)
+    for s in range(n):
+        for g in range(groups):
+            _unfold_into(patches, x[s, g * group_channels:(g + 1) * group_channels], taps)
+            out = z[s, g * group_out:(g + 1) * group_out].reshape(group_out, h_out * w_out)
+            np.matmul(kernels[g], columns, out=out)  # Σ(input * kernel), all pixels at once
+    return z
+
+
+def conv2d_pre_activation(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both stages of the pre-activation: ``(Σ(input * kernel), Σ(input * kernel) + bias)``.
+
+    The second is what :func:`conv2d` returns; without ``bias`` both are the same array.
+    """
+    x, weight, bias, batched = _check(x, weight, bias, groups)
+    total = _weighted_sum(x, weight, stride, padding, dilation, groups)
+    pre = total if bias is None else total + _per_channel(bias, total.dtype)
+    return (total, pre) if batched else (total[0], pre[0])
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """2-D convolution (cross-correlation) of ``x`` with ``weight``, plus ``bias``: Σ(input * kernel) + bias.
+
+    Same semantics, shapes and argument names as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) or (C, H, W) input.
+    weight : (O, C/groups, kH, kW) kernels, one per output channel.
+    bias : (O,) or None.
+    stride, dilation : int or (int, int), ≥ 1.
+    padding : int or (int, int) zeros on each side, or ``"valid"`` (none) or ``"same"`` (output
+        as large as the input; stride 1 only, the odd pixel goes after, as in PyTorch).
+    groups : split the channels into this many independent groups.
+
+    Returns
+    -------
+    (N, O, H_out, W_out), or (O, H_out, W_out) for an unbatched input, in the result dtype of
+    the inputs (float32 stays float32; integers become float64).
+    """
+    x, weight, bias, batched = _check(x, weight, bias, groups)
+    z = _weighted_sum(x, weight, stride, padding, dilation, groups)  # Σ(input * kernel)
+    if bias is not None:
+        z += _per_channel(bias, z.dtype)  # + bias, in place: no second output-sized array
+    return z if batched else z[0]
+
+
+def _per_channel(bias: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """(O,) bias → (O, 1, 1), broadcast over every pixel of its output channel."""
+    return np.asarray(bias, dtype=dtype)[:, None, None]
+
+
+def feature_map(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    activation: str = "relu",
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """The whole formula, activation(Σ(input * kernel) + bias): a conv layer's output.
+
+    ``activation`` is one of relu, leaky_relu, sigmoid, tanh, gelu, identity; the other
+    arguments are those of :func:`conv2d`.
+    """
+    return activate(conv2d(x, weight, bias, stride, padding, dilation, groups), activation)
+
+
+@dataclass(frozen=True)
+class PixelExplanation:
+    """How one output value comes about: activation(Σ(patch * kernel) + bias)."""
+
+    position: tuple[int, int]
+    patch: np.ndarray  # (C, kH, kW) input under the kernel (zeros over the padding)
+    kernel: np.ndarray  # (C, kH, kW)
+    bias: float
+    activation: str
+    corner: tuple[int, int] = (0, 0)  # input (row, col) under the kernel's first tap; < 0 in the padding
+    span: tuple[int, int] = (1, 1)  # input rows and columns the (dilated) kernel covers
+
+    @property
+    def product(self) -> np.ndarray:
+        """input * kernel, element by element."""
+        return self.patch * self.kernel
+
+    @property
+    def total(self) -> float:
+        """Σ(input * kernel)."""
+        return float(self.product.sum())
+
+    @property
+    def pre_activation(self) -> float:
+        """Σ(input * kernel) + bias."""
+        return self.total + self.bias
+
+    @property
+    def output(self) -> float:
+        """activation(Σ(input * kernel) + bias)."""
+        return float(activate(np.array(self.pre_activation), self.activation))
+
+    def __repr__(self) -> str:
+        return (f"PixelExplanation(at {self.position}: {self.activation}(Σ(input * kernel) = {self.total:.6g}"
+                f" + bias {self.bias:.6g}) = {self.output:.6g})")
+
+
+def explain_pixel(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    position: tuple[int, int],
+    bias: float = 0.0,
+    activation: str = "relu",
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+) -> PixelExplanation:
+    """The breakdown of output value ``position = (row, col)`` of one kernel on one image.
+
+    Parameters
+    ----------
+    x : (C, H, W) image.
+    kernel : (C, kH, kW) weights of one output channel.
+    position : (row, col) in the output feature map.
+    bias, activation : the unit's bias and activation.
+    stride, padding, dilation : as in :func:`conv2d`.
+
+    Returns
+    -------
+    A :class:`PixelExplanation` whose ``output`` equals
+    ``feature_map(x, kernel[None], [bias], activation, stride, padding, dilation)[0, row, col]``.
+    """
+    x, kernel = np.asarray(x), np.asarray(kernel)
+    if x.ndim != 3 or kernel.ndim != 3 or x.shape[0] != kernel.shape[0]:
+        raise BiaslabError(
+            f"explain_pixel needs an image (C, H, W) and a kernel (C, kH, kW) with the same C; "
+            f"got image {x.shape} and kernel {kernel.shape}"
+        )
+    geom = _geometry(x.shape[1:], kernel.shape[1:], stride, padding, dilation)
+    row, col = (int(v) for v in position)
+    if not (0 <= row < geom.out_size[0] and 0 <= col < geom.out_size[1]):
+        raise BiaslabError(
+            f"position ({row}, {col}) is outside the {geom.out_size[0]}×{geom.out_size[1]} output; "
+            f"use 0 ≤ row < {geom.out_size[0]} and 0 ≤ col < {geom.out_size[1]}"
+        )
+    (pt, pl), (pb, pr) = geom.pad_before, geom.pad_after
+    padded = np.pad(x, ((0, 0), (pt, pb), (pl, pr)))
+    (sh, sw), (dh, dw), (kh, kw) = geom.stride, geom.dilation, geom.kernel
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    patch = padded[:, row * sh: row * sh + span[0]: dh, col * sw: col * sw + span[1]: dw]
+    return PixelExplanation((row, col), patch.copy(), kernel.copy(), float(bias), activation,
+                            corner=(row * sh - pt, col * sw - pl), span=span)

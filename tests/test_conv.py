@@ -1,0 +1,208 @@
+import subprocess
+import sys
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import biaslab.activations
+from biaslab.conv import (
+    activate,
+    conv2d,
+    conv2d_pre_activation,
+    conv_output_shape,
+    explain_pixel,
+    feature_map,
+    unfold,
+    weighted_sum,
+)
+
+
+@st.composite
+def conv_problems(draw, dtype=np.float64):
+    """A random valid conv2d call: shapes, stride, padding (ints, pairs, 'same', 'valid'), dilation, groups."""
+    groups = draw(st.integers(1, 3))
+    cg, og = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.one_of(
+        st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)), st.sampled_from(["same", "valid"])
+    ))
+    stride = (1, 1) if padding == "same" else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if padding == "same":
+        pads = (0, 0)  # 'same' always fits: it pads d·(k − 1) in total
+    elif padding == "valid":
+        pads = (0, 0)
+    else:
+        pads = (padding, padding) if isinstance(padding, int) else padding
+    size = []
+    for axis in range(2):
+        span = dilation[axis] * (kernel[axis] - 1) + 1
+        smallest = 1 if padding == "same" else max(1, span - 2 * pads[axis])
+        size.append(draw(st.integers(smallest, smallest + 6)))
+    batch = draw(st.sampled_from([None, 1, 2]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    x_shape = (groups * cg, *size) if batch is None else (batch, groups * cg, *size)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((groups * og, cg, *kernel)).astype(dtype)
+    b = rng.standard_normal(groups * og).astype(dtype) if draw(st.booleans()) else None
+    return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def torch_conv(x, w, b, kwargs):
+    with warnings.catch_warnings():  # torch warns that some 'same' paddings copy the input
+        warnings.simplefilter("ignore", UserWarning)
+        t = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), None if b is None else torch.from_numpy(b), **kwargs)
+    return t.numpy()
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_problems(np.float64))
+def test_conv2d_matches_torch_float64(problem):
+    x, w, b, kwargs = problem
+    ours, ref = conv2d(x, w, b, **kwargs), torch_conv(x, w, b, kwargs)
+    assert ours.shape == ref.shape and ours.dtype == np.float64
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_problems(np.float32))
+def test_conv2d_matches_torch_float32(problem):
+    x, w, b, kwargs = problem
+    ours, ref = conv2d(x, w, b, **kwargs), torch_conv(x, w, b, kwargs)
+    assert ours.shape == ref.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+
+
+@settings(max_examples=25, deadline=None)
+@given(conv_problems(np.float64))
+def test_unfold_matches_torch_unfold(problem):
+    x, w, _, kwargs = problem
+    assume(not isinstance(kwargs["padding"], str))  # torch's unfold takes numbers only
+    image = x if x.ndim == 3 else x[0]
+    cols = unfold(image, w.shape[2:], kwargs["stride"], kwargs["padding"], kwargs["dilation"])
+    ref = F.unfold(torch.from_numpy(image[None]), w.shape[2:], dilation=kwargs["dilation"],
+                   padding=kwargs["padding"], stride=kwargs["stride"])[0].numpy()
+    assert cols.shape[3:] == conv_output_shape(image.shape[1:], w.shape[2:], kwargs["stride"],
+                                               kwargs["padding"], kwargs["dilation"])
+    np.testing.assert_array_equal(cols.reshape(ref.shape), ref)
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_problems(np.float64), st.sampled_from(sorted(biaslab.activations.ACTIVATIONS)), st.data())
+def test_explain_pixel_agrees_with_feature_map(problem, activation, data):
+    x, w, b, kwargs = problem
+    image = x if x.ndim == 3 else x[0]
+    if kwargs.pop("groups") > 1:
+        w = w[:, :1].repeat(image.shape[0], axis=1)  # explain one kernel over all input channels
+    bias = 0.0 if b is None else float(b[0])
+    fmap = feature_map(image, w[:1], np.array([bias]), activation, **kwargs)[0]
+    row = data.draw(st.integers(0, fmap.shape[0] - 1))
+    col = data.draw(st.integers(0, fmap.shape[1] - 1))
+    e = explain_pixel(image, w[0], (row, col), bias, activation, **kwargs)
+    assert e.patch.shape == w[0].shape
+    assert e.total == pytest.approx(float(np.sum(e.patch * w[0])))
+    assert e.pre_activation == pytest.approx(e.total + bias)
+    assert e.output == pytest.approx(float(fmap[row, col]), abs=1e-12)
+
+
+def test_formula_pieces_fit_together():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.random((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), np.array([-1.0, -0.5, 0.0, 0.5])
+    total, pre = conv2d_pre_activation(x, w, b, padding=1)
+    np.testing.assert_array_equal(total, weighted_sum(x, w, padding=1))
+    np.testing.assert_allclose(pre, total + b[:, None, None])
+    np.testing.assert_allclose(conv2d(x, w, b, padding=1), pre)
+    np.testing.assert_allclose(feature_map(x, w, b, "relu", padding=1), np.maximum(pre, 0))
+    same, same_pre = conv2d_pre_activation(x, w, None)
+    assert same is same_pre  # without bias there is nothing to add
+    assert activate is biaslab.activations.activate  # one implementation of the activations
+
+
+def test_cross_correlation_not_flipped_convolution():
+    rng = np.random.default_rng(1)
+    image, kernel = rng.random((7, 9)), rng.standard_normal((3, 2))
+    ours = conv2d(image[None], kernel[None, None])[0]
+    np.testing.assert_allclose(ours, scipy.signal.correlate2d(image, kernel, mode="valid"))
+    np.testing.assert_allclose(ours, scipy.signal.convolve2d(image, kernel[::-1, ::-1], mode="valid"))
+    assert not np.allclose(ours, scipy.signal.convolve2d(image, kernel, mode="valid"))
+
+
+def test_dtypes_and_unbatched_input():
+    x = np.arange(2 * 5 * 5).reshape(2, 5, 5)
+    w = np.ones((1, 2, 3, 3), dtype=np.int64)
+    out = conv2d(x, w)
+    assert out.shape == (1, 3, 3) and out.dtype == np.float64
+    assert out[0, 0, 0] == x[:, :3, :3].sum()
+    assert conv2d(x.astype(np.float32), w.astype(np.float32), np.zeros(1, np.float32)).dtype == np.float32
+    assert conv2d(x.astype(np.float32), w.astype(np.float64)).dtype == np.float64
+
+
+def test_same_padding_keeps_size_with_even_kernel_like_torch():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 1, 6, 7)), rng.standard_normal((1, 1, 4, 2))
+    out = conv2d(x, w, padding="same", dilation=(1, 3))
+    assert out.shape == (1, 1, 6, 7)
+    np.testing.assert_allclose(out, torch_conv(x, w, None, dict(padding="same", dilation=(1, 3))), atol=1e-12)
+
+
+def test_extra_memory_is_one_unfolded_sample_and_group():
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((6, 8, 20, 20)), rng.standard_normal((8, 4, 3, 3)), rng.standard_normal(8)
+    unfolded = 4 * 3 * 3 * 20 * 20 * x.itemsize  # one sample, one group, padding 1
+    tracemalloc.start()
+    out = conv2d(x, w, b, padding=1, groups=2)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak - out.nbytes <= 1.05 * unfolded
+
+
+def test_importing_conv_does_not_import_torch():
+    code = "import sys, biaslab.conv; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, b_shape, kwargs, match",
+    [
+        ((1, 3, 8, 8), (2, 4, 3, 3), None, {}, r"\(1, 3, 8, 8\) has 3 channels but weight \(2, 4, 3, 3\)"),
+        ((1, 4, 8, 8), (2, 2, 3, 3), None, {"groups": 3}, r"groups=3 does not divide the 4 input channels"),
+        ((1, 4, 8, 8), (3, 2, 3, 3), None, {"groups": 2}, r"groups=2 does not divide the 3 output channels"),
+        ((1, 1, 4, 4), (1, 1, 5, 5), None, {}, r"kernel of size \(5, 5\).*larger than the padded input \(4, 4\)"),
+        ((1, 1, 4, 4), (1, 1, 3, 3), None, {"dilation": 2}, r"spans \(5, 5\)"),
+        ((1, 1, 8, 8), (1, 1, 3, 3), None, {"stride": 0}, r"stride must be ≥ 1"),
+        ((1, 1, 8, 8), (1, 1, 3, 3), None, {"padding": -1}, r"padding must be ≥ 0"),
+        ((1, 1, 8, 8), (1, 1, 3, 3), None, {"padding": "full"}, r"'same' or 'valid'"),
+        ((1, 1, 8, 8), (1, 1, 3, 3), None, {"padding": "same", "stride": 2}, r"not supported for strided"),
+        ((1, 1, 8, 8), (2, 1, 3, 3), (3,), {},
+         r"bias must have shape \(2,\) for weight \(2, 1, 3, 3\), got shape \(3,\)"),
+        ((8, 8), (1, 1, 3, 3), None, {}, r"input must have shape \(N, C, H, W\) or \(C, H, W\), got shape \(8, 8\)"),
+        ((1, 1, 8, 8), (3, 3), None, {}, r"weight must have shape"),
+        ((1, 1, 8, 8), (1, 1, 3, 3), None, {"groups": 0}, r"groups must be a positive int"),
+    ],
+)
+def test_wrong_shapes_raise_value_error_naming_them(x_shape, w_shape, b_shape, kwargs, match):
+    b = None if b_shape is None else np.zeros(b_shape)
+    with pytest.raises(ValueError, match=match):
+        conv2d(np.zeros(x_shape), np.zeros(w_shape), b, **kwargs)
+
+
+def test_explain_pixel_rejects_positions_outside_the_output():
+    with pytest.raises(ValueError, match=r"position \(6, 0\) is outside the 6×6 output"):
+        explain_pixel(np.zeros((1, 8, 8)), np.ones((1, 3, 3)), (6, 0))
+    with pytest.raises(ValueError, match="same C"):
+        explain_pixel(np.zeros((3, 8, 8)), np.ones((1, 3, 3)), (0, 0))
+    e = explain_pixel(np.ones((1, 4, 4)), np.ones((1, 3, 3)), (0, 0), bias=-5.0, padding=1)
+    assert e.total == 4.0 and e.output == 0.0  # the corner patch hangs over 5 padding zeros
+    assert e.corner == (-1, -1) and e.span == (3, 3)
+    d = explain_pixel(np.arange(64.0).reshape(1, 8, 8), np.ones((1, 2, 2)), (1, 2), stride=2, dilation=3)
+    assert d.corner == (2, 4) and d.span == (4, 4)
+    assert d.patch[0].tolist() == [[20.0, 23.0], [44.0, 47.0]]
+    assert "relu" in repr(e) and "bias -5" in repr(e)
