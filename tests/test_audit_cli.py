@@ -1,0 +1,214 @@
+"""``biaslab audit`` end to end: targets, --json shape, contributions, --fix proofs, security, errors."""
+
+import json
+import textwrap
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from biaslab.audit import bias_contributions, find_biases, load_fixed, run_audit
+from biaslab.cli import app
+from biaslab.models import build_model
+
+runner = CliRunner()
+
+FACTORY = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 1),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+    def broken():
+        raise RuntimeError("weights server unreachable")
+
+    def not_a_model():
+        return 42
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            y = self.bn(self.conv(x))
+            return self.head((y if y.sum() > 0 else -y).mean((2, 3)))
+
+    def branchy():
+        return Branchy()
+""")
+
+
+@pytest.fixture
+def factory(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(FACTORY)
+    return path
+
+
+def run(*args):
+    return runner.invoke(app, ["audit", *map(str, args)])
+
+
+def assert_clean_error(res, out_dir, *words):
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in res.output
+    for w in words:
+        assert w in err, err
+    assert not (out_dir / "results.json").exists()
+
+
+def test_builtin_json_shape_and_outputs(tmp_path):
+    res = run("cnn-bn", "--json", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert set(d) >= {"biases", "bias_params", "total_params", "traced"}
+    assert d["traced"] is True
+    for b in d["biases"]:
+        assert set(b) >= {"module", "type", "numel", "status", "reason"}
+        assert isinstance(b["numel"], int) and b["status"] in ("redundant", "foldable", "active")
+    status = {b["module"]: b["status"] for b in d["biases"] if b["type"] == "Conv2d"}
+    assert status == {"0": "redundant", "4": "redundant"}
+    assert d["bias_params"] == sum(b["numel"] for b in d["biases"])
+    assert d["total_params"] == sum(p.numel() for p in build_model("cnn-bn").parameters())
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["schema"] == "biaslab.audit/1" and saved["biases"] == d["biases"]
+    assert (tmp_path / "audit_biases.png").is_file() and (tmp_path / "report.html").is_file()
+
+
+def test_factory_with_random_data_table_and_contribution_figure(factory, tmp_path):
+    res = run(f"{factory}:make", "--input-shape", "2,3,8,8", "--data", "random", "--samples", "16", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "Biases of" in res.stdout and "redundant" in res.stdout
+    d = json.loads((tmp_path / "results.json").read_text())
+    contrib = {c["param"]: c for c in d["contributions"]}
+    assert contrib["0.bias"]["output_change"] < 1e-5  # redundant: zeroing it (with correction) changes nothing
+    assert contrib["3.bias"]["relu_flips"] > 0 and contrib["7.bias"]["output_change"] > 0
+    assert (tmp_path / "audit_contributions.png").is_file()
+
+
+def test_contributions_match_a_direct_computation():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).eval()
+    X = torch.randn(50, 3)
+    y = torch.randint(0, 2, (50,))
+    contribs, acc = bias_contributions(model, find_biases(model, X[:2]), X, y, batch_size=16)
+    with torch.no_grad():
+        wx = X @ model[0].weight.T
+        b = model[0].bias.detach().clone()
+        out = model(X)
+        model[0].bias.zero_()
+        zeroed = model(X)
+        model[0].bias.copy_(b)
+    c = contribs[0]
+    assert c.bias_to_signal == pytest.approx(float((b.expand_as(wx)).norm() / wx.norm()), rel=1e-5)
+    assert c.relu_flips == pytest.approx(float(((wx + b > 0) != (wx > 0)).double().mean()))
+    assert c.output_change == pytest.approx(float((zeroed - out).norm() / out.norm()), rel=1e-5)
+    assert acc == pytest.approx(float((out.argmax(1) == y).double().mean()))
+    assert contribs[1].relu_flips is None  # the head feeds no ReLU
+
+
+def test_digits_data_reports_accuracy():
+    res = run_audit("mlp", data="digits", samples=64)
+    assert res.n_samples == 64 and 0.0 <= res.baseline_accuracy <= 1.0
+    assert all(c.accuracy_change is not None for c in res.contributions)
+
+
+def test_fix_and_fold_write_a_loadable_proven_state_dict(tmp_path):
+    out_pt = tmp_path / "fixed.pt"
+    res = run("cnn-bn", "--fix", out_pt, "--fold", "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert "load_fixed" in res.stdout
+    fix = json.loads((tmp_path / "o" / "results.json").read_text())["fix"]
+    assert fix["removed"] == ["0.bias", "4.bias"] and fix["folded"] == ["1", "5"]
+    assert {(p["what"], p["mode"]) for p in fix["proofs"]} == {
+        ("biases removed", "train"), ("biases removed", "eval"), ("BatchNorm folded", "eval")}
+    assert all(p["max_rel_diff"] <= p["tolerance"] for p in fix["proofs"])
+    torch.manual_seed(0)
+    original = build_model("cnn-bn").eval()
+    torch.manual_seed(1)
+    fresh = load_fixed(build_model("cnn-bn"), out_pt).eval()
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(fresh(x), original(x), atol=1e-5)
+    # conv biases removed (48) + BatchNorm γ and β folded away (96) − the new biases of the folded convs (48)
+    assert fix["params_saved"] == 48 + 96 - 48
+
+
+def test_checkpoint_with_arch(tmp_path):
+    torch.manual_seed(3)
+    ckpt = tmp_path / "w.pt"
+    torch.save(build_model("mlp").state_dict(), ckpt)
+    res = run(ckpt, "--arch", "mlp", "--json", "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["params"]["initial_weights"] is False
+    # the checkpoint's weights, not a fresh initialisation, are audited
+    assert d["biases"][0]["abs_mean"] == pytest.approx(float(torch.load(ckpt)["1.bias"].abs().mean()))
+
+
+def test_untraceable_factory_is_audited_with_a_warning(factory, tmp_path):
+    res = run(f"{factory}:branchy", "--input-shape", "2,3,8,8", "--json", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["traced"] is False and any("weaker guess" in w for w in d["warnings"])
+    assert {b["param"]: b["status"] for b in d["biases"]}["conv.bias"] == "redundant"
+    assert all("order-based" in b["reason"] for b in d["biases"])
+
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_pickled_payload_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "PWNED"
+    evil = tmp_path / "evil.pt"
+    torch.save({"0.weight": Payload(str(marker))}, evil)
+    assert not marker.exists()
+    res = run(evil, "--arch", "cnn-bn", "--out", tmp_path / "o")
+    assert_clean_error(res, tmp_path / "o", "refusing to load")
+    assert not marker.exists()
+
+
+def test_state_dict_mismatch_lists_the_keys(tmp_path):
+    state = build_model("cnn-bn").state_dict()
+    state.pop("0.weight")
+    state["extra.weight"] = torch.zeros(1)
+    state["9.weight"] = torch.zeros(3, 3)
+    ckpt = tmp_path / "bad.pt"
+    torch.save(state, ckpt)
+    res = run(ckpt, "--arch", "cnn-bn", "--out", tmp_path / "o")
+    assert_clean_error(res, tmp_path / "o", "missing: 0.weight", "unexpected: extra.weight", "9.weight (3, 3)")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["{f}:broken"], ["raised RuntimeError", "weights server unreachable"]),
+    (["{f}:not_a_model"], ["returned a int", "not a torch.nn.Module"]),
+    (["{f}:missing_fn"], ["no attribute 'missing_fn'"]),
+    (["{f}:make"], ["--input-shape"]),
+    (["{f}:make", "--input-shape", "2,5,8,8"], ["fails on an example input of shape (2, 5, 8, 8)"]),
+    (["{f}:make", "--input-shape", "2,x,8"], ["--input-shape must be positive integers"]),
+    (["nonexistent_model"], ["unknown target"]),
+    (["weights.pt"], ["pass --arch"]),
+    (["cnn-bn", "--fold"], ["--fold needs --fix"]),
+    (["cnn-bn", "--fix", "{d}"], ["cannot write --fix"]),
+    (["cnn-bn", "--samples", "0", "--data", "random"], ["--samples"]),
+])
+def test_bad_input_is_one_line_and_exit_2(factory, tmp_path, args, words):
+    res = run(*[a.format(f=factory, d=tmp_path) for a in args], "--out", tmp_path / "o")
+    assert_clean_error(res, tmp_path / "o", *words)
+
+
+def test_help_warns_that_factories_run_code():
+    res = runner.invoke(app, ["audit", "--help"])
+    assert res.exit_code == 0 and "RUNS" in res.output and "weights_only" in res.output

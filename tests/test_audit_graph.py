@@ -1,0 +1,255 @@
+"""find_biases: each rule of the analysis, checked against what removing the bias really does."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from biaslab.audit import compare_outputs, find_biases, remove_redundant_biases
+from biaslab.io import BiaslabError
+from biaslab.zoo import SelfAttention, build_zoo_model
+
+
+def by_param(findings):
+    return {f.param: f for f in findings}
+
+
+def warmed(model, shape, steps=3):
+    """Give BatchNorm / InstanceNorm running statistics that are not the initial 0 / 1."""
+    model.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            model(torch.randn(shape) * 2 + 1)
+    return model.eval()
+
+
+def zero_changes_output(model, param, x, mode="train"):
+    """Does zeroing ``param`` (no correction) change the output in ``mode``?"""
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.get_parameter(param).zero_()
+    return compare_outputs(model, other, [(x,)], mode).max_rel_diff > 1e-4
+
+
+def assert_equivalent(model, x, tol=1e-5):
+    fixed = remove_redundant_biases(model, x)
+    inputs = [(x,), (torch.randn_like(x),)]
+    assert compare_outputs(model, fixed, inputs, "train").max_rel_diff < tol
+    assert compare_outputs(model, fixed, inputs, "eval").max_rel_diff < tol
+    return fixed
+
+
+class Skip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.bn(y) + y
+
+
+def test_conv_then_batchnorm_is_redundant_and_removal_keeps_train_and_eval():
+    torch.manual_seed(0)
+    model = warmed(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), (4, 3, 8, 8))
+    f = by_param(find_biases(model, torch.randn(2, 3, 8, 8)))
+    assert f["0.bias"].status == "redundant" and f["0.bias"].consumer == "1"
+    assert torch.allclose(f["0.bias"].correction, model[0].bias.detach())
+    assert f["1.bias"].status == "foldable" and f["1.bias"].consumer == "0"
+    fixed = assert_equivalent(model, torch.randn(3, 3, 8, 8))
+    assert fixed[0].bias is None and model[0].bias is not None
+
+
+def test_nonlinearity_and_second_consumer_keep_the_bias_active():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    relu_first = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4))
+    f = by_param(find_biases(relu_first, x))["0.bias"]
+    assert f.status == "active" and "ReLU" in f.reason and f.feeds_relu
+    assert zero_changes_output(relu_first, "0.bias", x)
+    skip = Skip()
+    f = by_param(find_biases(skip, x))["conv.bias"]
+    assert f.status == "active" and "2 consumers" in f.reason
+    assert zero_changes_output(skip, "conv.bias", x)
+
+
+def test_pooling_and_flatten_keep_the_offset_per_channel():
+    torch.manual_seed(0)
+    model = warmed(nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2), nn.AvgPool2d(2), nn.Flatten(),
+                                 nn.BatchNorm1d(4 * 1 * 1)), (4, 3, 6, 6))
+    f = by_param(find_biases(model, torch.randn(2, 3, 6, 6)))["0.bias"]
+    assert f.status == "redundant" and "MaxPool2d" in f.reason and "Flatten" in f.reason
+    assert_equivalent(model, torch.randn(3, 3, 6, 6))
+
+
+def test_flatten_of_a_feature_map_into_batchnorm1d_corrects_each_feature():
+    torch.manual_seed(0)
+    model = warmed(nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.BatchNorm1d(3 * 4 * 4)), (4, 2, 6, 6))
+    f = by_param(find_biases(model, torch.randn(2, 2, 6, 6)))["0.bias"]
+    assert f.status == "redundant"
+    assert torch.allclose(f.correction, model[0].bias.detach().repeat_interleave(16))
+    assert_equivalent(model, torch.randn(3, 2, 6, 6))
+
+
+def test_zero_padded_average_pool_breaks_redundancy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(3, stride=1, padding=1), nn.BatchNorm2d(4))
+    x = torch.randn(2, 3, 8, 8)
+    f = by_param(find_biases(model, x))["0.bias"]
+    assert f.status == "active"
+    assert zero_changes_output(model, "0.bias", x)
+    model[1].count_include_pad = False
+    assert by_param(find_biases(model, x))["0.bias"].status == "redundant"
+
+
+def test_dropout_before_batchnorm_is_not_provably_redundant():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout(0.5), nn.BatchNorm2d(4))
+    f = by_param(find_biases(model, torch.randn(2, 3, 8, 8)))["0.bias"]
+    assert f.status == "active" and "Dropout" in f.reason
+
+
+@pytest.mark.parametrize("track", [False, True])
+def test_instance_norm_cancels_a_per_channel_bias(track):
+    torch.manual_seed(0)
+    model = warmed(nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=True, track_running_stats=track)),
+                   (4, 3, 8, 8))
+    f = by_param(find_biases(model, torch.randn(2, 3, 8, 8)))["0.bias"]
+    assert f.status == "redundant"
+    assert (f.correction is not None) == track
+    assert_equivalent(model, torch.randn(2, 3, 8, 8))
+
+
+def test_groupnorm_cancels_only_the_per_group_mean():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4))
+    f = by_param(find_biases(model, x))["0.bias"]
+    b = model[0].bias.detach().double().view(2, 2)
+    expected = float(b.mean(1, keepdim=True).expand_as(b).pow(2).sum() / b.pow(2).sum())
+    assert f.status == "active" and f.cancelled_fraction == pytest.approx(expected)
+    assert zero_changes_output(model, "0.bias", x)
+    with torch.no_grad():  # constant within each group: now it cancels
+        model[0].bias.copy_(torch.tensor([0.3, 0.3, -1.0, -1.0]))
+    assert by_param(find_biases(model, x))["0.bias"].status == "redundant"
+    assert_equivalent(model, x)
+    per_channel = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(4, 4))  # one channel per group
+    assert by_param(find_biases(per_channel, x))["0.bias"].status == "redundant"
+
+
+def test_linear_before_layernorm_is_reported_as_partly_cancelled():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 6), nn.LayerNorm(6))
+    x = torch.randn(4, 5)
+    f = by_param(find_biases(model, x))["0.bias"]
+    b = model[0].bias.detach().double()
+    assert f.status == "active"
+    assert f.cancelled_fraction == pytest.approx(float(6 * b.mean() ** 2 / b.pow(2).sum()))
+    assert "only" in f.reason and "LayerNorm" in f.reason
+    with torch.no_grad():
+        model[0].bias.fill_(0.7)
+    assert by_param(find_biases(model, x))["0.bias"].status == "redundant"
+    assert_equivalent(model, x)
+
+
+def test_affine_then_linear_is_foldable():
+    model = nn.Sequential(nn.Linear(4, 5), nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 2))
+    f = by_param(find_biases(model, torch.randn(2, 4)))
+    assert f["0.bias"].status == "foldable" and f["0.bias"].consumer == "1"
+    assert f["1.bias"].status == "active" and f["3.bias"].status == "active"
+
+
+def test_attention_key_bias_is_cancelled_by_softmax():
+    torch.manual_seed(0)
+    attn = SelfAttention(8, 2)
+    x = torch.randn(2, 5, 8)
+    f = by_param(find_biases(attn, x))
+    assert f["key.bias"].status == "redundant" and "softmax" in f["key.bias"].reason
+    assert f["query.bias"].status == "active"
+    assert not zero_changes_output(attn, "key.bias", x)
+    assert zero_changes_output(attn, "query.bias", x)
+    assert_equivalent(attn, x)
+    # softmax rows sum to one, so the value bias passes through attention unchanged into the projection
+    assert f["value.bias"].status == "foldable" and f["value.bias"].consumer == "proj"
+    moved = copy.deepcopy(attn)
+    with torch.no_grad():
+        moved.proj.bias += moved.proj.weight @ moved.value.bias
+        moved.value.bias.zero_()
+    assert compare_outputs(attn, moved, [(x,)], "eval").max_rel_diff < 1e-5
+
+
+def test_opaque_library_layer_biases_are_active_and_explained():
+    model = nn.Sequential(nn.Linear(4, 8), nn.TransformerEncoderLayer(8, 2, 16, batch_first=True))
+    f = by_param(find_biases(model, torch.randn(2, 3, 4)))
+    assert f["1.self_attn.in_proj_bias"].status == "active"
+    assert "opaque" in f["1.self_attn.out_proj.bias"].reason
+
+
+class Branchy(nn.Module):
+    """fx cannot trace the data-dependent branch: the audit falls back to hooks."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        if y.sum() > 0:
+            y = y * 2
+        return self.head(y.mean((2, 3)))
+
+
+def test_untraceable_model_falls_back_to_an_order_based_guess():
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="weaker guess"):
+        findings = find_biases(Branchy(), torch.randn(2, 3, 8, 8))
+    f = by_param(findings)
+    assert all(not x.traced for x in findings)
+    assert f["conv.bias"].status == "redundant" and f["bn.bias"].status == "foldable"
+    assert f["head.bias"].status == "active"
+
+
+def test_wrong_input_is_a_clear_error():
+    with pytest.raises(BiaslabError, match="fails on an example input of shape"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            find_biases(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), torch.randn(2, 5, 8, 8))
+
+
+def test_find_biases_leaves_the_model_untouched():
+    torch.manual_seed(0)
+    model = build_zoo_model("vgg11_bn", (3, 8, 8)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    find_biases(model, torch.randn(2, 3, 8, 8))
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("name", ["vgg11_bn", "transformer", "resnet18"])
+def test_zoo_removal_is_equivalent(name):
+    torch.manual_seed(0)
+    model = warmed(build_zoo_model(name, (3, 8, 8)), (4, 3, 8, 8), steps=1)
+    findings = find_biases(model, torch.randn(2, 3, 8, 8))
+    redundant = {f.param for f in findings if f.status == "redundant"}
+    expected = {"vgg11_bn": 8, "transformer": 2, "resnet18": 0}[name]
+    assert len(redundant) == expected
+    # float32 through up to 8 BatchNorms in training mode, the last over 1×1 maps: rounding, not bias
+    assert_equivalent(model, torch.randn(8, 3, 8, 8), tol=1e-4)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    c_in=st.integers(1, 3), c_out=st.integers(1, 4), k=st.integers(1, 3),
+    pool=st.sampled_from(["none", "max", "avg", "adaptive"]), seed=st.integers(0, 10_000),
+)
+def test_removal_matches_the_original_for_random_conv_bn_stacks(c_in, c_out, k, pool, seed):
+    torch.manual_seed(seed)
+    layers = [nn.Conv2d(c_in, c_out, k, padding=k // 2)]
+    layers += {"none": [], "max": [nn.MaxPool2d(2)], "avg": [nn.AvgPool2d(2)], "adaptive": [nn.AdaptiveAvgPool2d(2)]}[pool]
+    model = warmed(nn.Sequential(*layers, nn.BatchNorm2d(c_out), nn.ReLU()), (3, c_in, 6, 6), steps=2)
+    x = torch.randn(3, c_in, 6, 6)
+    assert by_param(find_biases(model, x))["0.bias"].status == "redundant"
+    assert_equivalent(model, x)
