@@ -8,6 +8,7 @@ Every command takes ``--seed``, ``--out DIR`` (results.json, figures, report.htm
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -192,8 +193,250 @@ def demo(
         print(res.report)
 
 
+@app.command()
+def conv(
+    builtin: Annotated[
+        Optional[str], typer.Option(help="scikit-image picture: camera, astronaut, coffee, coins, ... [default: camera].")
+    ] = None,
+    image: Annotated[Optional[Path], typer.Option(help="Your own image file (PNG, JPEG, ...) instead.")] = None,
+    color: Annotated[bool, typer.Option("--color", help="Use the 3 colour channels instead of grey.")] = False,
+    kernel: Annotated[
+        Optional[list[str]],
+        typer.Option("--kernel", help="sobel-x, sobel-y, laplacian, gaussian, sharpen, emboss; repeat or "
+                     "comma-separate [default: gaussian,sobel-x,laplacian when no kernel is given]."),
+    ] = None,
+    kernel_file: Annotated[
+        Optional[Path], typer.Option(help="Kernel weights: .npy of (kH,kW), (C,kH,kW) or (K,C,kH,kW), or a .txt grid.")
+    ] = None,
+    random: Annotated[int, typer.Option("--random", help="Add this many random (He-normal) kernels.")] = 0,
+    kernel_size: Annotated[int, typer.Option(help="Size of the random kernels.")] = 3,
+    bias: Annotated[
+        Optional[list[str]], typer.Option("--bias", help="Bias value(s); repeat or comma-separate [default: -0.5,0,0.5].")
+    ] = None,
+    activation: Annotated[str, typer.Option(help="relu, leaky_relu, sigmoid, tanh, gelu or identity.")] = "relu",
+    explain: Annotated[
+        Optional[str], typer.Option(help="ROW,COL of an output value to break down: patch, kernel, product, Σ, +b.")
+    ] = None,
+    stride: Annotated[int, typer.Option(help="Stride of the convolution.")] = 1,
+    padding: Annotated[str, typer.Option(help="'same' (output as large as the image), 'valid' or an int.")] = "same",
+    max_size: Annotated[int, typer.Option(help="Block-average larger images down to at most this many pixels a side.")] = 512,
+    check_torch: Annotated[
+        bool, typer.Option(help="Also compute the maps with torch.nn.functional.conv2d and report the difference.")
+    ] = True,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    fmt: FormatOpt = "png",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Conv feature maps activation(Σ(input * kernel) + b) of an image, with and without bias."""
+    from .feature_maps import run_conv
+
+    def build():
+        biases = [v for item in (bias or ["-0.5,0,0.5"]) for v in split_list(item, float, "--bias")]
+        names = [v for item in (kernel or []) for v in split_list(item)]
+        position = None
+        if explain is not None:
+            position = split_list(explain, int, "--explain")
+            if len(position) != 2:
+                raise BiaslabError(f"--explain needs ROW,COL, two integers (got {explain!r})")
+        pad = int(padding) if padding.lstrip("-").isdigit() else padding
+        return run_conv(
+            builtin=builtin, image=image, color=color, kernels=names, kernel_file=kernel_file, random=random,
+            kernel_size=kernel_size, biases=biases, activation=activation,
+            explain=tuple(position) if position else None, stride=stride, padding=pad, max_size=max_size,
+            check_torch=check_torch, seed=seed, progress=show_progress(quiet, json_output),
+        )
+
+    emit("conv", build, out, fmt, json_output, quiet)
+
+
+@app.command()
+def ablate(
+    model: Annotated[str, typer.Option(help="Model(s), comma-separated: linear, mlp, cnn, cnn-bn.")] = "cnn",
+    dataset: Annotated[
+        str, typer.Option(help="Built-in data set(s), comma-separated: digits, faces, breast_cancer, wine, iris.")
+    ] = "digits",
+    data: Annotated[
+        Optional[Path],
+        typer.Option("--data", help="Your data instead of --dataset: an MNIST IDX directory, an image folder (one subfolder per class) or an .npz with X and y (optionally X_test, y_test)."),
+    ] = None,
+    variants: Annotated[
+        str, typer.Option(help="Variants to compare: with-bias, no-bias, conv-no-bias, head-no-bias.")
+    ] = "with-bias,no-bias",
+    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (>= 2) [default: 5; 3 with --quick].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: per model, see above].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: per model].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size [default: per model].")] = None,
+    input_offset: Annotated[
+        float, typer.Option(help="Add this constant to every input (un-centred data, where a bias matters most).")
+    ] = 0.0,
+    standardize: Annotated[
+        bool, typer.Option("--standardize/--no-standardize", help="Z-score inputs with training statistics.")
+    ] = True,
+    max_train: Annotated[Optional[int], typer.Option(help="Use at most this many training samples (stratified).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Few epochs and 3 seeds: about a minute on 2 CPU cores.")] = False,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    fmt: FormatOpt = "png",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the same network with and without bias over seeds; paired statistics and a verdict.
+
+    Each (variant, seed) of a configuration trains at once as one batched model. Per-model
+    defaults (Adam): linear lr 0.05, batch 32, 30 epochs (10 with --quick); mlp lr 0.003,
+    batch 32, 30 epochs (10); cnn and cnn-bn lr 0.003, batch 64, 20 epochs (6). Finished
+    runs go to OUT/runs.jsonl at once; re-running the same command skips them (resume after
+    Ctrl-C). Seeds are SEED, SEED+1, ...; SEED also fixes the train/test split. Test
+    accuracy is also measured under brightness, contrast and noise shifts.
+    """
+    from .ablate import AblationInterrupted, run_ablate
+
+    out_dir = out if out is not None else Path("biaslab-out") / "ablate"
+
+    def build():
+        return run_ablate(
+            models=split_list(model), datasets=split_list(dataset), data_path=data,
+            variants=split_list(variants), seeds=seeds, epochs=epochs, lr=lr, batch_size=batch_size,
+            input_offset=input_offset, standardize=standardize, quick=quick, max_train=max_train,
+            device=device, seed=seed, out_dir=out_dir, show_progress=show_progress(quiet, json_output),
+        )
+
+    try:
+        emit("ablate", build, out_dir, fmt, json_output, quiet)
+    except KeyboardInterrupt as exc:  # AblationInterrupted says what was saved
+        message = str(exc) if isinstance(exc, AblationInterrupted) else (
+            f"interrupted; finished runs are kept in {out_dir / 'runs.jsonl'}; run the same command again to resume"
+        )
+        print(f"biaslab: {message}", file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
+denoise_app = typer.Typer(rich_markup_mode=None)
+app.add_typer(denoise_app, name="denoise")
+
+
+@denoise_app.callback(invoke_without_command=True)
+def denoise(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller net, σ ∈ [0, 20], 400 steps: about 1.5 minutes on 2 CPU cores.")
+    ] = False,
+    sigma_max: Annotated[
+        Optional[float], typer.Option(help="Train on σ ∈ [0, SIGMA_MAX], 0-255 scale [default: 10; 20 with --quick].")
+    ] = None,
+    images: Annotated[
+        Optional[Path], typer.Option(help="Folder of your images (the last fifth is held out for testing).")
+    ] = None,
+    depth: Annotated[Optional[int], typer.Option(help="Number of conv layers [default: 8; 6 with --quick].")] = None,
+    width: Annotated[Optional[int], typer.Option(help="Channels per hidden layer [default: 32].")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps [default: 1200; 400 with --quick].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Patches per step [default: 32].")] = None,
+    patch_size: Annotated[Optional[int], typer.Option(help="Patch side in pixels [default: 32; 24 with --quick].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate [default: 0.002].")] = None,
+    eval_crop: Annotated[
+        Optional[int], typer.Option(help="Side of the centre crop of each test image [default: 192; 128 with --quick].")
+    ] = None,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    fmt: FormatOpt = "png",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Bias-free denoising (Mohan et al., ICLR 2020): train on low noise, test far outside it.
+
+    Trains a DnCNN with biases and its bias-free twin on the same patches with noise
+    σ ∈ [0, SIGMA_MAX], then compares them on held-out images up to σ = 100. Also measures scale equivariance f(α·y) = α·f(y) and shows the bias-free network as an
+    adaptive linear filter (rows of its Jacobian). The weights are saved in OUT for
+    `biaslab denoise apply`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .denoise import run_denoise
+
+    out_dir = out if out is not None else Path("biaslab-out") / "denoise"
+    emit(
+        "denoise",
+        lambda: run_denoise(
+            quick=quick, depth=depth, width=width, steps=steps, batch_size=batch_size, patch_size=patch_size,
+            sigma_max=sigma_max, lr=lr, eval_crop=eval_crop, images=images, seed=seed, device=device,
+            save_dir=out_dir, show_progress=show_progress(quiet, json_output),
+        ),
+        out_dir, fmt, json_output, quiet,
+    )
+
+
+@denoise_app.command("apply")
+def denoise_apply(
+    model: Annotated[Path, typer.Option(help="Weights saved by `biaslab denoise` (e.g. denoiser_bias_free.pt).")],
+    image: Annotated[Path, typer.Option(help="Your image (PNG, JPEG, ...).")],
+    sigma: Annotated[float, typer.Option(help="Gaussian noise to add first, 0-255 scale (0: denoise as is).")] = 25.0,
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    fmt: FormatOpt = "png",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Add noise of level SIGMA to an image and denoise it with a saved network; writes PNGs and PSNR."""
+    from .denoise import apply_denoiser
+
+    emit("denoise-apply", lambda: apply_denoiser(model, image, sigma, seed=seed, device=device),
+         out, fmt, json_output, quiet)
+
+
+@app.command()
+def audit(
+    target: Annotated[str, typer.Argument(
+        help="file.py:factory or package.module:factory (IMPORTS AND RUNS THAT CODE: audit only code you "
+             "trust), a state_dict FILE.pt with --arch, or a built-in: resnet18, vgg11_bn, mobilenet_v2, "
+             "transformer, resnet50, linear, mlp, cnn, cnn-bn.")],
+    arch: Annotated[Optional[str], typer.Option(
+        help="Architecture of a FILE.pt state_dict: a built-in name or file.py:factory (runs that code). "
+             "The file itself is loaded with weights_only=True; pickled code is refused.")] = None,
+    input_shape: Annotated[Optional[str], typer.Option(
+        help="Example input N,C,H,W (batch first; N >= 2 for the train-mode proof) [default: 2,<model's own>].")] = None,
+    data: Annotated[Optional[str], typer.Option(
+        help="Measure contributions on data: random (inputs of --input-shape), digits, faces, ... or a data path.")] = None,
+    samples: Annotated[int, typer.Option(help="Number of data inputs used for contributions.")] = 128,
+    fix: Annotated[Optional[Path], typer.Option(
+        help="Write a state_dict without the redundant biases to this .pt file, after proving it equivalent.")] = None,
+    fold: Annotated[bool, typer.Option(help="With --fix: also fold BatchNorm into the layer before it (inference only).")] = False,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    fmt: FormatOpt = "png",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a proven fix."""
+    captured = []
+
+    def build():
+        from .audit import run_audit
+        from .audit.run import parse_shape
+
+        result = run_audit(target, arch=arch, input_shape=parse_shape(input_shape), data=data, samples=samples,
+                           fix=fix, fold=fold, seed=seed, device=device,
+                           show_progress=show_progress(quiet, json_output))
+        captured.append(result)
+        return result
+
+    emit("audit", build, out, fmt, json_output, quiet)
+    if not json_output and not quiet:
+        from rich.console import Console
+
+        Console(highlight=False).print(captured[0].table())
+
+
 def main() -> None:
     """Console entry point."""
+    # torch's OpenMP threads spin-wait by default, which costs several times the run time
+    # on a busy machine with few cores; set before torch is imported (the user's value wins).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
 
 

@@ -34,10 +34,43 @@ def _relu(seed: int, show_progress: bool) -> Result:
     return run_relu(seed=seed)
 
 
+def _conv(seed: int, show_progress: bool) -> Result:
+    from .feature_maps import run_conv
+
+    return run_conv(builtin="camera", kernels=("gaussian", "sobel-x"), max_size=256, explain=(64, 128),
+                    check_torch=False, seed=seed, progress=show_progress)
+
+
+def _ablate(seed: int, show_progress: bool) -> Result:
+    from .ablate import run_ablate
+
+    # ``biaslab ablate --quick``: cnn on digits, 3 seeds, 6 epochs; no runs.jsonl to resume from.
+    return run_ablate(quick=True, seed=seed, out_dir=None, show_progress=show_progress)
+
+
+def _audit(seed: int, show_progress: bool) -> Result:
+    from .audit import run_audit
+
+    # VGG-11-BN keeps a conv bias before each BatchNorm, as torchvision's does: 8 of them are redundant.
+    return run_audit("vgg11_bn", input_shape=(2, 3, 16, 16), data="random", samples=16, seed=seed,
+                     show_progress=show_progress)
+
+
+def _denoise(seed: int, show_progress: bool) -> Result:
+    from .denoise import run_denoise
+
+    # ``biaslab denoise --quick`` with a smaller net and fewer steps; no weights saved.
+    return run_denoise(quick=True, depth=5, width=24, steps=300, seed=seed, show_progress=show_progress)
+
+
 #: The demo's steps, in report order. Each experiment module adds its quick run here.
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("regression", _regression),
     DemoStep("relu", _relu),
+    DemoStep("conv", _conv),
+    DemoStep("ablate", _ablate),
+    DemoStep("audit", _audit),
+    DemoStep("denoise", _denoise),
 ]
 
 
