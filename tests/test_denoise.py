@@ -99,7 +99,7 @@ def test_sample_patches_shapes_range_and_determinism():
 def test_training_is_deterministic_and_trains_both_nets_on_the_same_data():
     a, b = _trained_pair(seed=5), _trained_pair(seed=5)
     for k in a:
-        for (n1, t1), (n2, t2) in zip(a[k].state_dict().items(), b[k].state_dict().items()):
+        for (n1, t1), (_, t2) in zip(a[k].state_dict().items(), b[k].state_dict().items()):
             torch.testing.assert_close(t1, t2, rtol=0, atol=0, msg=f"{k}.{n1}")
     assert not a["with_bias"].training and not a["bias_free"].training
 

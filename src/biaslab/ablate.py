@@ -487,7 +487,7 @@ def run_ablate(
         ) from None
 
     configs = []
-    for model, ds, cfg, settings, params in plan:
+    for model, ds, _cfg, settings, params in plan:
         key = _config_key(settings)
         runs = {v: [done[(key, v, s)] for s in seed_list] for v in variants}
         pairs = _more_biases_first(variants, params)

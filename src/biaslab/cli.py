@@ -62,8 +62,15 @@ def show_progress(quiet: bool, json_output: bool) -> bool:
     return progress_enabled(quiet, json_output)
 
 
-def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, json_output: bool, quiet: bool) -> None:
-    """Run ``build`` (a library call returning a Result), save outputs, print the result.
+def make_console():
+    """A rich console on stdout; wide enough for tables when stdout is a pipe or a file."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, json_output: bool, quiet: bool):
+    """Run ``build`` (a library call returning a Result), save outputs, print and return the result.
 
     BiaslabError from any step becomes one stderr line and exit code 2.
     """
@@ -77,11 +84,10 @@ def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, 
     if json_output:
         print(json.dumps(to_jsonable(result.to_dict())))
     elif not quiet:
-        from rich.console import Console
-
-        console = Console(highlight=False)
+        console = make_console()
         console.print(result.summary(), soft_wrap=False)
         console.print(f"[dim]results: {saved.results}  report: {saved.report}[/dim]")
+    return result
 
 
 def _version(value: bool) -> None:
@@ -413,23 +419,18 @@ def audit(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a proven fix."""
-    captured = []
 
     def build():
         from .audit import run_audit
         from .audit.run import parse_shape
 
-        result = run_audit(target, arch=arch, input_shape=parse_shape(input_shape), data=data, samples=samples,
-                           fix=fix, fold=fold, seed=seed, device=device,
-                           show_progress=show_progress(quiet, json_output))
-        captured.append(result)
-        return result
+        return run_audit(target, arch=arch, input_shape=parse_shape(input_shape), data=data, samples=samples,
+                         fix=fix, fold=fold, seed=seed, device=device,
+                         show_progress=show_progress(quiet, json_output))
 
-    emit("audit", build, out, fmt, json_output, quiet)
+    result = emit("audit", build, out, fmt, json_output, quiet)
     if not json_output and not quiet:
-        from rich.console import Console
-
-        Console(highlight=False).print(captured[0].table())
+        make_console().print(result.table())
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,9 +380,7 @@ def load_denoiser(path: str | Path, device: torch.device | str = "cpu") -> DnCNN
     architecture is refused with a :class:`BiaslabError`.
     """
     path = Path(path)
-    with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it then refuses
-        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-        state = safe_torch_load(path, map_location="cpu")
+    state = safe_torch_load(path, map_location="cpu")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BiaslabError(f"{path} is not a state_dict (a dict of tensors); save model.state_dict()")
     meta = path.with_suffix(".json")

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,9 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     if not p.is_file():
         raise BiaslabError(f"checkpoint {p} does not exist; pass the path of a saved state_dict")
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it then refuses
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BiaslabError(
