@@ -56,6 +56,11 @@ def split_list(value: str | None, cast: Callable = str, name: str = "value") -> 
         raise BiaslabError(f"{name} must be a comma-separated list of numbers (got {value!r})") from None
 
 
+def split_repeated(values: list[str] | None, default: str, cast: Callable = str, name: str = "value") -> list:
+    """A repeatable option whose items may also be comma-separated: ``["1,2", "3"]`` → ``[1, 2, 3]``."""
+    return [v for item in (values or [default]) for v in split_list(item, cast, name)]
+
+
 def show_progress(quiet: bool, json_output: bool) -> bool:
     from .progress import progress_enabled
 
@@ -164,7 +169,7 @@ def relu(
     from .activations import run_relu
 
     def build():
-        biases = [v for item in (b or ["-2,-1,0,1,2"]) for v in split_list(item, float, "--b")]
+        biases = split_repeated(b, "-2,-1,0,1,2", float, "--b")
         pw = split_list(plane_w, float, "--plane-w")
         if len(pw) != 2:
             raise BiaslabError(f"--plane-w needs two numbers w1,w2 (got {plane_w!r})")
@@ -239,8 +244,8 @@ def conv(
     from .feature_maps import run_conv
 
     def build():
-        biases = [v for item in (bias or ["-0.5,0,0.5"]) for v in split_list(item, float, "--bias")]
-        names = [v for item in (kernel or []) for v in split_list(item)]
+        biases = split_repeated(bias, "-0.5,0,0.5", float, "--bias")
+        names = split_repeated(kernel, "")
         position = None
         if explain is not None:
             position = split_list(explain, int, "--explain")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import check_finite
 from .io import BiaslabError
 
 __all__ = ["KERNELS", "named_kernel", "load_kernel_file", "random_kernels", "spread_over_channels"]
@@ -72,8 +73,7 @@ def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:
         raise BiaslabError(
             f"kernel file {p} has shape {weights.shape}; use (kH, kW), ({channels}, kH, kW) or (K, {channels}, kH, kW)"
         )
-    if not np.isfinite(weights).all():
-        raise BiaslabError(f"kernel file {p} contains NaN or infinite weights")
+    check_finite(f"kernel file {p}", weights)
     if weights.ndim == 4:
         if weights.shape[1] != channels:
             raise BiaslabError(

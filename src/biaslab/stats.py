@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .data import check_finite
 from .io import BiaslabError
 
 __all__ = [
@@ -51,9 +52,7 @@ def _check_values(values: np.ndarray, what: str) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     if x.size < 2:
         raise BiaslabError(f"{what} needs at least 2 seeds (got {x.size}); use --seeds 2 or more")
-    if not np.all(np.isfinite(x)):
-        raise BiaslabError(f"{what} contains NaN or infinite values")
-    return x
+    return check_finite(what, x)
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
