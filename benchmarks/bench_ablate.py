@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from biaslab.data import load_dataset
+from biaslab.datasets import load_dataset
 from biaslab.device import resolve_device
 from biaslab.models import init_model
 from biaslab.train import TrainConfig, train_batched, train_model

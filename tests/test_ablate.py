@@ -132,7 +132,7 @@ def test_cli_json_shape_files_and_resume(tmp_path):
     assert isinstance(c["diff_mean"], float) and isinstance(c["p_value"], float)
     assert c["verdict"] in ("bias helps", "no significant difference", "bias hurts")
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["schema"] == "biaslab.ablate/1" and saved["variants"] == d["variants"]
+    assert saved["schema"] == "biaslab.ablate/2" and saved["variants"] == d["variants"]
     for fig in ("ablate_accuracy", "ablate_curves", "ablate_shift"):
         assert (tmp_path / f"{fig}.png").stat().st_size > 10_000
     assert "data:image/png;base64" in (tmp_path / "report.html").read_text()

@@ -76,7 +76,7 @@ def test_builtin_json_shape_and_outputs(tmp_path):
     assert d["bias_params"] == sum(b["numel"] for b in d["biases"])
     assert d["total_params"] == sum(p.numel() for p in build_model("cnn-bn").parameters())
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["schema"] == "biaslab.audit/1" and saved["biases"] == d["biases"]
+    assert saved["schema"] == "biaslab.audit/2" and saved["biases"] == d["biases"]
     assert (tmp_path / "audit_biases.png").is_file() and (tmp_path / "report.html").is_file()
 
 

@@ -39,7 +39,8 @@ def test_regression_json_shape_and_files(tmp_path):
     assert d["without_bias"]["mse"] == 4.4679407950601835
     assert d["with_bias"]["mse"] == 3.3005671804446304
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["schema"] == "biaslab.regression/1"
+    assert saved["schema"] == "biaslab.regression/2"
+    assert saved == d  # results.json and --json hold the same payload
     assert saved["with_bias"] == d["with_bias"]
     assert (tmp_path / "regression.png").stat().st_size > 10_000
     assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
@@ -50,7 +51,7 @@ def test_regression_svg_and_summary(tmp_path):
     assert res.exit_code == 0
     svg = (tmp_path / "regression.svg").read_text()
     assert "Linear Regression Comparison" in svg and "Without Bias (MSE:" in svg
-    assert "agree" in res.stdout
+    assert "does not lower the train MSE by at least 1%" in res.stdout
 
 
 def test_quiet_prints_nothing(tmp_path):

@@ -25,7 +25,7 @@ def test_conv_end_to_end(tmp_path, picture):
                                  "--bias", "-0.5", "--bias", "0,0.5", "--explain", "3,4", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
-    assert data["schema"] == "biaslab.conv/1" and data["command"] == "conv"
+    assert data["schema"] == "biaslab.conv/2" and data["command"] == "conv"
     assert [k["name"] for k in data["kernels"]] == ["sobel-x", "gaussian"]
     assert data["biases"] == [-0.5, 0.0, 0.5]
     for k in data["kernels"]:

@@ -60,7 +60,7 @@ def test_denoise_json_shape_and_files(trained):
     assert d["settings"]["depth"] == 3 and d["settings"]["steps"] == 3 and d["settings"]["seed"] == 3
     assert d["test_images"] and not set(d["test_images"]) & set(d["train_images"])
     saved = json.loads((out / "results.json").read_text())
-    assert saved["schema"] == "biaslab.denoise/1" and saved["psnr"] == d["psnr"]
+    assert saved["schema"] == "biaslab.denoise/2" and saved["psnr"] == d["psnr"]
     for name in ("denoise_psnr", "denoise_examples", "denoise_jacobian", "denoise_equivariance"):
         assert (out / f"{name}.png").stat().st_size > 5_000, name
     assert "held-out" in (out / "report.md").read_text().lower()
@@ -99,7 +99,7 @@ def test_denoise_apply_writes_pngs_and_psnr(trained, image, tmp_path):
         with Image.open(tmp_path / f"{name}.png") as im:
             assert im.size == (44, 36)
     assert (tmp_path / "denoise_apply.png").is_file()
-    assert json.loads((tmp_path / "results.json").read_text())["schema"] == "biaslab.denoise-apply/1"
+    assert json.loads((tmp_path / "results.json").read_text())["schema"] == "biaslab.denoise-apply/2"
 
 
 def test_help_shows_both_commands():

@@ -4,16 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biaslab.data import (
-    DATASETS,
-    SHIFTS,
-    apply_shift,
-    load_data_path,
-    load_dataset,
-    load_idx_dir,
-    load_image_folder,
-    make_dataset,
-)
+from biaslab.datasets import DATASETS, load_data_path, load_dataset, make_dataset
+from biaslab.formats import load_idx_dir, load_image_folder
+from biaslab.shifts import SHIFTS, apply_shift
 from biaslab.io import BiaslabError
 
 

@@ -13,8 +13,15 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
     names = [s.name for s in DEMO_STEPS]
     assert d["sections"] == names
     assert {"regression", "relu", "conv", "ablate", "audit", "denoise"} <= set(names)
-    assert d["results"]["regression"]["with_bias"]["mse"] == 3.3005671804446304
+    assert json.loads((tmp_path / "results.json").read_text()) == d
+    regression = json.loads((tmp_path / "regression" / "results.json").read_text())
+    assert regression["with_bias"]["mse"] == 3.3005671804446304
     page = (tmp_path / "report.html").read_text()
+    # the report opens with the classic claims, each linked to its section
+    assert page.index("The claims, measured") < page.index("<nav class='toc'>")
+    classic = {c["id"]: c for c in d["claims"]}
+    assert classic["bias_lowers_regression_error"]["holds"] is True
+    assert "href=\"#regression\"" in page and "id='regression'" in page
     for name in names:
         saved = json.loads((tmp_path / name / "results.json").read_text())
         assert saved["command"] == name
@@ -25,10 +32,15 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
     assert (tmp_path / "report.md").is_file()
 
 
-def test_demo_prints_report_path_and_uses_steps_given(tmp_path):
+def test_demo_uses_the_steps_given(tmp_path):
     from biaslab.activations import run_relu
 
-    res = run_demo(tmp_path, steps=[DemoStep("relu", lambda seed, progress: run_relu(w=2.0))])
-    assert res.report == tmp_path / "report.html"
-    assert list(res.results) == ["relu"] and res.results["relu"]["w"] == 2.0
-    assert "Bias as the relu threshold" in res.report.read_text()
+    from biaslab.outputs import save_demo
+
+    res = run_demo(steps=[DemoStep("relu", lambda seed, progress: run_relu(w=2.0))])
+    assert res.sections == ["relu"] and res.parts["relu"].w == 2.0
+    # claims of sections that did not run are "not measured", never guessed
+    assert {c.id: c.holds for c in res.claims}["bias_lowers_regression_error"] is None
+    saved = save_demo(res, res.parts, tmp_path)
+    assert saved.report == tmp_path / "report.html"
+    assert "Bias as the relu threshold" in saved.report.read_text()

@@ -63,20 +63,78 @@ def test_matches_sklearn_on_random_problems(n, d, seed, offset, fit_intercept):
     np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-8, atol=1e-8 * (1 + abs(offset)))
 
 
-def test_zero_true_intercept_fits_agree_and_summary_says_so():
+def test_zero_true_intercept_fits_agree_and_the_claim_says_so():
     res = run_regression(intercept=0.0)
     d = res.to_dict()
     assert abs(d["with_bias"]["intercept"]) < 1.5  # noise-level only
     assert d["without_bias"]["mse"] - d["with_bias"]["mse"] < 0.1
-    assert "agree" in res.summary()
+    claim = res.claim("bias_lowers_mse")
+    assert claim.holds is False and "does not lower" in claim.text
+    assert claim.evidence["relative_reduction"] < claim.evidence["threshold"] == 0.01
 
 
 def test_bias_gap_grows_with_true_intercept():
-    gaps = [
-        run_regression(intercept=b).mse("without_bias") - run_regression(intercept=b).mse("with_bias")
-        for b in (0.0, 2.0, 10.0)
-    ]
+    gaps = []
+    for b in (0.0, 2.0, 10.0):
+        r = run_regression(intercept=b)
+        gaps.append(r.without_bias.mse - r.with_bias.mse)
     assert gaps[0] < gaps[1] < gaps[2]
+
+
+def test_r2_matches_sklearn():
+    from sklearn.metrics import r2_score
+
+    from biaslab.regression import r2
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(40, 1)) * 3 + 1
+    pred = y + rng.normal(size=(40, 1))
+    assert r2(y, pred) == pytest.approx(r2_score(y, pred), rel=1e-12)
+    res = run_regression()
+    assert res.with_bias.r2 == pytest.approx(r2_score(res.y, res.predictions["with_bias"]), rel=1e-12)
+
+
+def test_classic_demo_claims_hold_with_their_evidence():
+    res = run_regression()
+    lowers, trend = res.claim("bias_lowers_mse"), res.claim("no_bias_residuals_trend")
+    assert lowers.holds is True
+    assert lowers.evidence["mse_without_bias"] == 4.4679407950601835
+    assert lowers.evidence["mse_with_bias"] == 3.3005671804446304
+    assert "4.468" in lowers.text and "3.301" in lowers.text
+    assert trend.holds is True and trend.evidence["p"] < 0.05 and trend.evidence["against"] == "input"
+
+
+def test_symmetric_range_gives_an_offset_not_a_trend():
+    # The no-bias fit on x in [-3, 3] keeps the right slope; its residuals are a flat +5.
+    res = run_regression(n=200, slope=-1, intercept=5, noise=0.5, x_min=-3, x_max=3, seed=1)
+    trend = res.claim("no_bias_residuals_trend")
+    assert trend.holds is False and "do not trend" in trend.text
+    assert abs(trend.evidence["r"]) < 0.1
+    assert res.without_bias.coef[0] == pytest.approx(-1, abs=0.05)
+    assert res.claim("bias_lowers_mse").holds is True
+
+
+def test_residual_trend_p_value_matches_scipy_pearson():
+    from scipy.stats import pearsonr
+
+    from biaslab.regression import residual_trend
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=30)
+    r = 0.3 * a + rng.normal(size=30)
+    t = residual_trend(a, r, "input")
+    ref = pearsonr(a, r)
+    assert t.r == pytest.approx(ref.statistic, rel=1e-10)
+    assert t.p == pytest.approx(ref.pvalue, rel=1e-8)
+    assert t.slope == pytest.approx(np.polyfit(a, r, 1)[0], rel=1e-10)
+
+
+def test_several_features_trend_is_against_fitted_values_not_true_y():
+    res = run_regression(dataset="diabetes", feature="all")
+    for name in ("with_bias", "without_bias"):
+        assert res.residual_trends[name].against == "fitted values"
+    # least squares with intercept leaves residuals orthogonal to its fitted values: no trend
+    assert abs(res.residual_trends["with_bias"].r) < 1e-8
 
 
 def test_held_out_split_is_disjoint_and_reported():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from biaslab.data import load_dataset
+from biaslab.datasets import load_dataset
 from biaslab.io import BiaslabError
 from biaslab.models import init_model
 from biaslab.train import ModelStack, TrainConfig, batch_order, train_batched, train_model

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .data import DATASETS, SHIFTS, Dataset, apply_shift, load_data_path, load_dataset
+from .datasets import DATASETS, Dataset, load_data_path, load_dataset
+from .shifts import SHIFTS, apply_shift
 from .io import BiaslabError
 from .models import MODEL_NAMES, VARIANTS
-from .report import Section
+from .render.report import Section
 from .stats import Comparison, paired_comparison, summarize
 
 __all__ = [
@@ -242,7 +243,7 @@ class AblateResult:
         return "\n\n".join(lines)
 
     def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from .plots.ablate import plot_accuracies, plot_curves, plot_shift
+        from .render.legacy_plots.ablate import plot_accuracies, plot_curves, plot_shift
 
         return [plot_accuracies(self, out_dir, fmt), plot_curves(self, out_dir, fmt),
                 plot_shift(self, out_dir, fmt)]
@@ -379,7 +380,7 @@ def run_ablate(
     Parameters
     ----------
     models : names from :data:`biaslab.models.MODEL_NAMES` (default ``["cnn"]``).
-    datasets : names from :data:`biaslab.data.DATASETS` (default ``["digits"]``); ignored
+    datasets : names from :data:`biaslab.datasets.DATASETS` (default ``["digits"]``); ignored
         when ``data_path`` is given.
     data_path : the user's data: an MNIST IDX directory, an image folder or an ``.npz``.
     variants : from :data:`biaslab.models.VARIANTS` (default ``with-bias, no-bias``).

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .io import BiaslabError
-from .report import Section
+from .render.report import Section
 
 __all__ = [
     "ACTIVATIONS",
@@ -168,7 +168,7 @@ class ThresholdResult:
         )
 
     def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from .plots.activations import plot_plane, plot_thresholds
+        from .render.legacy_plots.activations import plot_plane, plot_thresholds
 
         return [plot_thresholds(self, out_dir, fmt), plot_plane(self, out_dir, fmt)]
 

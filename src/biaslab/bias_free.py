@@ -26,6 +26,7 @@ import copy
 import torch
 from torch import nn
 
+from .biases import count_biases
 from .io import BiaslabError
 
 __all__ = [
@@ -213,13 +214,3 @@ def make_bias_free(model: nn.Module) -> nn.Module:
     wrapper = nn.ModuleDict({"model": new})
     _convert(wrapper, "")
     return wrapper["model"]
-
-
-def count_biases(model: nn.Module) -> int:
-    """Number of additive constants (scalars) left in ``model``: biases and BatchNorm shifts."""
-    total = 0
-    for module in model.modules():
-        bias = getattr(module, "bias", None)
-        if isinstance(bias, torch.Tensor):
-            total += bias.numel()
-    return total

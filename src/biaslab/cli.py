@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .io import BiaslabError, to_jsonable
+from .io import BiaslabError
 
 app = typer.Typer(
     name="biaslab",
@@ -75,22 +75,30 @@ def make_console():
 
 
 def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, json_output: bool, quiet: bool):
-    """Run ``build`` (a library call returning a Result), save outputs, print and return the result.
+    """Check the output location, run ``build`` (a library call returning a Result), save, print.
 
     BiaslabError from any step becomes one stderr line and exit code 2.
     """
-    from .outputs import save_outputs
+    from .outputs import check_format, prepare_out_dir, save_outputs
+    from .render import renderer
+    from .results import payload
 
+    out_dir = out if out is not None else Path("biaslab-out") / command
     try:
+        check_format(fmt)
+        prepare_out_dir(out_dir)
         result = build()
-        saved = save_outputs(result, out if out is not None else Path("biaslab-out") / command, fmt)
+        saved = save_outputs(result, out_dir, fmt)
     except BiaslabError as exc:
         raise fail(str(exc)) from None
     if json_output:
-        print(json.dumps(to_jsonable(result.to_dict())))
+        print(json.dumps(payload(result)))
     elif not quiet:
+        render = renderer(result.command)
         console = make_console()
-        console.print(result.summary(), soft_wrap=False)
+        console.print(render.summary(result), soft_wrap=False)
+        if hasattr(render, "console_table"):
+            console.print(render.console_table(result))
         console.print(f"[dim]results: {saved.results}  report: {saved.report}[/dim]")
     return result
 
@@ -190,18 +198,49 @@ def demo(
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run every experiment on quick settings and write one HTML report."""
+    """Run every experiment on quick settings and write one HTML report, opening with the classic claims."""
     from .demo import run_demo
+    from .outputs import check_format, prepare_out_dir, save_demo
+    from .render.demo import summary
+    from .results import payload
 
+    out_dir = out if out is not None else Path("biaslab-out") / "demo"
     try:
-        res = run_demo(out if out is not None else Path("biaslab-out") / "demo", seed=seed, fmt=fmt,
-                       show_progress=show_progress(quiet, json_output))
+        check_format(fmt)
+        prepare_out_dir(out_dir)
+        res = run_demo(seed=seed, show_progress=show_progress(quiet, json_output))
+        saved = save_demo(res, res.parts, out_dir, fmt)
     except BiaslabError as exc:
         raise fail(str(exc)) from None
     if json_output:
-        print(json.dumps(to_jsonable(res.to_dict())))
+        print(json.dumps(payload(res)))
     elif not quiet:
-        print(res.report)
+        print(summary(res))
+        print(saved.report)
+
+
+@app.command()
+def report(
+    dirs: Annotated[list[Path], typer.Argument(
+        help="Directories written by biaslab commands (each holds a results.json). One is rebuilt in place; "
+             "several runs of one command are rendered side by side.")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Write figures and report here [default: the directory itself; biaslab-out/report for several].")] = None,
+    fmt: FormatOpt = "png",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Rebuild figures, report.html and report.md from results.json alone (no experiment is re-run)."""
+    from .outputs import rebuild
+
+    try:
+        saved = rebuild(list(dirs), out, fmt)
+    except BiaslabError as exc:
+        raise fail(str(exc)) from None
+    if json_output:
+        print(json.dumps({"report": str(saved.report), "figures": [str(f) for f in saved.figures]}))
+    elif not quiet:
+        print(saved.report)
 
 
 @app.command()
@@ -433,9 +472,7 @@ def audit(
                          fix=fix, fold=fold, seed=seed, device=device,
                          show_progress=show_progress(quiet, json_output))
 
-    result = emit("audit", build, out, fmt, json_output, quiet)
-    if not json_output and not quiet:
-        make_console().print(result.table())
+    emit("audit", build, out, fmt, json_output, quiet)
 
 
 def main() -> None:

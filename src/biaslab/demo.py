@@ -1,17 +1,15 @@
-"""``biaslab demo``: every experiment on quick settings, one self-contained report."""
+"""``biaslab demo``: every experiment on quick settings, and the classic claims measured across them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-from .outputs import Result, save_outputs
 from .progress import progress_bar
-from .report import Section, write_report
+from .results import Claim, Result
+from .results.demo import DemoResult
 
-__all__ = ["DemoStep", "DEMO_STEPS", "DemoResult", "run_demo"]
+__all__ = ["DemoStep", "DEMO_STEPS", "CLASSIC_CLAIMS", "classic_claims", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def _denoise(seed: int, show_progress: bool) -> Result:
     return run_denoise(quick=True, depth=5, width=24, steps=300, seed=seed, show_progress=show_progress)
 
 
-#: The demo's steps, in report order. Each experiment module adds its quick run here.
+#: The demo's steps, in report order.
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("regression", _regression),
     DemoStep("relu", _relu),
@@ -73,40 +71,46 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("denoise", _denoise),
 ]
 
+#: The course's classic statements: (id, the statement, section, the claim there that measures it).
+CLASSIC_CLAIMS: list[tuple[str, str, str, str]] = [
+    ("bias_lowers_regression_error", "The bias lowers the regression error (MSE 4.47 → 3.30).",
+     "regression", "bias_lowers_mse"),
+    ("relu_threshold", "A ReLU outputs zero when the weighted sum is less than −b.",
+     "relu", "relu_zero_below_minus_b"),
+    ("bias_as_crucial_as_weights", "The bias is as crucial as the weights.",
+     "ablate", "bias_needed"),
+    ("bias_adapts_to_shift", "The bias lets the network adapt to shifted inputs.",
+     "ablate", "bias_helps_under_shift"),
+    ("bias_free_generalises", "Counter-case: bias-free networks generalise beyond the training noise.",
+     "denoise", "bias_free_generalises"),
+]
 
-@dataclass
-class DemoResult:
-    report: Path
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"report": str(self.report), "sections": list(self.results), "results": self.results}
+def classic_claims(parts: dict[str, Result]) -> list[Claim]:
+    """Each classic statement with the verdict of the claim that measured it (null where none ran)."""
+    out = []
+    for cid, statement, section, source in CLASSIC_CLAIMS:
+        part = parts.get(section)
+        found = [c for c in getattr(part, "claims", []) if c.id == source]
+        if not found:
+            out.append(Claim(cid, f"{statement} Not measured: the demo ran no {section} step with "
+                                  f"claim {source!r}.", None, {"section": section, "claim": source}))
+            continue
+        c = found[0]
+        scalars = {k: v for k, v in c.evidence.items() if not isinstance(v, (list, dict))}
+        out.append(Claim(cid, f"{statement} Measured: {c.text}", c.holds,
+                         {"section": section, "claim": source, **scalars}))
+    return out
 
 
-def run_demo(
-    out_dir: str | Path,
-    seed: int = 42,
-    fmt: str = "png",
-    show_progress: bool = False,
-    steps: list[DemoStep] | None = None,
-) -> DemoResult:
-    """Run each step, save its outputs in ``out_dir/<name>/`` and write ``out_dir/report.html``."""
-    out = Path(out_dir)
+def run_demo(seed: int = 42, show_progress: bool = False, steps: list[DemoStep] | None = None) -> DemoResult:
+    """Run each step; the result holds every step's result (``parts``) and the classic claims."""
     steps = DEMO_STEPS if steps is None else steps
-    sections: list[Section] = []
-    results: dict[str, dict[str, Any]] = {}
+    parts: dict[str, Result] = {}
     with progress_bar(len(steps), "demo", show_progress) as advance:
         for step in steps:
             advance(0, description=f"demo: {step.name}")
-            result = step.run(seed, show_progress)
-            saved = save_outputs(result, out / step.name, fmt)
-            sections.append(result.section(saved.figures))
-            results[step.name] = result.to_dict()
+            parts[step.name] = step.run(seed, show_progress)
             advance()
-    report = write_report(
-        out,
-        "biaslab demo: what the bias term does",
-        sections,
-        meta=f"seed {seed}; each section's data is in {out}/<section>/results.json",
-    )
-    return DemoResult(report, results)
+    return DemoResult(sections=list(parts), claims=classic_claims(parts), params={"seed": seed},
+                      parts=parts)

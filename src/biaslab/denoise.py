@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from .bias_free import BiasFreeBatchNorm2d, count_biases, make_bias_free
-from .data import check_finite
+from .validate import check_finite
 from .io import BiaslabError, atomic_path, atomic_write_json, safe_torch_load
-from .report import Section
+from .render.report import Section
 
 __all__ = [
     "EVAL_SIGMAS",
@@ -492,7 +492,7 @@ class DenoiseResult:
         )
 
     def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from .plots.denoise import plot_equivariance, plot_examples, plot_jacobian_rows, plot_psnr
+        from .render.legacy_plots.denoise import plot_equivariance, plot_examples, plot_jacobian_rows, plot_psnr
 
         figs = [plot_psnr(self, out_dir, fmt), plot_equivariance(self, out_dir, fmt)]
         if self.examples:
@@ -640,7 +640,7 @@ class DenoiseApplyResult:
                 f"({self.psnr_denoised - self.psnr_noisy:+.2f} dB).")
 
     def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from .plots.denoise import plot_apply, save_image
+        from .render.legacy_plots.denoise import plot_apply, save_image
 
         return [save_image(self.noisy, out_dir, "noisy"), save_image(self.denoised, out_dir, "denoised"),
                 plot_apply(self, out_dir, fmt)]

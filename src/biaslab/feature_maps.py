@@ -19,7 +19,7 @@ import numpy as np
 from .activations import ACTIVATIONS, activate
 from .conv import Padding, PixelExplanation, explain_pixel, weighted_sum
 from .io import BiaslabError
-from .report import Section
+from .render.report import Section
 
 __all__ = ["KernelMap", "ConvResult", "prepare_image", "downscale", "run_conv", "DEFAULT_KERNELS", "MAX_KERNELS"]
 
@@ -207,7 +207,7 @@ class ConvResult:
         return "\n\n".join(parts)
 
     def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from .plots.conv import plot_activity, plot_explain, plot_feature_maps
+        from .render.legacy_plots.conv import plot_activity, plot_explain, plot_feature_maps
 
         paths = [plot_feature_maps(self, i, out_dir, fmt) for i in range(len(self.maps))]
         paths.append(plot_activity(self, out_dir, fmt))

@@ -25,6 +25,13 @@ class BiaslabError(ValueError):
     """A mistake in the user's input; the CLI prints its message and exits with code 2."""
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class atomic_path:
     """Context manager yielding a temporary path next to ``path``; renamed onto it on success.
 
@@ -36,11 +43,17 @@ class atomic_path:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            raise BiaslabError(
+                f"refusing to write {self.path}: it exists and is not a regular file; choose a new file name"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.stem}.", suffix=f"{self.path.suffix}.tmp", dir=self.path.parent
         )
         os.close(fd)
+        # mkstemp creates 0600; give the file the mode a plain open() would (0666 less the umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         self._tmp = Path(tmp)
         return self._tmp
 

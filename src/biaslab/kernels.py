@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import check_finite
+from .validate import check_finite
 from .io import BiaslabError
 
 __all__ = ["KERNELS", "named_kernel", "load_kernel_file", "random_kernels", "spread_over_channels"]

@@ -1,24 +1,54 @@
-"""Progress bars (rich) that switch themselves off when nobody is watching."""
+"""Progress that suits where the output goes.
+
+On a terminal: a rich progress bar on stderr. Otherwise (a pipe, a file, CI): one line per
+stage on stderr, so a long run piped to a file still says what it is doing. ``--quiet``
+silences both.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 __all__ = ["progress_enabled", "progress_bar"]
 
+_live_bar = False  # rich allows one live display at a time; nested bars print lines instead
+
 
 def progress_enabled(quiet: bool = False, json_output: bool = False) -> bool:
-    """True when a bar is useful: stdout is a terminal and the user did not ask for silence."""
-    return not quiet and not json_output and sys.stdout.isatty()
+    """True unless the user asked for silence (progress goes to stderr, so ``--json`` is unaffected)."""
+    return not quiet
+
+
+@contextmanager
+def _lines(total: int, description: str) -> Iterator[Callable[..., None]]:
+    state = {"done": 0, "stage": description}
+    start = time.perf_counter()
+    print(f"biaslab: {description} (0/{total})", file=sys.stderr, flush=True)
+
+    def advance(n: int = 1, description: str | None = None) -> None:
+        state["done"] += n
+        if description and description != state["stage"]:
+            state["stage"] = description
+            print(f"biaslab: {description} ({state['done']}/{total})", file=sys.stderr, flush=True)
+
+    yield advance
+    print(f"biaslab: {description} done ({state['done']}/{total}, {time.perf_counter() - start:.1f} s)",
+          file=sys.stderr, flush=True)
 
 
 @contextmanager
 def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n=1, description=None)``; draws a rich bar on stderr when ``enabled``."""
+    """Yield ``advance(n=1, description=None)``: a rich bar on a terminal, stage lines otherwise."""
+    global _live_bar
     if not enabled:
         yield lambda n=1, description=None: None
+        return
+    if _live_bar or not sys.stdout.isatty():
+        with _lines(total, description) as advance:
+            yield advance
         return
     from rich.console import Console
     from rich.progress import (
@@ -30,18 +60,22 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Callab
         TimeRemainingColumn,
     )
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
+    _live_bar = True
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(description, total=total)
 
-        def advance(n: int = 1, description: str | None = None) -> None:
-            bar.update(task, advance=n, **({"description": description} if description else {}))
+            def advance(n: int = 1, description: str | None = None) -> None:
+                bar.update(task, advance=n, **({"description": description} if description else {}))
 
-        yield advance
+            yield advance
+    finally:
+        _live_bar = False

@@ -11,15 +11,15 @@ starts fast; the tests check that the numbers are identical to scikit-learn's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .io import BiaslabError
-from .data import check_finite
-from .report import Section
+from .validate import check_finite
+from .results import Claim
+from .results.regression import FitStats, RegressionResult, ResidualTrend
 
 __all__ = [
     "LinearFit",
@@ -27,6 +27,9 @@ __all__ = [
     "fit_linear",
     "mse",
     "train_test_split",
+    "r2",
+    "residual_trend",
+    "regression_claims",
     "RegressionResult",
     "run_regression",
 ]
@@ -121,99 +124,59 @@ def train_test_split(
     return X[train], X[test], y[train], y[test]
 
 
-@dataclass
-class RegressionResult:
-    """Both fits on one data set, with in-sample (and optionally held-out) errors."""
+#: ``bias_lowers_mse`` holds when the bias lowers the evaluation MSE by at least this fraction.
+MSE_REDUCTION_THRESHOLD = 0.01
+#: A residual trend counts when Pearson's correlation has a two-sided p below this.
+TREND_ALPHA = 0.05
 
-    source: str
-    feature_names: list[str]
-    X: np.ndarray
-    y: np.ndarray
-    without_bias: LinearFit
-    with_bias: LinearFit
-    X_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    true_params: dict[str, float] | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    command: str = "regression"
 
-    def mse(self, which: str, split: str = "train") -> float:
-        fit = getattr(self, which)
-        X, y = (self.X, self.y) if split == "train" else (self.X_test, self.y_test)
-        return mse(y, fit.predict(X))
+def residual_trend(axis: np.ndarray, residuals: np.ndarray, against: str) -> ResidualTrend:
+    """Least-squares line of ``residuals`` on ``axis``, with Pearson's r and its two-sided p-value."""
+    from scipy.special import stdtr
 
-    def _fit_dict(self, which: str) -> dict[str, Any]:
-        fit: LinearFit = getattr(self, which)
-        d: dict[str, Any] = {
-            "mse": self.mse(which),
-            "coef": [float(c) for c in fit.coef],
-            "intercept": float(fit.intercept),
-            "r2": r2(self.y, fit.predict(self.X)),
-        }
-        if self.X_test is not None:
-            d["test_mse"] = self.mse(which, "test")
-            d["test_r2"] = r2(self.y_test, fit.predict(self.X_test))
-        return d
+    a, r_ = np.asarray(axis, dtype=np.float64).ravel(), np.asarray(residuals, dtype=np.float64).ravel()
+    n = len(a)
+    da, dr = a - a.mean(), r_ - r_.mean()
+    saa, srr = float(da @ da), float(dr @ dr)
+    slope = float(da @ dr) / saa if saa > 0 else 0.0
+    if saa > 0 and srr > 0:
+        r = float(max(-1.0, min(1.0, float(da @ dr) / np.sqrt(saa * srr))))
+    else:
+        r = 0.0
+    if n > 2 and abs(r) < 1:
+        t = r * np.sqrt((n - 2) / (1 - r * r))
+        p = float(2 * stdtr(n - 2, -abs(t)))
+    else:
+        p = 0.0 if abs(r) == 1 and n > 2 else 1.0
+    return ResidualTrend(against=against, slope=slope, intercept=float(r_.mean() - slope * a.mean()), r=r, p=p)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "without_bias": self._fit_dict("without_bias"),
-            "with_bias": self._fit_dict("with_bias"),
-            "n_samples": int(len(self.X)),
-            "n_test": int(len(self.X_test)) if self.X_test is not None else 0,
-            "source": self.source,
-            "features": self.feature_names,
-            "true": self.true_params,
-            "params": self.params,
-            "summary": self.summary(),
-        }
 
-    def summary(self) -> str:
-        m0, m1 = self.mse("without_bias"), self.mse("with_bias")
-        b = self.with_bias.intercept
-        gap = (m0 - m1) / m0 * 100 if m0 > 0 else 0.0
-        lines = [
-            f"Without bias the line is forced through the origin: MSE {m0:.4g}. "
-            f"With bias: MSE {m1:.4g} (fitted intercept {b:.4g}), {gap:.1f}% lower."
-        ]
-        true_b = (self.true_params or {}).get("intercept")
-        if true_b is not None and true_b == 0:
-            lines.append(
-                "The true intercept is 0, so a line through the origin is already right and the "
-                f"two fits agree (MSE differs by {m0 - m1:.2g}; the bias only absorbs noise)."
-            )
-        elif true_b is not None:
-            lines.append(
-                f"The data's true intercept is {true_b:g}: a line through the origin cannot reach it, "
-                f"so it tilts its slope to {self.without_bias.coef[0]:.4g} (true "
-                f"{self.true_params['slope']:g}) and errs systematically — the residuals of the "
-                "no-bias fit trend with the input."
-            )
-        else:
-            lines.append(
-                "Unless the data's mean output is zero where the inputs are zero, a fit through the "
-                f"origin has to distort its weights; here the bias takes the value {b:.4g}."
-            )
-        if self.X_test is not None:
-            t0, t1 = self.mse("without_bias", "test"), self.mse("with_bias", "test")
-            verdict = "confirms" if t1 < t0 else "does not confirm"
-            lines.append(
-                f"Held out ({len(self.X_test)} points): MSE {t0:.4g} without bias vs {t1:.4g} "
-                f"with bias, which {verdict} the gap out of sample."
-            )
-        return " ".join(lines)
-
-    def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from .plots.regression import plot_regression
-
-        return [plot_regression(self, out_dir, fmt)]
-
-    def section(self, figures: list[Path]) -> Section:
-        rows = [
-            {"fit": name.replace("_", " "), **{k: v for k, v in self._fit_dict(name).items() if k != "coef"}}
-            for name in ("without_bias", "with_bias")
-        ]
-        return Section("Linear regression with and without bias", self.summary(), figures, rows)
+def regression_claims(
+    without: FitStats, with_: FitStats, trends: dict[str, ResidualTrend], n_features: int, split: str
+) -> list[Claim]:
+    """``bias_lowers_mse`` (on the evaluation split) and ``no_bias_residuals_trend``."""
+    m0 = without.test_mse if split == "test" else without.mse
+    m1 = with_.test_mse if split == "test" else with_.mse
+    reduction = (m0 - m1) / m0 if m0 > 0 else 0.0
+    lowers = Claim.decide(
+        "bias_lowers_mse", reduction >= MSE_REDUCTION_THRESHOLD,
+        {"split": split, "mse_without_bias": m0, "mse_with_bias": m1, "relative_reduction": reduction,
+         "threshold": MSE_REDUCTION_THRESHOLD},
+        true="The bias lowers the {split} MSE from {mse_without_bias:.4g} to {mse_with_bias:.4g} "
+             "({relative_reduction:.1%} lower).",
+        false="The bias does not lower the {split} MSE by at least {threshold:.0%} here: "
+              "{mse_without_bias:.4g} without it, {mse_with_bias:.4g} with it ({relative_reduction:.2%} lower).",
+    )
+    t = trends["without_bias"]
+    evidence = {"against": t.against, "r": t.r, "p": t.p, "alpha": TREND_ALPHA, "n_features": n_features}
+    trend = Claim.decide(
+        "no_bias_residuals_trend", t.p < TREND_ALPHA, evidence,
+        true="The residuals of the fit without bias trend with the {against} (r = {r:.2f}, p = {p:.2g} < "
+             "{alpha}): a systematic error, not noise.",
+        false="The residuals of the fit without bias do not trend with the {against} (r = {r:.2f}, "
+              "p = {p:.2g} ≥ {alpha}): what the missing bias costs here is a constant offset, not a tilt.",
+    )
+    return [lowers, trend]
 
 
 def run_regression(
@@ -236,14 +199,14 @@ def run_regression(
     if csv is not None and dataset is not None:
         raise BiaslabError("use either --dataset or --csv, not both")
     if csv is not None:
-        from .data import load_csv_columns
+        from .formats import load_csv_columns
 
         X, y = load_csv_columns(csv, list(x_columns or []), y_column or "")
         names, source = list(x_columns or []), f"csv:{Path(csv).name}"
     elif dataset is not None:
         if dataset != "diabetes":
             raise BiaslabError(f"unknown dataset {dataset!r}; the regression command knows: diabetes")
-        from .data import load_diabetes_xy
+        from .datasets import load_diabetes_xy
 
         X, y, names = load_diabetes_xy(feature or "bmi")
         source = "sklearn:diabetes"
@@ -256,15 +219,35 @@ def run_regression(
     X_test = y_test = None
     if test_fraction:
         X, X_test, y, y_test = train_test_split(X, y, test_fraction, seed)
+    fits = {"without_bias": fit_linear(X, y, fit_intercept=False), "with_bias": fit_linear(X, y, fit_intercept=True)}
+    stats, predictions, trends = {}, {}, {}
+    for name, fit in fits.items():
+        pred = fit.predict(X)
+        stats[name] = FitStats(
+            coef=[float(c) for c in fit.coef], intercept=float(fit.intercept), mse=mse(y, pred), r2=r2(y, pred),
+            test_mse=mse(y_test, fit.predict(X_test)) if X_test is not None else None,
+            test_r2=r2(y_test, fit.predict(X_test)) if X_test is not None else None,
+        )
+        predictions[name] = pred
+        # One feature: residuals against the input. Several: against the fit's own fitted values
+        # (the true y would give even a perfect-in-expectation fit a spurious trend).
+        axis, against = (X[:, 0], "input") if X.shape[1] == 1 else (pred[:, 0], "fitted values")
+        trends[name] = residual_trend(axis, y - pred, against)
+    split = "test" if X_test is not None else "train"
     return RegressionResult(
         source=source,
-        feature_names=names,
+        features=names,
+        n_samples=int(len(X)),
+        n_test=int(len(X_test)) if X_test is not None else 0,
+        without_bias=stats["without_bias"],
+        with_bias=stats["with_bias"],
         X=X,
         y=y,
-        without_bias=fit_linear(X, y, fit_intercept=False),
-        with_bias=fit_linear(X, y, fit_intercept=True),
+        predictions=predictions,
+        residual_trends=trends,
         X_test=X_test,
         y_test=y_test,
-        true_params=true_params,
-        params={"seed": seed, "test_fraction": test_fraction},
+        true=true_params,
+        params={"seed": seed, "test_fraction": test_fraction, "source": source},
+        claims=regression_claims(stats["without_bias"], stats["with_bias"], trends, X.shape[1], split),
     )

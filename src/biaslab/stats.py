@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import check_finite
+from .validate import check_finite
 from .io import BiaslabError
 
 __all__ = [

@@ -33,7 +33,7 @@ from torch import nn
 from torch.func import stack_module_state
 from torch.nn import functional as F
 
-from .data import Dataset
+from .datasets import Dataset
 from .io import BiaslabError
 from .models import bias_mask, init_model
 

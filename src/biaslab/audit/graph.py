@@ -45,6 +45,7 @@ from torch.nn.modules.pooling import (
     _MaxPoolNd,
 )
 
+from ..biases import is_bias_parameter
 from ..io import BiaslabError
 
 __all__ = ["STATUSES", "Finding", "find_biases", "batchnorm_pairs", "is_bias_parameter", "bias_axes"]
@@ -69,11 +70,6 @@ _POOL_FUNCTIONS = {
 }
 _RESHAPES = {"flatten", "view", "reshape", "squeeze", "unsqueeze", "unflatten"}
 _RESHAPE_FUNCTIONS = (torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze)
-
-
-def is_bias_parameter(name: str) -> bool:
-    """True for parameter names whose last component names a bias (``bias``, ``in_proj_bias``, ``bias_ih_l0``)."""
-    return "bias" in name.rsplit(".", 1)[-1].lower()
 
 
 def bias_axes(module: nn.Module, rank: int) -> tuple[int, ...] | None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..io import BiaslabError, atomic_path
-from ..report import Section
+from ..render.report import Section
 from .contrib import Contribution, bias_contributions
 from .fix import Equivalence, compare_outputs, drop_biases, fold_batchnorm
 from .graph import STATUSES, Finding, _run, find_biases
@@ -127,7 +127,7 @@ class AuditResult:
         return t
 
     def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from ..plots.audit import plot_bias_status, plot_contributions
+        from ..render.legacy_plots.audit import plot_bias_status, plot_contributions
 
         figs = [plot_bias_status(self, out_dir, fmt)]
         if self.contributions:
@@ -180,7 +180,7 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def _load_data(data: str, seed: int) -> Any:
-    from ..data import DATASETS, load_data_path, load_dataset
+    from ..datasets import DATASETS, load_data_path, load_dataset
 
     return load_dataset(data, seed=seed) if data in DATASETS else load_data_path(data, seed=seed)
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import COLORS, new_figure, save_figure
+from ..figures import COLORS, new_figure, save_figure
 
 if TYPE_CHECKING:
-    from ..ablate import AblateResult, ConfigResult
+    from ...ablate import AblateResult, ConfigResult
 
 __all__ = ["VARIANT_COLORS", "VARIANT_STYLES", "plot_accuracies", "plot_curves", "plot_shift"]
 

@@ -1,8 +1,4 @@
-"""Figures. Every figure is a function of a result; rendering uses the Agg backend.
-
-One submodule per experiment (``plots.regression``, ``plots.activations``, ...), so that
-modules stay small. This package holds the shared plumbing.
-"""
+"""Figure plumbing shared by the renderers: every figure is a function of a result (Agg backend)."""
 
 from __future__ import annotations
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io import atomic_path
-from . import COLORS, new_figure, save_figure
+from ...io import atomic_path
+from ..figures import COLORS, new_figure, save_figure
 
 if TYPE_CHECKING:
-    from ..denoise import DenoiseApplyResult, DenoiseResult
+    from ...denoise import DenoiseApplyResult, DenoiseResult
 
 __all__ = ["plot_psnr", "plot_examples", "plot_equivariance", "plot_jacobian_rows", "plot_apply", "save_image"]
 
@@ -46,7 +46,7 @@ def _show(ax, img: np.ndarray, title: str) -> None:
 
 def plot_examples(res: "DenoiseResult", out_dir: Path, fmt: str = "png") -> Path:
     """Clean / noisy / with-bias / bias-free at a σ inside and one far outside the training range."""
-    from ..denoise import psnr
+    from ...denoise import psnr
 
     sigmas = list(res.examples)
     fig, axes = new_figure(len(sigmas), 4, figsize=(11, 2.9 * len(sigmas) + 0.4), layout="constrained",
@@ -119,7 +119,7 @@ def plot_jacobian_rows(res: "DenoiseResult", out_dir: Path, fmt: str = "png") ->
 
 def plot_apply(res: "DenoiseApplyResult", out_dir: Path, fmt: str = "png") -> Path:
     """The user's image: original, noisy, denoised."""
-    from ..denoise import psnr
+    from ...denoise import psnr
 
     panels = [("original", res.clean)]
     if res.psnr_noisy is not None:

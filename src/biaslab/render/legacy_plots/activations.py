@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import new_figure, save_figure
+from ..figures import new_figure, save_figure
 
 if TYPE_CHECKING:
-    from ..activations import ThresholdResult
+    from ...activations import ThresholdResult
 
 __all__ = ["plot_thresholds", "plot_plane"]
 
@@ -24,7 +24,7 @@ def _colors(n: int) -> list:
 
 def plot_thresholds(res: "ThresholdResult", out_dir: Path, fmt: str = "png") -> Path:
     """``φ(w·x + b)`` over x for each bias, each threshold ``x = −b/w`` marked."""
-    from ..activations import activate, threshold
+    from ...activations import activate, threshold
 
     fig, ax = new_figure(figsize=(7.5, 4.8), layout="constrained")
     x = np.linspace(*res.x_range, 801)

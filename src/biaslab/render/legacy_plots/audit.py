@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import new_figure, save_figure
+from ..figures import new_figure, save_figure
 
 if TYPE_CHECKING:
-    from ..audit import AuditResult
+    from ...audit import AuditResult
 
 __all__ = ["STATUS_COLORS", "plot_bias_status", "plot_contributions"]
 

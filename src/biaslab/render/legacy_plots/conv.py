@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import new_figure, save_figure
+from ..figures import new_figure, save_figure
 
 if TYPE_CHECKING:
-    from ..feature_maps import ConvResult
+    from ...feature_maps import ConvResult
 
 __all__ = ["plot_feature_maps", "plot_activity", "plot_explain"]
 

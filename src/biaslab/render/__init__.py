@@ -1,0 +1,77 @@
+"""The rendering layer: results in, figures and reports out.
+
+``render/<command>.py`` reads one command's result and provides
+
+- ``summary(result) -> str``: the text printed on the terminal;
+- ``figures(result, out_dir, fmt) -> list[Path]``: the figures, written into ``out_dir``;
+- ``sections(result, figures) -> list[Section]``: the report sections.
+
+Renderers import result types and never experiment code: nothing here recomputes a metric.
+Every concluding sentence is a :class:`biaslab.results.Claim`'s text.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from ..results import Result
+
+__all__ = ["renderer", "summary", "render_figures", "render_sections"]
+
+_MODULES = {
+    "regression": "regression",
+    "relu": "relu",
+    "conv": "conv",
+    "ablate": "ablate",
+    "denoise": "denoise",
+    "denoise-apply": "denoise",
+    "audit": "audit",
+}
+
+
+class _Legacy:
+    """TRANSITIONAL bridge for results that still render themselves; deleted once every command has a
+    render module (tracked in the round-2 migration)."""
+
+    @staticmethod
+    def summary(result):
+        return result.summary()
+
+    @staticmethod
+    def figures(result, out_dir, fmt):
+        return result.figures(out_dir, fmt)
+
+    @staticmethod
+    def sections(result, figures):
+        return [result.section(figures)]
+
+    @staticmethod
+    def console_table(result):
+        return result.table() if hasattr(result, "table") else ""
+
+
+def renderer(command: str) -> ModuleType:
+    """The render module of ``command``."""
+    try:
+        return importlib.import_module(f"{__name__}.{_MODULES[command]}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{_MODULES[command]}":
+            raise
+        return _Legacy
+
+
+def summary(result: Result) -> str:
+    """The short text a command prints for ``result``."""
+    return renderer(result.command).summary(result)
+
+
+def render_figures(result: Result, out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Write ``result``'s figures into ``out_dir``; return their paths."""
+    return renderer(result.command).figures(result, Path(out_dir), fmt)
+
+
+def render_sections(result: Result, figures: list[Path]):
+    """``result`` as report sections."""
+    return renderer(result.command).sections(result, figures)

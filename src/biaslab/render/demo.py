@@ -1,0 +1,40 @@
+"""The demo report: the classic claims table first, then one group of sections per command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..results import Result
+from ..results.demo import DemoResult
+from . import render_sections
+from .report import Section, claims_intro_html, md_claims, write_report
+
+__all__ = ["demo_report", "summary"]
+
+
+def summary(result: DemoResult) -> str:
+    lines = [f"{c.verdict:>14}: {c.text}" for c in result.claims]
+    return "The classic claims about the bias, measured:\n" + "\n".join(lines)
+
+
+def _sections(parts: dict[str, Result], figures: dict[str, list[Path]]) -> list[Section]:
+    out: list[Section] = []
+    for name, part in parts.items():
+        for i, s in enumerate(render_sections(part, figures.get(name, []))):
+            s.anchor = name if i == 0 else f"{name}-{s.anchor}"
+            out.append(s)
+    return out
+
+
+def demo_report(result: DemoResult, parts: dict[str, Result], figures: dict[str, list[Path]], out_dir: Path) -> Path:
+    """Write ``report.html``/``report.md`` for the demo into ``out_dir``; return the HTML path."""
+    links = {c.id: c.evidence["section"] for c in result.claims if "section" in c.evidence}
+    seed = result.params.get("seed")
+    return write_report(
+        out_dir,
+        "biaslab demo: what the bias term does",
+        _sections(parts, figures),
+        meta=f"seed {seed}; each section's data is in <section>/results.json; `biaslab report {out_dir}` rebuilds this page",
+        intro_html=claims_intro_html(result.claims, links),
+        intro_md="## The claims, measured\n\n" + md_claims(result.claims, links),
+    )

@@ -1,0 +1,166 @@
+"""The result protocol: dataclasses that round-trip through JSON, and claims with evidence."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+import os
+import sys
+import types
+import typing
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["SCHEMA_VERSION", "Claim", "Result", "encode", "decode", "INLINE_ARRAY_LIMIT"]
+
+#: Version of the results.json layout; a file of another version is refused with a clear message.
+SCHEMA_VERSION = 2
+
+#: Arrays with at most this many elements are stored as readable JSON lists; larger ones as
+#: zlib-compressed base64 of their raw bytes (same dtype, shape and values).
+INLINE_ARRAY_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One conclusion computed from the numbers.
+
+    ``holds`` is True or False when measured, None when the data cannot decide (say why in
+    ``text``). ``evidence`` holds every number the verdict rests on, threshold included.
+    """
+
+    id: str
+    text: str
+    holds: bool | None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def decide(cls, id: str, holds: bool | None, evidence: dict[str, Any], *, true: str, false: str,
+               unknown: str | None = None) -> "Claim":
+        """A claim whose text is the template for its verdict, filled from ``evidence``.
+
+        ``true``, ``false`` and ``unknown`` are ``str.format`` templates over the evidence, so
+        the sentence can never disagree with the numbers it quotes.
+        """
+        template = true if holds else false if holds is False else (unknown if unknown is not None else false)
+        return cls(id, template.format(**evidence), None if holds is None else bool(holds), dict(evidence))
+
+    @property
+    def verdict(self) -> str:
+        """``holds``, ``does not hold`` or ``not measured``."""
+        return {True: "holds", False: "does not hold", None: "not measured"}[self.holds]
+
+
+class Result:
+    """Base of every command's result dataclass.
+
+    Subclasses are dataclasses with a ``command`` class variable, a ``params`` dict and a
+    ``claims`` list; :meth:`to_dict` and :meth:`from_dict` follow the fields' type hints. A
+    field with ``metadata={"stored": False}`` lives in memory only (not in results.json).
+    """
+
+    command: ClassVar[str]
+    claims: list[Claim]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (arrays encoded, non-finite floats as None)."""
+        return encode(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        """Rebuild the result from :meth:`to_dict`'s output (or a results.json payload's fields)."""
+        return decode(cls, data)
+
+    def claim(self, id: str) -> Claim:
+        """The claim with this id; KeyError if the result has none."""
+        for c in self.claims:
+            if c.id == id:
+                return c
+        raise KeyError(f"{self.command} result has no claim {id!r}")
+
+
+def _encode_array(a: np.ndarray) -> dict[str, Any]:
+    a = np.asarray(a)
+    if a.dtype == object:
+        raise TypeError("object arrays cannot be stored in results")
+    head = {"__ndarray__": str(a.dtype), "shape": list(a.shape)}
+    if a.size <= INLINE_ARRAY_LIMIT:
+        return {**head, "data": encode(a.reshape(-1).tolist())}
+    raw = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+    return {**head, "zlib": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+
+
+def _decode_array(d: dict[str, Any]) -> np.ndarray:
+    dtype = np.dtype(d["__ndarray__"])
+    shape = tuple(int(s) for s in d["shape"])
+    if "data" in d:
+        values = [np.nan if v is None else v for v in d["data"]]
+        return np.asarray(values, dtype=dtype).reshape(shape)
+    raw = zlib.decompress(base64.b64decode(d["zlib"]))
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+
+
+def encode(obj: Any) -> Any:
+    """Plain JSON types for dataclasses, NumPy arrays and scalars, paths, tuples; NaN/inf → None."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if f.metadata.get("stored", True)}
+    if isinstance(obj, np.ndarray):
+        return _encode_array(obj)
+    if isinstance(obj, dict):
+        return {str(k): encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [encode(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return encode(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def _decode_any(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return _decode_array(value)
+        return {k: _decode_any(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_any(v) for v in value]
+    return value
+
+
+def decode(tp: Any, value: Any) -> Any:
+    """Rebuild a value of type ``tp`` from :func:`encode`'s output."""
+    if isinstance(value, dict) and "__ndarray__" in value:
+        return _decode_array(value)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None if type(None) in args else float("nan") if float in args else None
+        options = [a for a in args if a is not type(None)]
+        return decode(options[0], value) if len(options) == 1 else _decode_any(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp, vars(sys.modules[tp.__module__]))
+        kwargs = {f.name: decode(hints.get(f.name, Any), value[f.name])
+                  for f in dataclasses.fields(tp) if f.init and f.name in value and f.metadata.get("stored", True)}
+        return tp(**kwargs)
+    if origin is list:
+        return [decode(args[0] if args else Any, v) for v in value]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(decode(args[0], v) for v in value)
+        return tuple(decode(a, v) for a, v in zip(args, value)) if args else tuple(value)
+    if origin is dict:
+        vt = args[1] if len(args) == 2 else Any
+        return {k: decode(vt, v) for k, v in value.items()}
+    if tp is float:
+        return float("nan") if value is None else float(value)
+    if tp is int and value is not None:
+        return int(value)
+    return _decode_any(value)
