@@ -26,7 +26,7 @@ import copy
 import torch
 from torch import nn
 
-from .biases import count_biases
+from .biases import bias_parameters
 from .io import BiaslabError
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "BiasFreeBatchNorm2d",
     "BiasFreeBatchNorm3d",
     "make_bias_free",
-    "count_biases",
 ]
 
 
@@ -175,20 +174,20 @@ def _bias_free_norm(bn: nn.modules.batchnorm._BatchNorm) -> BiasFreeBatchNorm:
     return bf
 
 
-def _convert(module: nn.Module, prefix: str) -> None:
+def _convert(module: nn.Module, prefix: str, problems: list[str]) -> None:
+    """Replace BatchNorms and drop conv/linear biases below ``module``; note what cannot be converted."""
     for name, child in module.named_children():
         path = f"{prefix}{name}"
         if isinstance(child, nn.modules.batchnorm._BatchNorm):
             setattr(module, name, _bias_free_norm(child))
             continue
         if isinstance(child, _UNSUPPORTED):
-            raise BiaslabError(
-                f"cannot make {path} ({type(child).__name__}) bias-free: it centres its input per "
-                "sample, so the result would not be homogeneous; replace it with BatchNorm first"
-            )
+            problems.append(f"{path} ({type(child).__name__}: centres its input per sample, so the result "
+                            "would not be homogeneous; replace it with BatchNorm first)")
+            continue
         if isinstance(child, _BIASED_LINEAR) and getattr(child, "bias", None) is not None:
             child.register_parameter("bias", None)
-        _convert(child, f"{path}.")
+        _convert(child, f"{path}.", problems)
 
 
 def make_bias_free(model: nn.Module) -> nn.Module:
@@ -202,15 +201,39 @@ def make_bias_free(model: nn.Module) -> nn.Module:
     ReLU / LeakyReLU / PReLU / identity activations it is positively homogeneous in
     eval mode.
 
+    Parameters
+    ----------
+    model:
+        The network (or a single BatchNorm layer) to convert.
+
+    Returns
+    -------
+    nn.Module
+        The converted copy, with no bias parameter left
+        (:func:`biaslab.biases.bias_parameters` finds none).
+
     Raises
     ------
     BiaslabError
-        If the model holds a per-sample normalisation (GroupNorm, LayerNorm,
-        InstanceNorm, LocalResponseNorm), which cannot be made bias-free this way.
+        Listing every part that cannot be made bias-free: a per-sample normalisation
+        (GroupNorm, LayerNorm, InstanceNorm, LocalResponseNorm), and any bias parameter this
+        converter does not know how to remove (``MultiheadAttention.in_proj_bias``,
+        ``bias_k``/``bias_v``, RNN/GRU/LSTM ``bias_ih``/``bias_hh``, a custom layer's ``bias``).
     """
     if isinstance(model, nn.modules.batchnorm._BatchNorm):
         return _bias_free_norm(model)
     new = copy.deepcopy(model)
     wrapper = nn.ModuleDict({"model": new})
-    _convert(wrapper, "")
+    problems: list[str] = []
+    _convert(wrapper, "", problems)
+    skipped = tuple(p.split(" ", 1)[0] + "." for p in problems)
+    owners = dict(wrapper.named_modules())
+    for name, _ in bias_parameters(wrapper):
+        if not name.startswith(skipped):
+            owner = owners.get(name.rsplit(".", 1)[0])
+            problems.append(f"{name} ({type(owner).__name__}: a bias this converter cannot remove)")
+    if problems:
+        listed = "; ".join(p.removeprefix("model.") for p in problems)
+        raise BiaslabError(f"cannot make the model bias-free: {len(problems)} part(s) keep an additive constant: "
+                           f"{listed}")
     return wrapper["model"]

@@ -26,7 +26,7 @@ _MODULES = {
     "conv": "conv",
     "ablate": "ablate",
     "denoise": "denoise",
-    "denoise-apply": "denoise",
+    "denoise-apply": "denoise_apply",
     "audit": "audit",
 }
 
