@@ -12,9 +12,9 @@ from biaslab.bias_free import (
     BiasFreeBatchNorm1d,
     BiasFreeBatchNorm2d,
     BiasFreeBatchNorm3d,
-    count_biases,
     make_bias_free,
 )
+from biaslab.biases import bias_parameters, count_biases
 from biaslab.io import BiaslabError
 
 
@@ -106,10 +106,43 @@ def test_make_bias_free_of_a_single_layer():
 
 
 def test_make_bias_free_refuses_per_sample_normalisation():
-    with pytest.raises(BiaslabError, match="1.*GroupNorm"):
+    with pytest.raises(BiaslabError, match="1 .*GroupNorm"):
         make_bias_free(nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4)))
-    with pytest.raises(BiaslabError, match="LayerNorm"):
-        make_bias_free(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)))
+    with pytest.raises(BiaslabError, match="LayerNorm"):  # even without a learned shift: it centres
+        make_bias_free(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4, elementwise_affine=False)))
+
+
+class _Shifted(nn.Module):
+    """A custom layer with its own additive constant, which the converter does not know."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return x + self.bias
+
+
+@pytest.mark.parametrize("model, names", [
+    (nn.Sequential(nn.Linear(4, 4), nn.MultiheadAttention(4, 2)), ["1.in_proj_bias"]),
+    (nn.Sequential(nn.MultiheadAttention(4, 2, add_bias_kv=True)), ["0.in_proj_bias", "0.bias_k", "0.bias_v"]),
+    (nn.Sequential(nn.LSTM(3, 4), nn.Linear(4, 1)), ["0.bias_ih_l0", "0.bias_hh_l0"]),
+    (nn.GRU(3, 4, num_layers=2), ["bias_ih_l0", "bias_hh_l0", "bias_ih_l1", "bias_hh_l1"]),
+    (nn.Sequential(nn.Linear(3, 3), _Shifted()), ["1.bias"]),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.Conv2d(4, 4, 1), nn.LayerNorm(4)), ["1 (GroupNorm", "3 (LayerNorm"]),
+])
+def test_make_bias_free_refuses_every_bias_it_cannot_remove_and_lists_them(model, names):
+    with pytest.raises(BiaslabError, match=f"{len(names)} part") as err:
+        make_bias_free(model)
+    for name in names:
+        assert name in str(err.value)
+    assert count_biases(model) > 0  # the input keeps its biases
+
+
+def test_make_bias_free_leaves_no_bias_parameter():
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Flatten(), nn.Bilinear(3, 3, 2))
+    bf = make_bias_free(model)
+    assert bias_parameters(bf) == [] and count_biases(model) > 0
 
 
 def _trained_bias_free_cnn() -> nn.Module:
