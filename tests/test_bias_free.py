@@ -129,7 +129,8 @@ class _Shifted(nn.Module):
     (nn.Sequential(nn.LSTM(3, 4), nn.Linear(4, 1)), ["0.bias_ih_l0", "0.bias_hh_l0"]),
     (nn.GRU(3, 4, num_layers=2), ["bias_ih_l0", "bias_hh_l0", "bias_ih_l1", "bias_hh_l1"]),
     (nn.Sequential(nn.Linear(3, 3), _Shifted()), ["1.bias"]),
-    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.Conv2d(4, 4, 1), nn.LayerNorm(4)), ["1 (GroupNorm", "3 (LayerNorm"]),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.Conv2d(4, 4, 1), nn.LayerNorm(4)),
+     ["1 (GroupNorm", "3 (LayerNorm"]),
 ])
 def test_make_bias_free_refuses_every_bias_it_cannot_remove_and_lists_them(model, names):
     with pytest.raises(BiaslabError, match=f"{len(names)} part") as err:

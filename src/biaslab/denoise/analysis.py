@@ -175,7 +175,9 @@ def filter_rows(model: nn.Module, clean: torch.Tensor, sigmas: Sequence[float], 
         y = add_noise(clean[:, :, r0:r0 + size, c0:c0 + size], float(s), seed + j)
         rows = jacobian_rows(model, y.to(_device(model)), pixels)
         stats = [filter_stats(r, p) for r, p in zip(rows, pixels)]
-        out.append(FilterRows(float(s), y[0, 0].numpy(), pixels, labels, rows.astype(np.float32),
-                              *([st[k] for st in stats] for k in ("centre", "row_sum", "effective_width",
-                                                                   "radius90"))))
+        out.append(FilterRows(
+            sigma=float(s), noisy=y[0, 0].numpy(), pixels=pixels, labels=labels, rows=rows.astype(np.float32),
+            centre=[st["centre"] for st in stats], row_sum=[st["row_sum"] for st in stats],
+            effective_width=[st["effective_width"] for st in stats], radius90=[st["radius90"] for st in stats],
+        ))
     return out

@@ -66,7 +66,8 @@ def generalises_claim(sigmas: Sequence[float], gain_db: Sequence[float], train_s
 
 
 def tie_claim(sigmas: Sequence[float], gain_db: Sequence[float], train_sigma_max: float) -> Claim:
-    """``tie_in_training_range``: |bias-free − with-bias| ≤ :data:`TIE_THRESHOLD_DB` at every σ ≤ the training maximum."""
+    """``tie_in_training_range``: |bias-free − with-bias| ≤ :data:`TIE_THRESHOLD_DB` at every σ inside the
+    training range (σ ≤ ``train_sigma_max``); not measured when no test σ lies there."""
     inside = [(float(s), float(g)) for s, g in zip(sigmas, gain_db) if s <= train_sigma_max]
     ev = {"train_sigma_max": float(train_sigma_max), "threshold_db": TIE_THRESHOLD_DB,
           "sigmas_inside": [s for s, _ in inside]}
@@ -100,7 +101,8 @@ def equivariant_claim(equivariance_error: dict[str, float]) -> Claim:
 
 
 def widening_claim(filters: Sequence[FilterRows]) -> Claim:
-    """``filter_widens_with_noise``: mean effective width at the largest σ ≥ :data:`WIDENING_RATIO` × at the smallest."""
+    """``filter_widens_with_noise``: the mean effective width at the largest σ is at least
+    :data:`WIDENING_RATIO` × the one at the smallest σ."""
     lo, hi = min(filters, key=lambda f: f.sigma), max(filters, key=lambda f: f.sigma)
     w_lo = sum(lo.effective_width) / len(lo.effective_width)
     w_hi = sum(hi.effective_width) / len(hi.effective_width)
@@ -110,8 +112,8 @@ def widening_claim(filters: Sequence[FilterRows]) -> Claim:
     if lo.sigma == hi.sigma:
         return Claim.decide("filter_widens_with_noise", None, ev, true="", false="",
                             unknown="Not measured: the filter was examined at one noise level only.")
-    nums = (f"mean effective width {fmt_num(w_lo, 3)} px at σ = {fmt_num(lo.sigma)}, "
-            f"{fmt_num(w_hi, 3)} px at σ = {fmt_num(hi.sigma)}")
+    nums = (f"mean effective width over {len(hi.effective_width)} pixels {fmt_num(w_lo, 3)} px at "
+            f"σ = {fmt_num(lo.sigma)}, {fmt_num(w_hi, 3)} px at σ = {fmt_num(hi.sigma)}")
     return Claim.decide(
         "filter_widens_with_noise", ratio >= WIDENING_RATIO, ev,
         true=f"The bias-free filter widens as the noise grows: {nums}.",

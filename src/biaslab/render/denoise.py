@@ -142,8 +142,8 @@ def plot_filters(res: DenoiseResult, out_dir: Path, fmt: str = "png") -> Path:
     lim = max(float(np.abs(w).max()) for ws in windows for w in ws) or 1.0
     norm = Normalize(-lim, lim)
     n_pix = len(res.filters[0].pixels)
-    fig, axes = new_figure(len(res.filters), n_pix + 1, figsize=(2.55 * (n_pix + 1) + 1.2, 2.75 * len(res.filters) + 0.9),
-                           layout="constrained", squeeze=False)
+    figsize = (2.55 * (n_pix + 1) + 1.2, 2.75 * len(res.filters) + 0.9)
+    fig, axes = new_figure(len(res.filters), n_pix + 1, figsize=figsize, layout="constrained", squeeze=False)
     im = None
     for row_axes, f, ws in zip(axes, res.filters, windows):
         _show(row_axes[0], f.noisy, f"noisy input, σ = {fmt_num(f.sigma)}")
