@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..render.text import fmt_num, fmt_signed
+from ..render.text import fmt_fixed, fmt_num, fmt_signed
 from ..results import Claim
 from ..results.denoise import DenoisedImage, FilterRows
 
@@ -142,11 +142,11 @@ def apply_claims(sigma: float, psnr_noisy: float | None, outputs: Sequence[Denoi
                              unknown="Not measured: no noise was added, so there is no clean reference.")]
     gain = by_kind["bias_free"].psnr - by_kind["with_bias"].psnr
     ev.update(gain_db=gain, psnr_with_bias=by_kind["with_bias"].psnr, psnr_bias_free=by_kind["bias_free"].psnr)
-    nums = (f"{fmt_num(by_kind['bias_free'].psnr, 4)} dB bias-free vs {fmt_num(by_kind['with_bias'].psnr, 4)} dB "
-            f"with bias at σ = {fmt_num(sigma)}")
+    nums = (f"{fmt_fixed(by_kind['bias_free'].psnr, 2)} dB bias-free vs {fmt_fixed(by_kind['with_bias'].psnr, 2)} "
+            f"dB with bias at σ = {fmt_num(sigma)}")
     return [Claim.decide(
         "bias_free_ahead_on_image", gain >= GAIN_THRESHOLD_DB, ev,
-        true=f"On this image the bias-free network is ahead by {_db(gain)[1:]}: {nums}.",
+        true=f"On this image the bias-free network is ahead by {fmt_fixed(gain, 2)} dB: {nums}.",
         false=f"On this image the bias-free network is not ahead by {fmt_num(GAIN_THRESHOLD_DB)} dB "
               f"({_db(gain)}): {nums}.",
     )]
