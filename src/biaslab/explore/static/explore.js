@@ -45,22 +45,21 @@
 
   /* ---------- activations, as biaslab.activations defines them ---------- */
 
-  /** erf(x) to double precision: Taylor series near 0, continued fraction of erfc beyond. */
+  /** erf(x) to double precision: a series of positive terms below 3, the continued fraction of erfc above. */
   function erf(x) {
     const ax = Math.abs(x);
-    if (ax < 2.5) {
-      let term = ax, sum = ax;
-      for (let n = 1; n < 200 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
-        term *= -ax * ax / n;
-        sum += term / (2 * n + 1);
-      }
-      return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-    }
     if (ax > 6) return Math.sign(x);
-    let f = 0; // erfc(ax) = exp(-ax²)/√π · 1/(ax + (1/2)/(ax + 1/(ax + (3/2)/(ax + ...))))
+    if (ax < 3) { // erf(x) = 2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1)): no cancellation
+      let term = ax, sum = ax;
+      for (let n = 1; n < 200 && term > 1e-17 * sum; n++) {
+        term *= (2 * ax * ax) / (2 * n + 1);
+        sum += term;
+      }
+      return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum;
+    }
+    let f = 0; // erfc(x) = e^(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …))))
     for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
-    const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
-    return Math.sign(x) * (1 - erfc);
+    return Math.sign(x) * (1 - Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f));
   }
 
   const ACTIVATIONS = {
@@ -588,10 +587,12 @@
     }
   }
 
+  /** The map pixel under the pointer (the image fills the canvas's content box, inside its border). */
   function selectFromPointer(event) {
-    const rect = event.currentTarget.getBoundingClientRect();
-    selected.col = Math.min(W - 1, Math.max(0, Math.floor(((event.clientX - rect.left) / rect.width) * W)));
-    selected.row = Math.min(H - 1, Math.max(0, Math.floor(((event.clientY - rect.top) / rect.height) * H)));
+    const canvas = event.currentTarget, rect = canvas.getBoundingClientRect();
+    const x = event.clientX - rect.left - canvas.clientLeft, y = event.clientY - rect.top - canvas.clientTop;
+    selected.col = Math.min(W - 1, Math.max(0, Math.floor((x / canvas.clientWidth) * W)));
+    selected.row = Math.min(H - 1, Math.max(0, Math.floor((y / canvas.clientHeight) * H)));
     explainPixel();
   }
 
