@@ -394,6 +394,7 @@
     };
     dots(rn, COLORS.without, true);
     dots(rw, COLORS.with, false);
+    legend(ctx, a, [["with bias ●", COLORS.with, []], ["without bias ■", COLORS.without, [9, 6]]], true);
   }
 
   /** A legend in the top corner the data leave free: left for a rising line, right for a falling one. */
@@ -642,6 +643,7 @@
     requestAnimationFrame(() => { pending = false; drawAll(); });
   });
   drawAll();
+  timing.readyMs = performance.now(); // since navigation started
   window.biaslabExplore = { timing, activations: ACTIVATIONS }; // for the tests and benchmarks/bench_explore.py
   document.body.dataset.ready = "true";
 })();
