@@ -219,3 +219,88 @@ def test_json_and_quiet(tmp_path):
     assert [k["name"] for k in data["kernels"]] == list(EXPLORE_KERNELS)
     quiet = runner.invoke(app, ["explore", "--builtin", "coins", "--max-size", "64", "--quiet", "--out", str(tmp_path)])
     assert quiet.exit_code == 0 and quiet.stdout == ""
+
+
+# --- --from DIR: a panel for a saved denoise or ablate run -------------------------------------
+
+def fake_denoise():
+    """The fields of a DenoiseResult that the panel reads (a run is minutes of training)."""
+    from types import SimpleNamespace
+
+    from biaslab.results import Claim
+
+    return SimpleNamespace(
+        command="denoise", sigmas=[0.0, 5.0, 10.0, 25.0, 50.0, 100.0],
+        psnr={"noisy": [float("inf"), 34.2, 28.1, 20.2, 14.2, 8.1], "with_bias": [40.0, 36.0, 33.0, 25.0, 17.0, 9.5],
+              "bias_free": [39.5, 35.9, 33.1, 28.0, 24.0, 18.25]},
+        gain_db=[-0.5, -0.1, 0.1, 3.0, 7.0, 8.75], train_sigma_max=10.0,
+        claims=[Claim("bias_free_generalises", "bias-free is ahead by 8.75 dB at σ = 100.", True, {"gain": 8.75})],
+    )
+
+
+def fake_ablate():
+    from types import SimpleNamespace
+
+    from biaslab.results import Claim
+
+    def band(mean, half):
+        mean = np.array(mean)
+        return SimpleNamespace(mean=mean, low=mean - half, high=mean + half, kind="ci", confidence=0.95)
+
+    variants = {
+        "with-bias": SimpleNamespace(shift_bands={"brightness": band([0.98, 0.95, 0.9], 0.01),
+                                                  "contrast": band([0.98, 0.9, 0.6], 0.02)}),
+        "no-bias": SimpleNamespace(shift_bands={"brightness": band([0.97, 0.7, 0.4], 0.03),
+                                                "contrast": band([0.97, 0.92, 0.7], 0.02)}),
+    }
+    cfg = SimpleNamespace(name="cnn/digits", seeds=[0, 1, 2], variants=variants,
+                          shift_levels={"brightness": [0.0, 1.0, 2.0], "contrast": [1.0, 0.5, 0.1]})
+    claims = [Claim("cnn/digits/no-bias/brightness", "under brightness +2 the biases help.", True, {}),
+              Claim("cnn/digits/no-bias/contrast", "under contrast ×0.1 no significant difference.", False, {}),
+              Claim("cnn/digits/no-bias", "on clean data no significant difference.", False, {})]
+    return SimpleNamespace(command="ablate", configurations=[cfg], claims=claims)
+
+
+def test_denoise_panel_carries_the_stored_numbers():
+    from biaslab.explore.runs import denoise_panel
+
+    panel = denoise_panel(fake_denoise())
+    assert panel["sigmas"] == [0.0, 5.0, 10.0, 25.0, 50.0, 100.0] and panel["train_sigma_max"] == 10.0
+    assert panel["psnr"]["bias_free"][-1] == 18.25 and panel["gain_db"][-1] == 8.75
+    assert panel["psnr"]["noisy"][0] is None  # ∞ dB (no noise) has no JSON number: shown as n/a
+    assert [c["id"] for c in panel["claims"]] == ["bias_free_generalises"]
+    json.dumps(panel, allow_nan=False)
+
+
+def test_ablate_panel_keeps_each_shift_s_own_claims():
+    from biaslab.explore.runs import ablate_panel
+
+    panel = ablate_panel(fake_ablate())
+    (cfg,) = panel["configurations"]
+    assert cfg["name"] == "cnn/digits" and cfg["seeds"] == 3 and list(cfg["shifts"]) == ["brightness", "contrast"]
+    bright = cfg["shifts"]["brightness"]
+    assert bright["levels"] == [0.0, 1.0, 2.0]
+    assert bright["variants"]["no-bias"]["mean"] == pytest.approx([0.97, 0.7, 0.4])
+    assert bright["variants"]["no-bias"]["band"] == "ci"
+    assert [c["id"] for c in bright["claims"]] == ["cnn/digits/no-bias/brightness"]
+
+
+def test_from_a_directory_of_another_command_exits_2(tmp_path):
+    run = runner.invoke(app, ["regression", "--quiet", "--out", str(tmp_path / "reg")])
+    assert run.exit_code == 0, run.output
+    result = runner.invoke(app, ["explore", "--from", str(tmp_path / "reg"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "holds a biaslab regression run" in result.stderr
+    result = runner.invoke(app, ["explore", "--from", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_open_opens_the_page_in_the_browser(tmp_path, monkeypatch):
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    result = runner.invoke(app, ["explore", "--builtin", "coins", "--max-size", "32", "--random", "0", "--open",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    assert opened == [(tmp_path / EXPLORER_FILE).resolve().as_uri()]

@@ -213,3 +213,61 @@ def test_screenshots_desktop_and_phone(browser, page_file, tmp_path):
         pg.screenshot(path=str(out / f"explore_{name}.png"), full_page=True)
         assert (out / f"explore_{name}.png").stat().st_size > 50_000
         pg.close()
+
+
+@pytest.fixture(scope="module")
+def run_pages(tmp_path_factory):
+    """Small pages with a saved-run panel: one for a denoise run, one for an ablate run."""
+    from biaslab.explore.data import explorer_data
+    from biaslab.explore.page import render_page
+    from biaslab.explore.runs import ablate_panel, denoise_panel
+    from test_explore import fake_ablate, fake_denoise
+
+    out = tmp_path_factory.mktemp("runs")
+    base = explorer_data(builtin="coins", max_size=48, random=0)
+    pages = {}
+    for name, panel in (("denoise", denoise_panel(fake_denoise())), ("ablate", ablate_panel(fake_ablate()))):
+        pages[name] = out / f"{name}.html"
+        pages[name].write_text(render_page({**base, "run": panel}), encoding="utf-8")
+    return pages
+
+
+def table_rows(page):
+    return page.eval_on_selector_all("#run-table tr", "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent])")
+
+
+def test_denoise_run_panel_moves_over_sigma(browser, run_pages):
+    pg = browser.new_page()
+    pg.goto(run_pages["denoise"].as_uri())
+    pg.wait_for_selector("body[data-ready=true]")
+    assert pg.is_visible("#run") and pg.is_visible("#run-level")
+    assert table_rows(pg)[2] == ["bias-free", "18.25 dB"]  # starts at the largest σ
+    assert "10× its maximum" in text(pg, "run-where")
+    set_inputs(pg, {"run-level": 1})
+    assert text(pg, "run-level-value") == "5"
+    assert table_rows(pg) == [["noisy input", "34.20 dB"], ["with bias", "36.00 dB"], ["bias-free", "35.90 dB"],
+                              ["bias-free − with bias", "−0.10 dB"]]
+    assert "inside the training range" in text(pg, "run-where")
+    set_inputs(pg, {"run-level": 0})
+    assert table_rows(pg)[0] == ["noisy input", "n/a"]
+    assert "ahead by 8.75 dB" in text(pg, "run-claims")
+    pg.close()
+
+
+def test_ablate_run_panel_moves_over_the_shift(browser, run_pages):
+    pg = browser.new_page()
+    pg.goto(run_pages["ablate"].as_uri())
+    pg.wait_for_selector("body[data-ready=true]")
+    assert text(pg, "run-level-value") == "brightness +2"  # starts at the strongest shift
+    assert table_rows(pg)[1][1] == "0.4000 (95% CI 0.3700–0.4300)"
+    assert "brightness +2 the biases help" in text(pg, "run-claims")
+    set_inputs(pg, {"run-shift": "contrast"})
+    assert text(pg, "run-level-value") == "contrast ×0.1"
+    assert "contrast ×0.1 no significant" in text(pg, "run-claims") and "brightness" not in text(pg, "run-claims")
+    set_inputs(pg, {"run-level": 1})
+    assert table_rows(pg) == [["with-bias", "0.9000 (95% CI 0.8800–0.9200)"], ["no-bias", "0.9200 (95% CI 0.9000–0.9400)"]]
+    pg.close()
+
+
+def test_without_a_run_there_is_no_fifth_panel(page):
+    assert not page.is_visible("#run") and not page.is_visible("#run-link")

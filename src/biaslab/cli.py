@@ -309,6 +309,9 @@ def explore(
     image: Annotated[Optional[Path], typer.Option(help="Your own image file (PNG, JPEG, ...) instead.")] = None,
     random: Annotated[int, typer.Option("--random", help="Random (He-normal) kernels to offer beside the bank.")] = 2,
     max_size: Annotated[int, typer.Option(help="Block-average larger images down to at most this many pixels a side.")] = 512,
+    from_dir: Annotated[Optional[Path], typer.Option(
+        "--from", help="Add a panel for a saved run: the --out directory of biaslab denoise (σ slider) or "
+                       "biaslab ablate (shift slider).")] = None,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
     seed: SeedOpt = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: biaslab-out/explore].")] = None,
@@ -320,7 +323,7 @@ def explore(
 
     try:
         page = write_explorer(out if out is not None else Path("biaslab-out") / "explore", builtin=builtin,
-                              image=image, max_size=max_size, random=random, seed=seed)
+                              image=image, max_size=max_size, random=random, seed=seed, run=from_dir)
     except BiaslabError as exc:
         raise fail(str(exc)) from None
     if json_output:

@@ -2,7 +2,8 @@
 
 One self-contained HTML file (no network, script and data inlined) with four panels: the
 bias as an activation's threshold, a unit in 2-D, regression with and without intercept, and
-conv feature maps of a real image. The numbers the browser cannot reproduce exactly are
+conv feature maps of a real image; a fifth for a saved denoise or ablate run
+(:mod:`biaslab.explore.runs`). The numbers the browser cannot reproduce exactly are
 computed by the library and embedded (:mod:`biaslab.explore.data`); the page is assembled by
 :mod:`biaslab.explore.page` from the static files in ``static/``.
 """
@@ -26,6 +27,7 @@ def write_explorer(
     max_size: int = 512,
     random: int = DEFAULT_RANDOM,
     seed: int = 0,
+    run: str | Path | None = None,
 ) -> Path:
     """Write ``out_dir/explore.html`` and return its path.
 
@@ -36,6 +38,8 @@ def write_explorer(
         an image file, prepared as ``biaslab conv`` prepares it.
     max_size : block-average larger images down to at most this many pixels a side.
     random, seed : number of random He-normal kernels and their seed.
+    run : the ``--out`` directory of a ``biaslab denoise`` or ``biaslab ablate`` run, for a
+        fifth panel with a σ or shift slider over its stored results.
 
     Raises
     ------
@@ -52,5 +56,5 @@ def write_explorer(
     if not 0 <= random <= MAX_KERNELS - len(EXPLORE_KERNELS):
         raise BiaslabError(f"--random must be between 0 and {MAX_KERNELS - len(EXPLORE_KERNELS)}, got {random}")
     out = prepare_out_dir(out_dir)
-    page = render_page(explorer_data(builtin, image, max_size, random, seed))
+    page = render_page(explorer_data(builtin, image, max_size, random, seed, run))
     return atomic_write_text(out / EXPLORER_FILE, page)

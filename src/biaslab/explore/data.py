@@ -198,14 +198,19 @@ def regression_panel() -> dict[str, Any]:
 
 def explorer_data(
     builtin: str | None = None, image: str | Path | None = None, max_size: int = 512,
-    random: int = DEFAULT_RANDOM, seed: int = 0,
+    random: int = DEFAULT_RANDOM, seed: int = 0, run: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Everything the page embeds: ``conv`` (:func:`conv_panel`), ``regression`` and the version."""
+    """Everything the page embeds: ``conv`` (:func:`conv_panel`), ``regression``, the version, and
+    ``run`` (:func:`biaslab.explore.runs.run_panel` of the directory ``run``, or None).
+    """
     from .. import __version__
+    from .runs import run_panel
 
+    saved = None if run is None else run_panel(run)  # a bad directory fails before the image work
     return {
         "biaslab_version": __version__,
         "seed": seed,
         "conv": conv_panel(builtin, image, max_size, random, seed),
         "regression": regression_panel(),
+        "run": saved,
     }

@@ -102,7 +102,7 @@
   }
 
   /** Frame, grid, ticks and axis labels (x below, y above the frame); returns the data → pixel maps. */
-  function axes(ctx, w, h, xr, yr, labels) {
+  function axes(ctx, w, h, xr, yr, labels, xticks) {
     ctx.font = canvasFont(0.75);
     const em = parseFloat(ctx.font), left = ctx.measureText("−00.0").width + 14;
     const box = { l: left, r: w - 12, t: em * 1.6 + 4, b: h - em * 2.4 - 4 };
@@ -112,9 +112,12 @@
     ctx.fillStyle = COLORS.muted;
     ctx.strokeStyle = COLORS.grid;
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (const t of niceTicks(xr[0], xr[1], Math.max(3, Math.floor((box.r - box.l) / 70)))) {
+    const xs = xticks || niceTicks(xr[0], xr[1], Math.max(3, Math.floor((box.r - box.l) / 70)))
+      .map((t) => [t, fmtG(t, 3).replace("-", "−")]);
+    for (const [t, label] of xs) {
       ctx.beginPath(); ctx.moveTo(X(t), box.t); ctx.lineTo(X(t), box.b); ctx.stroke();
-      ctx.fillText(fmtG(t, 3).replace("-", "−"), X(t), box.b + 4);
+      ctx.textAlign = X(t) + ctx.measureText(label).width / 2 > w ? "right" : "center"; // keep the last label inside
+      ctx.fillText(label, ctx.textAlign === "right" ? w - 2 : X(t), box.b + 4);
     }
     ctx.textAlign = "right"; ctx.textBaseline = "middle";
     for (const t of niceTicks(yr[0], yr[1], Math.max(3, Math.floor((box.b - box.t) / 45)))) {
@@ -159,6 +162,14 @@
   /* ---------- 1. the bias is a threshold ---------- */
 
   const reluInputs = { w: $("relu-w"), b: $("relu-b"), act: $("relu-activation") };
+  /** What each activation does on either side of the threshold. */
+  const BEYOND = {
+    relu: "on the other side the ReLU outputs exactly 0.",
+    leaky_relu: "on the other side it outputs 0.01·(w·x + b), small and negative.",
+    sigmoid: "there the output is above 0.5, on the other side below.",
+    tanh: "there the output is positive, on the other side negative.",
+    gelu: "there the output is positive, on the other side small and negative (at most 0.17 in size).",
+  };
 
   function updateRelu() {
     const w = Number(reluInputs.w.value), b = Number(reluInputs.b.value), name = reluInputs.act.value;
@@ -167,8 +178,7 @@
     $("relu-threshold").textContent = t === null ? "none (w = 0)" : fixed(t, 3);
     $("relu-rule").textContent = t === null
       ? `With w = 0 the unit sees only b: w·x + b = ${fixed(b, 1)} for every x, so it is ${b > 0 ? "always" : "never"} on the active side.`
-      : `w·x + b > 0 exactly when x ${w > 0 ? ">" : "<"} ${fixed(t, 3)}` +
-        (name === "relu" ? "; below that the ReLU outputs 0." : `; ${name} of a positive sum.`);
+      : `w·x + b > 0 exactly when x ${w > 0 ? ">" : "<"} ${fixed(t, 3)}; ${BEYOND[name]}`;
     drawRelu(w, b, name, t);
   }
 
@@ -378,7 +388,7 @@
     };
     fitLine(f.with, COLORS.with, []);
     fitLine(f.without, COLORS.without, [9, 6]);
-    legend(ctx, a, [["with bias", COLORS.with, []], ["without bias", COLORS.without, [9, 6]]], f.with.slope < 0);
+    legend(ctx, a, [["with bias", COLORS.with, []], ["without bias", COLORS.without, [9, 6]]], f.with.slope < 0 ? "tr" : "tl");
 
     ({ ctx, w, h } = fitCanvas($("reg-residuals")));
     const res = (g) => Array.from(x, (v, i) => y[i] - (g.slope * v + g.intercept));
@@ -394,19 +404,20 @@
     };
     dots(rn, COLORS.without, true);
     dots(rw, COLORS.with, false);
-    legend(ctx, a, [["with bias ●", COLORS.with, []], ["without bias ■", COLORS.without, [9, 6]]], true);
+    legend(ctx, a, [["with bias ●", COLORS.with, []], ["without bias ■", COLORS.without, [9, 6]]], "tr");
   }
 
-  /** A legend in the top corner the data leave free: left for a rising line, right for a falling one. */
-  function legend(ctx, a, items, right) {
+  /** A legend in the corner the data leave free ("tl", "tr", "bl" or "br"). */
+  function legend(ctx, a, items, corner) {
     ctx.font = canvasFont(0.75);
-    const lh = parseFloat(ctx.font) * 1.4;
+    const lh = parseFloat(ctx.font) * 1.4, height = lh * items.length + 8;
     const width = Math.max(...items.map(([t]) => ctx.measureText(t).width)) + 44;
-    const x = right ? a.box.r - 8 : a.box.l + 8 + width;
+    const x = corner[1] === "r" ? a.box.r - 8 : a.box.l + 8 + width;
+    const top = corner[0] === "t" ? a.box.t + 6 : a.box.b - 6 - height;
     ctx.fillStyle = "rgba(255, 255, 255, 0.9)";
-    ctx.fillRect(x - width, a.box.t + 6, width, lh * items.length + 8);
+    ctx.fillRect(x - width, top, width, height);
     items.forEach(([text, color, dash], i) => {
-      const y = a.box.t + 10 + lh * (i + 0.5);
+      const y = top + 4 + lh * (i + 0.5);
       ctx.strokeStyle = color; ctx.lineWidth = 3; ctx.setLineDash(dash);
       ctx.beginPath(); ctx.moveTo(x - width + 6, y); ctx.lineTo(x - width + 34, y); ctx.stroke(); ctx.setLineDash([]);
       ctx.fillStyle = COLORS.ink; ctx.textAlign = "left"; ctx.textBaseline = "middle";
@@ -628,6 +639,153 @@
     "over the 3×3 patch around it (\"same\" zero padding). The weighted sums are those of biaslab.conv.weighted_sum; " +
     "the bias decides which units fire. Click a pixel, or focus a map and use the arrow keys.";
 
+  /* ---------- 5. a saved run (biaslab explore --from DIR) ---------- */
+
+  const RUN = DATA.run;
+  const runInputs = { config: $("run-config"), shift: $("run-shift"), level: $("run-level") };
+  const SHIFT_LABEL = {
+    brightness: (v) => `brightness ${v >= 0 ? "+" : "−"}${fmtG(Math.abs(v), 3)}`,
+    contrast: (v) => `contrast ×${fmtG(v, 3)}`,
+    noise: (v) => `noise σ = ${fmtG(v, 3)}`,
+  };
+  const shiftLabel = (kind, v) => (SHIFT_LABEL[kind] || ((x) => `${kind} ${fmtG(x, 3)}`))(v);
+  const dB = (v) => (v === null ? "n/a" : `${fixed(v, 2)} dB`);
+
+  function showClaims(claims) {
+    const verdict = { true: ["holds", "holds"], false: ["does not hold", "fails"], null: ["not measured", "unknown"] };
+    $("run-claims").innerHTML = "";
+    for (const c of claims) {
+      const li = document.createElement("li"), badge = document.createElement("span");
+      const [text, cls] = verdict[String(c.holds)];
+      badge.className = `verdict ${cls}`;
+      badge.textContent = `${text}: `;
+      li.append(badge, c.text);
+      $("run-claims").appendChild(li);
+    }
+  }
+
+  function tableRows(rows) {
+    $("run-table").innerHTML = "";
+    for (const [name, value, colour] of rows) {
+      const tr = document.createElement("tr"), th = document.createElement("th"), td = document.createElement("td");
+      th.scope = "row"; th.textContent = name; if (colour) th.style.color = colour;
+      td.textContent = value;
+      tr.append(th, td);
+      $("run-table").appendChild(tr);
+    }
+  }
+
+  function lines(ctx, a, xs, series) {
+    for (const [ys, colour, dash] of series) {
+      ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = 3; ctx.setLineDash(dash);
+      ctx.beginPath();
+      let started = false;
+      xs.forEach((x, i) => {
+        if (ys[i] === null) { started = false; return; }
+        if (started) ctx.lineTo(a.X(x), a.Y(ys[i])); else { ctx.moveTo(a.X(x), a.Y(ys[i])); started = true; }
+      });
+      ctx.stroke(); ctx.setLineDash([]);
+      xs.forEach((x, i) => { if (ys[i] !== null) { ctx.beginPath(); ctx.arc(a.X(x), a.Y(ys[i]), 4, 0, 2 * Math.PI); ctx.fill(); } });
+    }
+  }
+
+  function marker(ctx, a, x) {
+    ctx.strokeStyle = COLORS.ink; ctx.lineWidth = 2; ctx.setLineDash([6, 4]);
+    ctx.beginPath(); ctx.moveTo(a.X(x), a.box.t); ctx.lineTo(a.X(x), a.box.b); ctx.stroke(); ctx.setLineDash([]);
+  }
+
+  function updateDenoiseRun() {
+    const i = Number(runInputs.level.value), sigma = RUN.sigmas[i], p = RUN.psnr;
+    $("run-level-value").textContent = fmtG(sigma, 4);
+    tableRows([["noisy input", dB(p.noisy[i])], ["with bias", dB(p.with_bias[i]), COLORS.without],
+               ["bias-free", dB(p.bias_free[i]), COLORS.with],
+               ["bias-free − with bias", RUN.gain_db[i] === null ? "n/a" : `${RUN.gain_db[i] >= 0 ? "+" : "−"}${fixed(Math.abs(RUN.gain_db[i]), 2)} dB`]]);
+    $("run-where").textContent = sigma <= RUN.train_sigma_max
+      ? `σ = ${fmtG(sigma, 4)} is inside the training range σ ≤ ${fmtG(RUN.train_sigma_max, 4)}.`
+      : `σ = ${fmtG(sigma, 4)} is outside the training range: ${fmtG(sigma / RUN.train_sigma_max, 3)}× its maximum ${fmtG(RUN.train_sigma_max, 4)}.`;
+    const { ctx, w, h } = fitCanvas($("run-plot"));
+    const xs = RUN.sigmas, all = [...p.noisy, ...p.with_bias, ...p.bias_free].filter((v) => v !== null);
+    const xr = [Math.min(...xs), Math.max(...xs)], yr = range(all, 0.08);
+    const a = axes(ctx, w, h, xr, yr, ["noise σ (0–255)", "PSNR (dB)"]);
+    ctx.fillStyle = "rgba(11, 98, 196, 0.08)";
+    ctx.fillRect(a.X(xr[0]), a.box.t, a.X(Math.min(RUN.train_sigma_max, xr[1])) - a.X(xr[0]), a.box.b - a.box.t);
+    lines(ctx, a, xs, [[p.noisy, COLORS.muted, [3, 4]], [p.with_bias, COLORS.without, [9, 6]], [p.bias_free, COLORS.with, []]]);
+    marker(ctx, a, sigma);
+    legend(ctx, a, [["bias-free", COLORS.with, []], ["with bias", COLORS.without, [9, 6]], ["noisy input", COLORS.muted, [3, 4]]], "tr");
+  }
+
+  function updateAblateRun() {
+    const cfg = RUN.configurations[runInputs.config.selectedIndex], shift = cfg.shifts[runInputs.shift.value];
+    const i = Number(runInputs.level.value), kind = runInputs.shift.value, levels = shift.levels;
+    $("run-level-value").textContent = shiftLabel(kind, levels[i]);
+    const names = Object.keys(shift.variants), palette = [COLORS.with, COLORS.without, "#15803d", "#7c3aed"];
+    const band = (v) => (v.band === "ci" ? `${Math.round(100 * (v.confidence || 0.95))}% CI` : "± 1 std");
+    tableRows(names.map((n, k) => {
+      const v = shift.variants[n];
+      return [n, v.mean[i] === null ? "n/a" : `${fixed(v.mean[i], 4)} (${band(v)} ${fixed(v.low[i], 4)}–${fixed(v.high[i], 4)})`, palette[k % 4]];
+    }));
+    $("run-where").textContent = `Level ${i + 1} of ${levels.length} (${i === 0 ? "no shift" : i === levels.length - 1 ? "the strongest" : "between"}); mean test accuracy over ${cfg.seeds} seeds.`;
+    const { ctx, w, h } = fitCanvas($("run-plot"));
+    const xs = levels.map((_, k) => k);
+    const all = names.flatMap((n) => [...shift.variants[n].low, ...shift.variants[n].high]).filter((v) => v !== null);
+    const a = axes(ctx, w, h, [0, Math.max(1, xs.length - 1)], range(all, 0.08), [`${kind} (none → strongest)`, "test accuracy"],
+      xs.map((k) => [k, shiftLabel(kind, levels[k]).replace(/^\S+ /, "")]));
+    names.forEach((n, k) => {
+      const v = shift.variants[n], colour = palette[k % 4];
+      ctx.fillStyle = colour; ctx.globalAlpha = 0.15; ctx.beginPath();
+      xs.forEach((x) => ctx.lineTo(a.X(x), a.Y(v.high[x] ?? v.mean[x] ?? 0)));
+      [...xs].reverse().forEach((x) => ctx.lineTo(a.X(x), a.Y(v.low[x] ?? v.mean[x] ?? 0)));
+      ctx.closePath(); ctx.fill(); ctx.globalAlpha = 1;
+      lines(ctx, a, xs, [[v.mean, colour, k ? [9, 6] : []]]);
+    });
+    marker(ctx, a, i);
+    legend(ctx, a, names.map((n, k) => [n, palette[k % 4], k ? [9, 6] : []]), "bl");
+    $("run-caption").textContent = `Mean test accuracy of each variant under ${kind} shift, with its band (${band(shift.variants[names[0]])}).`;
+    showClaims(shift.claims);
+  }
+
+  function setupRun() {
+    $("run").hidden = false; $("run-link").hidden = false;
+    if (RUN.command === "denoise") {
+      $("run-config-control").hidden = true; $("run-shift-control").hidden = true;
+      $("run-level-label").textContent = "Noise σ (0–255)";
+      runInputs.level.max = String(RUN.sigmas.length - 1);
+      runInputs.level.value = String(RUN.sigmas.length - 1);
+      $("run-intro").textContent = "A biaslab denoise run: the network with biases and its bias-free twin, trained on " +
+        `σ ≤ ${fmtG(RUN.train_sigma_max, 4)} and tested up to σ = ${fmtG(Math.max(...RUN.sigmas), 4)}. Move σ past the ` +
+        "training range (shaded) and compare the two networks' PSNR, as stored in the run's results.json.";
+      $("run-caption").textContent = "Mean PSNR over the test crops at each σ; the shaded band is the training range.";
+      showClaims(RUN.claims);
+      onInput([runInputs.level], updateDenoiseRun);
+      return updateDenoiseRun;
+    }
+    for (const cfg of RUN.configurations) runInputs.config.add(new Option(cfg.name, cfg.name));
+    const fillShifts = () => {
+      const cfg = RUN.configurations[runInputs.config.selectedIndex], previous = runInputs.shift.value;
+      runInputs.shift.innerHTML = "";
+      for (const kind of Object.keys(cfg.shifts)) runInputs.shift.add(new Option(kind, kind));
+      if (previous in cfg.shifts) runInputs.shift.value = previous;
+      fillLevels();
+    };
+    const fillLevels = () => {
+      const cfg = RUN.configurations[runInputs.config.selectedIndex];
+      runInputs.level.max = String(cfg.shifts[runInputs.shift.value].levels.length - 1);
+      runInputs.level.value = runInputs.level.max;
+      updateAblateRun();
+    };
+    $("run-level-label").textContent = "Shift level";
+    $("run-intro").textContent = "A biaslab ablate run: the same network trained with and without biases over several " +
+      "seeds, tested on inputs shifted in brightness, contrast or noise. Move the shift and compare the variants' " +
+      "accuracies, as stored in the run's results.json.";
+    onInput([runInputs.config], fillShifts);
+    onInput([runInputs.shift], fillLevels);
+    onInput([runInputs.level], updateAblateRun);
+    fillShifts();
+    return updateAblateRun;
+  }
+
+  const updateRun = RUN ? setupRun() : () => {};
+
   /* ---------- wiring ---------- */
 
   onInput(Object.values(reluInputs), updateRelu);
@@ -635,7 +793,7 @@
   onInput(Object.values(regInputs), updateRegression);
   onInput(Object.values(convInputs), updateConv);
 
-  function drawAll() { updateRelu(); updatePlane(); updateRegression(); updateConv(); }
+  function drawAll() { updateRelu(); updatePlane(); updateRegression(); updateConv(); updateRun(); }
   let pending = false;
   window.addEventListener("resize", () => {
     if (pending) return;
