@@ -19,8 +19,8 @@ RUN_COMMANDS = ("denoise", "ablate")
 
 
 def _floats(values) -> list[float | None]:
-    """Plain floats for JSON; a non-finite value (NaN: not measured; ∞: the PSNR of a noiseless input) is None."""
-    return [float(v) if math.isfinite(v) else None for v in values]
+    """Plain floats for JSON; a missing or non-finite value (NaN: not measured; ∞: a noiseless input's PSNR) is None."""
+    return [float(v) if v is not None and math.isfinite(v) else None for v in values]
 
 
 def _claims(result, keep=lambda claim: True) -> list[dict[str, Any]]:
