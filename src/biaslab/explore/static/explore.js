@@ -478,21 +478,30 @@
     return z;
   }
 
-  /** A diverging colour scale with a black centre: blue below 0 (off), black at 0, orange above (on). */
-  const LUT_SIZE = 1024;
-  const LUT = (() => {
-    const stops = [[0, [170, 215, 255]], [0.25, [40, 120, 215]], [0.5, [12, 12, 12]], [0.75, [215, 95, 15]], [1, [255, 225, 130]]];
-    const lut = new Uint32Array(LUT_SIZE);
-    for (let i = 0; i < LUT_SIZE; i++) {
-      const t = i / (LUT_SIZE - 1);
-      let s = 0;
-      while (s < stops.length - 2 && t > stops[s + 1][0]) s++;
-      const [t0, c0] = stops[s], [t1, c1] = stops[s + 1], u = (t - t0) / (t1 - t0);
-      const [r, g, b] = c0.map((v, j) => Math.round(v + u * (c1[j] - v)));
-      lut[i] = (255 << 24) | (b << 16) | (g << 8) | r; // RGBA bytes, little-endian
+  /** A diverging colour map with a black centre, t ∈ [0, 1]: blue below ½ (off), black at ½, orange to yellow above. */
+  const STOPS = [[0, [170, 215, 255]], [0.25, [40, 120, 215]], [0.5, [12, 12, 12]], [0.75, [215, 95, 15]], [1, [255, 225, 130]]];
+  function colourAt(t) {
+    let s = 0;
+    while (s < STOPS.length - 2 && t > STOPS[s + 1][0]) s++;
+    const [t0, c0] = STOPS[s], [t1, c1] = STOPS[s + 1], u = (t - t0) / (t1 - t0);
+    const [r, g, b] = c0.map((v, j) => Math.round(v + u * (c1[j] - v)));
+    return (255 << 24) | (b << 16) | (g << 8) | r; // RGBA bytes, little-endian
+  }
+
+  /** Where value v sits on a scale from −m to m: square-root spacing, so values near 0 stay visible. */
+  const position = (v, m) => 0.5 + 0.5 * Math.sign(v) * Math.sqrt(Math.min(1, Math.abs(v) / m));
+
+  /** Colours of LUT_SIZE values evenly spaced over [−m, m]; the middle entry is exactly 0. */
+  const LUT_SIZE = 4095;
+  const luts = new Map();
+  function valueLut(m) {
+    if (!luts.has(m)) {
+      const lut = new Uint32Array(LUT_SIZE), half = (LUT_SIZE - 1) / 2;
+      for (let j = 0; j < LUT_SIZE; j++) lut[j] = colourAt(position(((j - half) / half) * m, m));
+      luts.set(m, lut);
     }
-    return lut;
-  })();
+    return luts.get(m);
+  }
 
   const currentKernel = () => CONV.kernels.find((k) => k.name === convInputs.kernel.value);
   /** One scale for both maps, wide enough for Σ + b at every slider position: nothing is clipped. */
@@ -507,13 +516,13 @@
   function paintConv() {
     const t0 = performance.now();
     const k = currentKernel(), z = weightedSum(k), b = Number(convInputs.bias.value);
-    const m = scaleOf(k), toIndex = (LUT_SIZE - 1) / (2 * m), zeroColour = LUT[Math.round(m * toIndex)];
+    const m = scaleOf(k), lut = valueLut(m), toIndex = (LUT_SIZE - 1) / (2 * m), zeroColour = lut[(LUT_SIZE - 1) / 2];
     let active = 0;
     for (let i = 0; i < z.length; i++) {
       let j = ((z[i] + b + m) * toIndex + 0.5) | 0;
       j = j < 0 ? 0 : j >= LUT_SIZE ? LUT_SIZE - 1 : j;
-      prePixels[i] = LUT[j];
-      if (z[i] > -b) { active++; mapPixels[i] = LUT[j]; } else mapPixels[i] = zeroColour; // as KernelMap.stats: Σ > −b
+      prePixels[i] = lut[j];
+      if (z[i] > -b) { active++; mapPixels[i] = lut[j]; } else mapPixels[i] = zeroColour; // as KernelMap.stats: Σ > −b
     }
     preCtx.putImageData(preImage, 0, 0);
     mapCtx.putImageData(mapImage, 0, 0);
@@ -539,26 +548,38 @@
     $("conv-weights").innerHTML = `<table><caption>Kernel ${k.name}</caption>${rows}</table>`;
   }
 
+  /** Tick values for the colour bar: 0, ±m and round values between, as many as fit without overlap. */
+  function scaleTicks(ctx, m, width) {
+    const round = [];
+    for (let e = -3; e <= 3; e++) for (const d of [1, 2, 5]) if (d * 10 ** e < m / 1.5) round.push(d * 10 ** e);
+    const ticks = [0, m, -m], x = (v) => position(v, m) * width;
+    for (const v of round.reverse()) {
+      const gap = ctx.measureText(fmtG(v, 3)).width + 10;
+      if (ticks.every((t) => Math.abs(x(v) - x(t)) >= gap)) ticks.push(v, -v);
+    }
+    return ticks;
+  }
+
   function drawScale(k) {
     const { ctx, w, h } = fitCanvas($("conv-scale"));
-    const m = scaleOf(k), barH = h * 0.42, pad = 12;
-    for (let x = 0; x < w - 2 * pad; x++) {
-      const c = LUT[Math.round((x / (w - 2 * pad - 1)) * (LUT_SIZE - 1))];
+    const m = scaleOf(k), barH = h * 0.42, pad = 16, width = w - 2 * pad;
+    for (let x = 0; x < width; x++) {
+      const c = colourAt(x / (width - 1));
       ctx.fillStyle = `rgb(${c & 255},${(c >> 8) & 255},${(c >> 16) & 255})`;
       ctx.fillRect(pad + x, 0, 1.5, barH);
     }
-    ctx.strokeStyle = COLORS.muted; ctx.strokeRect(pad, 0, w - 2 * pad, barH);
-    ctx.fillStyle = COLORS.ink; ctx.font = canvasFont(0.75); ctx.textBaseline = "top";
-    [-m, -m / 2, 0, m / 2, m].forEach((v, i) => {
-      const x = pad + (i / 4) * (w - 2 * pad);
-      ctx.textAlign = i === 0 ? "left" : i === 4 ? "right" : "center";
+    ctx.strokeStyle = COLORS.muted; ctx.strokeRect(pad, 0, width, barH);
+    ctx.fillStyle = COLORS.ink; ctx.font = canvasFont(0.7); ctx.textBaseline = "top";
+    for (const v of scaleTicks(ctx, m, width)) {
+      const x = pad + position(v, m) * width;
+      ctx.textAlign = v === -m ? "left" : v === m ? "right" : "center";
       ctx.fillRect(x - 0.5, barH, 1, 5);
-      ctx.fillText(fmtG(v, 3).replace("-", "−"), x, barH + 6);
-    });
+      ctx.fillText(fmtG(v, 3).replace("-", "−"), v === -m ? x - pad + 2 : v === m ? x + pad - 2 : x, barH + 6);
+    }
     $("conv-scale-caption").textContent =
-      `One colour scale for both maps: value of Σ + b (left) and relu(Σ + b) (right), from ${fmtG(-m, 3)} to ` +
-      `${fmtG(m, 3)}. Blue: below 0, the unit is off; black: 0; orange to yellow: above 0, it fires. ` +
-      "The scale covers every value at any bias, so nothing is clipped.";
+      `One colour scale for both maps: Σ + b (left) and relu(Σ + b) (right), from ${fmtG(-m, 3)} to ${fmtG(m, 3)}, ` +
+      "spaced by square root so that values near 0 stay visible. Blue: below 0, the unit is off; black: exactly 0; " +
+      "orange to yellow: above 0, it fires. The scale covers every value at any bias, so nothing is clipped.";
   }
 
   function explainPixel() {
