@@ -304,3 +304,18 @@ def test_open_opens_the_page_in_the_browser(tmp_path, monkeypatch):
                                  "--out", str(tmp_path)])
     assert result.exit_code == 0
     assert opened == [(tmp_path / EXPLORER_FILE).resolve().as_uri()]
+
+
+def test_explore_imports_neither_torch_nor_matplotlib(tmp_path):
+    """The page is NumPy work: `biaslab explore` starts as fast as `biaslab regression`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from biaslab.cli import app\n"
+        f"try:\n    app(['explore', '--quiet', '--max-size', '32', '--out', {str(tmp_path)!r}])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
