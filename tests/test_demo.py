@@ -22,6 +22,7 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
     classic = {c["id"]: c for c in d["claims"]}
     assert classic["bias_lowers_regression_error"]["holds"] is True
     assert "href=\"#regression\"" in page and "id='regression'" in page
+    assert (tmp_path / "explore.html").is_file() and 'href="explore.html"' in page
     for name in names:
         saved = json.loads((tmp_path / name / "results.json").read_text())
         assert saved["command"] == name
