@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import check_stdout_open, exit_on_late_interrupt, one_line_errors, stdout_errors
+from .errors import check_stdout_open, one_line_errors, stdout_errors
 from .io import BiaslabError
 
 
@@ -514,7 +514,6 @@ def main(argv: list[str] | None = None) -> int:
     # torch's OpenMP threads spin-wait by default, which costs several times the run time
     # on a busy machine with few cores; set before torch is imported (the user's value wins).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    exit_on_late_interrupt()  # the handler one_line_errors restores: a Ctrl-C after the command ends
     try:
         # Each command runs inside one_line_errors (see _Commands); this handles what comes before
         # a command starts: top-level options, an unknown command, building the parser.

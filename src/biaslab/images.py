@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import BiaslabError
-from .validate import MAX_IMAGE_PIXELS, check_finite, check_pixels
+from .validate import MAX_IMAGE_PIXELS, check_finite
 
 __all__ = ["BUILTIN_IMAGES", "builtin_image", "open_image", "load_image", "to_grey", "list_images"]
 
@@ -75,18 +75,19 @@ def open_image(path: str | Path):
     p = Path(path)
     if not p.is_file():
         raise BiaslabError(f"image {p} does not exist or is not a file; pass the path of a PNG or JPEG file")
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # PIL's own guard, for any path that decodes without us
+    # PIL's guard, with our limit: it checks the header's size when the file is opened (a warning
+    # over the limit, made an error here; an error over twice the limit, also for any other reader).
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(p)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, ValueError, SyntaxError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BiaslabError(
+            f"image {p} is too large ({exc}); the limit is {MAX_IMAGE_PIXELS:,} pixels: downscale it first"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG, JPEG or TIFF file") from None
-    try:
-        check_pixels(str(p), *im.size)
-    except BiaslabError:
-        im.close()
-        raise
     return im
 
 

@@ -98,15 +98,15 @@ class atomic_path:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
-        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
-            raise BiaslabError(
-                f"refusing to write {self.path}: it exists and is not a regular file; choose a new file name"
-            )
         folder = self.path.parent
         folder.mkdir(parents=True, exist_ok=True)
         limit = name_max(folder)
         if len(os.fsencode(self.path.name)) > limit:
             raise BiaslabError(f"file name {self.path.name[:40]}... is longer than {limit} bytes; choose a shorter name")
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            raise BiaslabError(
+                f"refusing to write {self.path}: it exists and is not a regular file; choose a new file name"
+            )
         # ".NAME.XXXXXXXX.ext.tmp" is 14 bytes longer than NAME.ext: shorten NAME in the temp name if needed.
         suffix = f"{self.path.suffix}.tmp"
         room = limit - len(os.fsencode(suffix)) - 10

@@ -27,7 +27,6 @@ __all__ = [
     "check_seed",
     "check_choice",
     "check_allocation",
-    "check_pixels",
     "readable_file",
     "writable_file",
     "call_user_code",
@@ -124,15 +123,6 @@ def check_allocation(name: str, shape: Sequence[int], itemsize: int, limit: int 
     return nbytes
 
 
-def check_pixels(name: str, width: int, height: int, limit: int = MAX_IMAGE_PIXELS) -> None:
-    """Refuse an image whose header claims more than ``limit`` pixels (a decompression bomb)."""
-    if width * height > limit:
-        raise BiaslabError(
-            f"image {name} is {width}x{height} = {width * height:,} pixels; the limit is {limit:,}: "
-            "downscale it first"
-        )
-
-
 def readable_file(name: str, path: str | os.PathLike[str], what: str = "file") -> Path:
     """``path`` refused unless it is an existing, non-empty regular file (not a folder, not ``/dev/null``)."""
     p = Path(path)
@@ -152,17 +142,19 @@ def writable_file(name: str, path: str | os.PathLike[str]) -> Path:
     longer than the file system allows, and a folder that is missing-and-uncreatable,
     read-only or not a folder.
     """
+    import tempfile
+
     p = Path(path)
-    if p.is_symlink() or (p.exists() and not p.is_file()):
-        raise BiaslabError(f"{name} {p} exists and is not a regular file; choose a new file name")
     folder = p.parent
     if folder.exists() and not folder.is_dir():
         raise BiaslabError(f"{name} {p}: {folder} is not a folder")
+    limit = name_max(folder) if folder.is_dir() else 255
+    if len(os.fsencode(p.name)) > limit:
+        raise BiaslabError(f"{name}: the file name is longer than {limit} bytes; choose a shorter one")
+    if p.is_symlink() or (p.exists() and not p.is_file()):
+        raise BiaslabError(f"{name} {p} exists and is not a regular file; choose a new file name")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        if len(os.fsencode(p.name)) > name_max(folder):
-            raise BiaslabError(f"{name}: the file name is longer than {name_max(folder)} bytes; choose a shorter one")
-        import tempfile
 
         fd, probe = tempfile.mkstemp(prefix=".biaslab-probe-", dir=folder)
         os.close(fd)
