@@ -139,19 +139,37 @@ def test_temp_removed_when_the_write_fails(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("name", ["results.json", "report.html", "report.md", "regression.png"])
-def test_an_output_name_that_is_a_folder_keeps_the_previous_set(tmp_path, name):
+def _replace_with_folder(path):
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("name", ["results.json", "report.html", "report.md"])
+def test_an_output_name_that_is_a_folder_is_refused_before_work(tmp_path, name):
     out = tmp_path / "o"
     assert regression(out).exit_code == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    (out / name).unlink()
-    (out / name).mkdir()
+    _replace_with_folder(out / name)
     res = regression(out, "--seed", "1")
     assert res.exit_code == 2
     assert "not a regular file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
-    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    assert after == {k: v for k, v in before.items() if k != name}  # nothing replaced: the old set stands
-    assert not [p for p in os.listdir(out) if p.endswith(".tmp") or p.startswith(".biaslab-staging")]
+
+
+def test_a_figure_name_that_is_a_folder_keeps_the_previous_set(tmp_path):
+    """Whichever figure it is, no file of the new run replaces one of the old: all or nothing."""
+    out = tmp_path / "o"
+    assert runner.invoke(app, ["relu", "-q", "--out", str(out)]).exit_code == 0
+    figures = sorted(p.name for p in out.glob("*.png"))
+    assert len(figures) >= 2
+    for name in figures:
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != name}
+        _replace_with_folder(out / name)
+        res = runner.invoke(app, ["relu", "-q", "--w", "2", "--out", str(out)])
+        assert res.exit_code == 2
+        assert "not a regular file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before, name
+        assert not [p for p in os.listdir(out) if p.endswith(".tmp") or p.startswith(".biaslab-staging")]
+        (out / name).rmdir()
+        (out / name).write_bytes(b"old figure")
 
 
 def test_disk_full_while_saving_keeps_the_previous_set_and_leaves_no_temp(tmp_path, monkeypatch):
