@@ -74,6 +74,13 @@ def test_one_seed_rule_for_every_command(tmp_path, no_work, command, seed):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unknown_figure_format_is_refused_before_any_work(tmp_path, no_work, command):
+    res = runner.invoke(app, [*COMMANDS[command], "--format", "bmp", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "unknown figure format 'bmp'" in one_error_line(res)
+
+
 @pytest.mark.parametrize("command", ["regression", "relu"])
 def test_largest_seed_is_accepted(tmp_path, command):
     res = runner.invoke(app, [command, "--seed", str(2**32 - 1), "--quiet", "--out", str(tmp_path)])
@@ -329,7 +336,7 @@ def test_ctrl_c_while_a_library_loads(tmp_path, module, args):
     assert p.returncode == 130
     assert_one_line(p.stderr, "biaslab: interrupted")
     left = [f.name for f in (tmp_path / "o").iterdir()] if (tmp_path / "o").exists() else []
-    assert set(left) <= {".biaslab.lock"}  # no results, no figure, no temporary file
+    assert left == []  # no results, no figure, no temporary file, no lock file
 
 
 def test_ctrl_c_during_shutdown_after_the_files_are_written(tmp_path):

@@ -186,7 +186,7 @@ def test_disk_full_while_saving_keeps_the_previous_set_and_leaves_no_temp(tmp_pa
     assert res.exit_code == 2 and "No space left on device" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert (out / "results.json").read_bytes() == before
-    assert sorted(os.listdir(out)) == sorted([LOCK_NAME, "regression.png", "report.html", "report.md", "results.json"])
+    assert sorted(os.listdir(out)) == ["regression.png", "report.html", "report.md", "results.json"]
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_a_really_full_disk(tiny_tmpfs, monkeypatch):
     res = regression(tiny_tmpfs / "o")
     assert res.exit_code == 2 and "No space left on device" in res.stderr, res.output
     assert len(res.stderr.strip().splitlines()) == 1
-    assert set(os.listdir(tiny_tmpfs / "o")) <= {LOCK_NAME}
+    assert os.listdir(tiny_tmpfs / "o") == []
 
 
 def test_a_read_only_file_system(tiny_tmpfs):
@@ -230,18 +230,41 @@ def test_a_second_run_into_a_locked_folder_fails_at_once(tmp_path):
     finally:
         os.close(fd)
     assert regression(out).exit_code == 0  # released: the next run goes ahead
-    assert int((out / LOCK_NAME).read_text()) == os.getpid()
+    assert not (out / LOCK_NAME).exists()  # and removes the lock file when it is done
 
 
 def test_the_lock_is_reentrant_within_a_run(tmp_path):
-    with locked_out_dir(tmp_path) as out, locked_out_dir(out):
-        fd = os.open(out / LOCK_NAME, os.O_RDWR)
+    with locked_out_dir(tmp_path) as out:
+        with locked_out_dir(out):
+            assert int((out / LOCK_NAME).read_text()) == os.getpid()
+        fd = os.open(out / LOCK_NAME, os.O_RDWR)  # still held after the inner block ends
         with pytest.raises(BlockingIOError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
-    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released at the end of the outer block
-    os.close(fd)
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_lock_file_left_by_a_killed_run_is_reused(tmp_path):
+    (tmp_path / LOCK_NAME).write_text("99999\n")  # nobody holds it
+    assert regression(tmp_path).exit_code == 0
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_a_run_that_loses_the_race_for_a_removed_lock_file_takes_a_new_one(tmp_path, monkeypatch):
+    """Between our open() and our flock(), the previous run removes its lock file: we must not lock a ghost."""
+    real_flock = fcntl.flock
+    calls = []
+
+    def flock_after_unlink(fd, op):
+        if not calls:
+            (tmp_path / LOCK_NAME).unlink()  # the previous run finishes right now
+        calls.append(fd)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_unlink)
+    with locked_out_dir(tmp_path):
+        assert len(calls) == 2  # the ghost, then the real file
+        assert os.stat(tmp_path / LOCK_NAME).st_ino == os.fstat(calls[-1]).st_ino
 
 
 def test_read_text_refuses_folders_devices_and_bytes_that_are_not_utf8(tmp_path, char_device):

@@ -106,16 +106,45 @@ def _lock_owner(path: Path) -> str:
         return ""
 
 
+def _take_lock(lock: Path, out: Path) -> int | None:
+    """Open and flock ``lock``; the fd, or None where the file system has no flock."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            raise BiaslabError(f"cannot create the lock file {lock}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BiaslabError(
+                f"another biaslab run{_lock_owner(lock)} is writing into {out}; wait for it to finish "
+                "or choose another --out"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return None
+            raise
+        try:  # the run before us may have removed the file between our open and our flock: start again
+            if os.stat(lock, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 @contextmanager
 def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
     """:func:`prepare_out_dir`, then hold ``OUT/.biaslab.lock`` for the block.
 
     A second run (another process) into the same folder gets :class:`BiaslabError` at once.
-    Taking the lock also removes temporary files of ours that a killed run left in OUT.
-    Re-entrant within a process. File systems without ``flock`` are used unlocked.
+    Taking the lock also removes temporary files of ours that a killed run left in OUT; the
+    lock file is removed when the block ends. Re-entrant within a process. File systems
+    without ``flock`` are used unlocked.
     """
-    import fcntl
-
     out = prepare_out_dir(out_dir)
     key = os.path.realpath(out)
     if key in _held_locks:
@@ -126,23 +155,11 @@ def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
             _held_locks[key] -= 1
         return
     lock = out / LOCK_NAME
+    fd = _take_lock(lock, out)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
-        raise BiaslabError(f"cannot create the lock file {lock}: {exc.strerror or exc}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BiaslabError(
-                f"another biaslab run{_lock_owner(lock)} is writing into {out}; wait for it to finish "
-                "or choose another --out"
-            ) from None
-        except OSError as exc:
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         remove_stale_temps(out, prefix=".biaslab-", max_age=0)  # staging and probes exist only under the lock
         remove_stale_temps(out)
         _held_locks[key] = 1
@@ -151,7 +168,9 @@ def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
         finally:
             del _held_locks[key]
     finally:
-        os.close(fd)
+        if fd is not None:
+            lock.unlink(missing_ok=True)  # while still holding it: see _take_lock
+            os.close(fd)
 
 
 def _title(result: Result) -> str:
