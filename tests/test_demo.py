@@ -31,6 +31,13 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
     assert page.count("data:image/png;base64,") == n_figures
     assert (tmp_path / "report.md").is_file()
 
+    # `biaslab report` rebuilds the demo's page and every section from the results files alone
+    for f in [tmp_path / "report.html", *tmp_path.glob("*/*.png")]:
+        f.unlink()
+    rebuilt = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == n_figures
+
 
 def test_demo_uses_the_steps_given(tmp_path):
     from biaslab.activations import run_relu

@@ -84,17 +84,6 @@ def test_long_names_get_a_short_enough_temp_name(tmp_path):
     assert os.listdir(tmp_path) == [name]
 
 
-@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_output_modes_follow_the_umask(tmp_path, mask, mode):
-    old = os.umask(mask)
-    try:
-        assert regression(tmp_path / "o").exit_code == 0
-    finally:
-        os.umask(old)
-    for name in ("results.json", "report.html", "report.md", "regression.png"):
-        assert stat.S_IMODE((tmp_path / "o" / name).stat().st_mode) == mode, name
-
-
 def _age(path, seconds):
     t = time.time() - seconds
     os.utime(path, (t, t), follow_symlinks=False)

@@ -48,7 +48,7 @@ _held_locks: dict[str, int] = {}  # real path of OUT → nesting depth, so one r
 @dataclass
 class SavedOutputs:
     out_dir: Path
-    results: Path
+    results: Path | None  # None for a comparison of several runs, which has no results.json of its own
     figures: list[Path]
     report: Path
 
@@ -239,4 +239,5 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
     if commands[0] == "demo":
         raise BiaslabError("compare demo sections one command at a time: biaslab report DEMO1/ablate DEMO2/ablate")
     with locked_out_dir(out_dir if out_dir is not None else Path("biaslab-out") / "report") as out:
-        return compare_report(results, [Path(d) for d in dirs], out, fmt)
+        figures, report = compare_report(results, [Path(d) for d in dirs], out, fmt)
+    return SavedOutputs(out, None, figures, report)
