@@ -93,6 +93,7 @@ def test_threads_bounds():
 
 @pytest.mark.parametrize("command", [
     ["conv"], ["ablate"], ["audit", "linear"], ["denoise"], ["denoise", "apply", "--model", "m", "--image", "i"],
+    ["demo"],
 ])
 def test_every_torch_command_takes_threads(tmp_path, command):
     res = runner.invoke(app, [*command, "--threads", "0", "--out", str(tmp_path)])
@@ -352,3 +353,27 @@ def test_regression_refusals(tmp_path, args, match):
     res = runner.invoke(app, ["regression", *args, "--out", str(tmp_path)])
     refused(res, match)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_threads_reach_torch_in_a_command(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        res = runner.invoke(app, ["audit", "linear", "--threads", "1", "-q", "--out", str(tmp_path)])
+        assert res.exit_code == 0, res.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_set_before_torch_loads_apply_when_it_does():
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('OMP_NUM_THREADS', None)\n"
+            "from biaslab.threads import set_threads; set_threads(1)\n"
+            "import torch; print(torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"

@@ -221,6 +221,7 @@ def relu(
 
 @app.command()
 def demo(
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 42,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
