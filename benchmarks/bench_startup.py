@@ -60,7 +60,7 @@ def main() -> None:
             for name, argv in cmds.items():
                 times[name].append(measure([sys.executable, "-m", "biaslab", *argv])[0])
         base = statistics.median(times["python -c pass"])
-        print(f"{"python -c pass":18s} median {base * 1000:7.1f} ms")
+        print(f"{'python -c pass':18s} median {base * 1000:7.1f} ms")
         for name, argv in cmds.items():
             med = statistics.median(times[name])
             heavy = imported(argv)

@@ -54,9 +54,10 @@ class SavedOutputs:
 
 
 def check_format(fmt: str) -> str:
-    if fmt not in FIGURE_FORMATS:
-        raise BiaslabError(f"unknown figure format {fmt!r}; use one of {', '.join(FIGURE_FORMATS)}")
-    return fmt
+    """``fmt`` if it is one of :data:`FIGURE_FORMATS`, else :class:`BiaslabError`."""
+    from .validate import check_choice
+
+    return check_choice("figure format", fmt, FIGURE_FORMATS)
 
 
 def check_targets(out: Path, names: list[str] | tuple[str, ...]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import BiaslabError
-from .validate import bounded_int, check_finite, finite_number
+from .validate import bounded_int, check_choice, check_finite, finite_number
 from .results import Claim
 from .results.regression import FitStats, RegressionResult, ResidualTrend
 
@@ -238,8 +238,7 @@ def run_regression(
         X, y = load_csv_columns(csv, list(x_columns or []), y_column or "")
         names, source = list(x_columns or []), f"csv:{Path(csv).name}"
     elif dataset is not None:
-        if dataset != "diabetes":
-            raise BiaslabError(f"unknown dataset {dataset!r}; the regression command knows: diabetes")
+        check_choice("dataset", dataset, ("diabetes",))
         from .datasets import load_diabetes_xy
 
         X, y, names = load_diabetes_xy(feature or "bmi")
