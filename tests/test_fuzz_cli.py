@@ -18,9 +18,9 @@ from biaslab.cli import app
 
 pytestmark = pytest.mark.filterwarnings("error")  # a warning would be a second line on stderr
 runner = CliRunner()
-FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 #: For cases whose valid draws do real work (a fit and its figure): fewer examples.
-FUZZ_WORK = settings(FUZZ, max_examples=8)
+FUZZ_WORK = settings(FUZZ, max_examples=6)
 
 
 def assert_contract(res):
@@ -143,7 +143,7 @@ FILE_OPTIONS = [
 
 @pytest.mark.parametrize("suffix, args", FILE_OPTIONS, ids=lambda v: v if isinstance(v, str) else " ".join(v[:3]))
 def test_file_bytes(suffix, args):
-    @(FUZZ_WORK if suffix in (".png", ".txt", ".npz") else FUZZ)
+    @(FUZZ_WORK if suffix in (".png", ".txt", ".npz", ".npy") else FUZZ)
     @given(data=file_bytes(suffix))
     def check(data):
         with_file(data, suffix, args)
