@@ -18,7 +18,8 @@ from biaslab.cli import app
 
 pytestmark = pytest.mark.filterwarnings("error")  # a warning would be a second line on stderr
 runner = CliRunner()
-FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True,
+                database=None)
 #: For cases whose valid draws do real work (a fit and its figure): fewer examples.
 FUZZ_WORK = settings(FUZZ, max_examples=6)
 
