@@ -268,3 +268,12 @@ def test_read_text_refuses_folders_devices_and_bytes_that_are_not_utf8(tmp_path,
         read_text(bad, "runs file")
     (tmp_path / "ok.jsonl").write_text('{"a": 1}\n')
     assert read_text(tmp_path / "ok.jsonl", "runs file") == '{"a": 1}\n'
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; see test_a_read_only_file_system")
+def test_a_read_only_folder(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir(mode=0o500)
+    res = regression(out)
+    assert res.exit_code == 2 and "Permission denied" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
