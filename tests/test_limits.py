@@ -189,7 +189,7 @@ def forged_npy(shape, dtype="<f8", body=b""):
 def test_npy_header_claiming_1e11_rows_is_refused(tmp_path):
     p = tmp_path / "k.npy"
     p.write_bytes(forged_npy((10**11, 3)))
-    with pytest.raises(BiaslabError, match="would need"):
+    with pytest.raises(BiaslabError, match=r"^kernel file .*k.npy would need"):
         load_npy(p, "kernel file")
     res = runner.invoke(app, ["conv", "--kernel-file", str(p), "--no-check-torch", "--out", str(tmp_path / "o")])
     refused(res, "would need")
@@ -207,7 +207,7 @@ def test_npz_member_claiming_1e11_rows_is_refused(tmp_path):
     with zipfile.ZipFile(p, "w") as zf:
         zf.writestr("X.npy", forged_npy((10**11, 4)))
         zf.writestr("y.npy", forged_npy((10,), "<i8", bytes(80)))
-    with pytest.raises(BiaslabError, match="array 'X' .* would need"):
+    with pytest.raises(BiaslabError, match="^array 'X' in .* would need"):
         load_npz(p)
 
 

@@ -271,6 +271,8 @@ def load_npy(path: str | Path, name: str) -> np.ndarray:
                 raise BiaslabError(f"{name} {p} is truncated: its header says shape {shape} of {dtype}")
             fh.seek(0)
             return np.load(fh, allow_pickle=False)
+    except BiaslabError:
+        raise
     except (OSError, ValueError, EOFError) as exc:
         raise BiaslabError(f"cannot read {name} {p} as .npy: {exc}") from None
 
@@ -286,6 +288,8 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.
                         _check_npy_header(fh, f"array {member[:-4]!r} in {p}")
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+    except BiaslabError:
+        raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise BiaslabError(f"cannot read {p} as .npz (pickled objects are refused): {exc}") from None
     if "X" not in arrays or "y" not in arrays:
