@@ -269,7 +269,7 @@ def image_folder(root, extra=None):
 
 def test_image_bomb_is_refused_from_its_header(tmp_path):
     p = bomb_png(tmp_path / "bomb.png")
-    with pytest.raises(BiaslabError, match="10000000000 pixels.*the limit is 50,000,000 pixels"):
+    with pytest.raises(BiaslabError, match="its header claims more than 50,000,000 pixels"):
         load_image(p)
     res = runner.invoke(app, ["conv", "--image", str(p), "--no-check-torch", "--out", str(tmp_path / "o")])
     refused(res, "pixels")

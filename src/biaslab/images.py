@@ -82,9 +82,10 @@ def open_image(path: str | Path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(p)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BiaslabError(
-            f"image {p} is too large ({exc}); the limit is {MAX_IMAGE_PIXELS:,} pixels: downscale it first"
+            f"image {p} is too large: its header claims more than {MAX_IMAGE_PIXELS:,} pixels (the limit); "
+            "downscale it first"
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG, JPEG or TIFF file") from None
