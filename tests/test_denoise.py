@@ -382,12 +382,12 @@ def test_load_refuses_wrong_architecture_and_non_state_dicts(tmp_path):
 
 @pytest.mark.parametrize("sidecar, message", [
     ('{"model": "DnCNN", "depth": 4, "width": 500, "channels": 1, "bias": true}', "does not match"),
-    ('{"model": "DnCNN", "depth": 4, "width": 8000, "channels": 1, "bias": true}', "width must be an integer"),
+    ('{"model": "DnCNN", "depth": 4, "width": 8000, "channels": 1, "bias": true}', "width must be between 1 and 512"),
     ('{"depth": Infinity, "width": 8, "channels": 1, "bias": true}', "Infinity"),
-    ('{"depth": 4.0, "width": 8, "channels": 1, "bias": true}', "depth must be an integer"),
+    ('{"depth": 4.0, "width": 8, "channels": 1, "bias": true}', "depth must be a whole number"),
     ('{"depth": 4, "width": 8, "channels": 1, "bias": "yes"}', "bias must be true or false"),
     ('[4, 8]', "JSON object"),
-    ('{"1": 2}', "depth must be an integer"),
+    ('{"1": 2}', "depth must be a whole number"),
     ('not json', "cannot read the architecture file"),
     (" " * 5000, "not a denoiser architecture file"),
 ])

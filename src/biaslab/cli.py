@@ -70,9 +70,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json output).")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Figure format: png or svg.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when present), cpu, cuda, cuda:N.")]
-ThreadsOpt = Annotated[
-    Optional[int], typer.Option("--threads", help="CPU threads for torch, 1 to the number of cores [default: torch's].")
-]
 
 
 def split_list(value: str | None, cast: Callable = str, name: str = "value") -> list:
@@ -477,12 +474,10 @@ def denoise(
     if ctx.invoked_subcommand is not None:
         return
     from .denoise import run_denoise
-    from .device import set_threads
 
     out_dir = out if out is not None else Path("biaslab-out") / "denoise"
 
     def build():
-        set_threads(threads)
         return run_denoise(
             quick=quick, depth=depth, width=width, steps=steps, batch_size=batch_size, patch_size=patch_size,
             sigma_max=sigma_max, lr=lr, eval_crop=eval_crop, images=images, seed=seed, device=device,
@@ -515,12 +510,10 @@ def denoise_apply(
     denoised in overlapping tiles blended with a window: the result equals the untiled one.
     """
     from .denoise import apply_denoiser
-    from .device import set_threads
 
     out_dir = out if out is not None else Path("biaslab-out") / "denoise-apply"
 
     def build():
-        set_threads(threads)
         return apply_denoiser(model, image, sigma, seed=seed, device=device, compare=compare, tile=tile,
                               save_dir=out_dir, show_progress=show_progress(quiet, json_output))
 

@@ -9,7 +9,7 @@ from .io import BiaslabError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device", "set_threads"]
+__all__ = ["resolve_device"]
 
 
 def resolve_device(name: str = "auto") -> "torch.device":
@@ -34,20 +34,3 @@ def resolve_device(name: str = "auto") -> "torch.device":
     if dev.type not in ("cpu", "cuda", "mps"):
         raise BiaslabError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
     return dev
-
-
-def set_threads(n: int | None) -> None:
-    """Use ``n`` CPU threads in torch (``--threads``); None leaves torch's default.
-
-    Raises :class:`BiaslabError` unless ``1 <= n <= os.cpu_count()``.
-    """
-    import os
-
-    if n is None:
-        return
-    cores = os.cpu_count() or 1
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= cores:
-        raise BiaslabError(f"--threads must be an integer from 1 to {cores}, the CPU cores here (got {n!r})")
-    import torch
-
-    torch.set_num_threads(n)

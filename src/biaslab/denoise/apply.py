@@ -14,6 +14,7 @@ import torch
 
 from ..io import BiaslabError, atomic_path
 from ..results.denoise import DenoiseApplyResult, DenoisedImage
+from ..validate import bounded_int
 from .analysis import psnr
 from .checkpoint import load_denoiser
 from .claims import apply_claims
@@ -122,8 +123,7 @@ def apply_denoiser(
     from ..progress import progress_bar
 
     sigma = check_sigma("--sigma", sigma)
-    if isinstance(tile, bool) or not isinstance(tile, int) or not 1 <= tile <= MAX_TILE:
-        raise BiaslabError(f"--tile must be an integer from 1 to {MAX_TILE} (got {tile!r})")
+    tile = bounded_int("--tile", tile, 1, MAX_TILE)
     paths = [Path(model)] + ([twin_path(model)] if compare else [])
     dev = resolve_device(device)
     nets = [load_denoiser(p, dev) for p in paths]

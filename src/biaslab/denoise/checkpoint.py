@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..io import BiaslabError, atomic_path, atomic_write_json, safe_torch_load
+from ..validate import bounded_int
 from .model import MAX_DEPTH, MAX_WIDTH, DnCNN
 
 __all__ = ["save_denoiser", "load_denoiser", "sidecar_path", "MAX_SIDECAR_BYTES"]
@@ -53,12 +54,8 @@ def _read_sidecar(meta: Path) -> dict[str, Any]:
     if not isinstance(arch, dict):
         raise BiaslabError(f"{meta} must hold a JSON object with depth, width, channels and bias")
     bounds = {"depth": (2, MAX_DEPTH), "width": (1, MAX_WIDTH), "channels": (1, 3)}
-    out: dict[str, Any] = {}
-    for key, (lo, hi) in bounds.items():
-        v = arch.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise BiaslabError(f"{meta}: {key} must be an integer from {lo} to {hi} (got {v!r})")
-        out[key] = v
+    out: dict[str, Any] = {key: bounded_int(f"{meta}: {key}", arch.get(key), lo, hi)
+                           for key, (lo, hi) in bounds.items()}
     if not isinstance(arch.get("bias"), bool):
         raise BiaslabError(f"{meta}: bias must be true or false (got {arch.get('bias')!r})")
     out["bias"] = arch["bias"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from ..io import BiaslabError
-from ..validate import check_finite
+from ..validate import check_finite, finite_number
 
 __all__ = ["TRAIN_IMAGES", "TEST_IMAGES", "MAX_SIGMA", "sample_patches", "center_crop", "load_sets", "add_noise",
            "check_sigma"]
@@ -30,11 +29,7 @@ MAX_SIGMA = 255.0
 def check_sigma(name: str, sigma: float, positive: bool = False) -> float:
     """``sigma`` as a float in [0, :data:`MAX_SIGMA`] (``(0, MAX_SIGMA]`` if ``positive``), else a
     :class:`BiaslabError` naming the option ``name``."""
-    low_ok = sigma > 0 if positive else sigma >= 0
-    if not (math.isfinite(sigma) and low_ok and sigma <= MAX_SIGMA):
-        lowest = "above 0" if positive else "from 0"
-        raise BiaslabError(f"{name} must be a noise level {lowest} to {MAX_SIGMA:g} on the 0-255 scale (got {sigma})")
-    return float(sigma)
+    return finite_number(f"{name} (a noise level on the 0-255 scale)", sigma, 0.0, MAX_SIGMA, open_low=positive)
 
 
 def sample_patches(images: Sequence[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from ..bias_free import make_bias_free
 from ..io import BiaslabError
 from ..results.denoise import DenoiseResult
+from ..validate import bounded_int, finite_number
 from .analysis import EQUIVARIANCE_ALPHAS, equivariance_error, evaluate_psnr, example_images, filter_rows, \
     linearity_residual
 from .checkpoint import save_denoiser
@@ -46,14 +46,9 @@ def resolve_settings(quick: bool = False, **overrides: Any) -> dict[str, Any]:
     st = dict(PRESETS["quick" if quick else "default"])
     st.update({k: v for k, v in overrides.items() if v is not None})
     for name, (lo, hi) in _BOUNDS.items():
-        v = st[name]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v \
-                or not lo <= v <= hi:
-            raise BiaslabError(f"--{name.replace('_', '-')} must be an integer from {lo} to {hi} (got {v})")
-        st[name] = int(v)
+        st[name] = bounded_int(f"--{name.replace('_', '-')}", st[name], lo, hi)
     st["sigma_max"] = check_sigma("--sigma-max", st["sigma_max"], positive=True)
-    if not (math.isfinite(st["lr"]) and 0 < st["lr"] <= MAX_LR):
-        raise BiaslabError(f"--lr must be a learning rate above 0 and at most {MAX_LR:g} (got {st['lr']})")
+    st["lr"] = finite_number("--lr", st["lr"], 0.0, MAX_LR, open_low=True)
     return st
 
 
