@@ -51,6 +51,8 @@ __all__ = [
     "weighted_sum",
     "unfold",
     "conv_output_shape",
+    "padding_border",
+    "rounding_bound",
     "explain_pixel",
     "PixelExplanation",
 ]
@@ -149,6 +151,23 @@ def conv_output_shape(
 ) -> tuple[int, int]:
     """(H_out, W_out) = ⌊(H + 2·padding − dilation·(k − 1) − 1) / stride⌋ + 1, per axis."""
     return _geometry(tuple(in_size), _pair(kernel_size, "kernel_size", 1), stride, padding, dilation).out_size
+
+
+def padding_border(
+    in_size: tuple[int, int], kernel_size: IntPair, stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1
+) -> tuple[int, int, int, int]:
+    """How many output rows and columns (top, bottom, left, right) have a kernel window that
+    overlaps the zero padding; (0, 0, 0, 0) without padding."""
+    geom = _geometry(tuple(in_size), _pair(kernel_size, "kernel_size", 1), stride, padding, dilation)
+    counts = []
+    for axis in range(2):
+        n, n_out, s = geom.in_size[axis], geom.out_size[axis], geom.stride[axis]
+        before = geom.pad_before[axis]
+        span = geom.dilation[axis] * (geom.kernel[axis] - 1) + 1
+        first_inside = min(n_out, -(-before // s))  # first r with r·s − before ≥ 0
+        last_inside = (n + before - span) // s  # last r with r·s − before + span − 1 ≤ n − 1
+        counts += [first_inside, max(0, n_out - 1 - last_inside)]
+    return counts[0], counts[1], counts[2], counts[3]
 
 
 def unfold(
@@ -447,6 +466,29 @@ def feature_map(
     arguments are those of :func:`conv2d`.
     """
     return activate(conv2d(x, weight, bias, stride, padding, dilation, groups), activation)
+
+
+def rounding_bound(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """A bound on |computed − exact| Σ(input * kernel) at every output, whatever the summation order.
+
+    A sum of n products computed in floating point is off by at most γ_n · Σ|input|·|kernel|,
+    γ_n = n·u / (1 − n·u) with u the unit roundoff (Higham, *Accuracy and Stability of Numerical
+    Algorithms*, §3.1). A computed Σ smaller than this may be an exact 0 (a flat image region
+    under an edge kernel) that rounding left at ±1e-17. Arguments as in :func:`conv2d`.
+    """
+    x, weight, _, batched = _check(x, weight, None, groups)
+    n = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    u = np.finfo(x.dtype).eps / 2
+    bound = _weighted_sum(np.abs(x), np.abs(weight), stride, padding, dilation, groups)
+    bound *= n * u / (1 - n * u)
+    return bound if batched else bound[0]
 
 
 def fraction_active(total: np.ndarray, bias: float) -> float:
