@@ -25,6 +25,7 @@ from .conv import (
     weighted_sum,
 )
 from .io import BiaslabError
+from .kernels import MAX_KERNEL_SIZE, MAX_KERNELS
 from .results import Claim
 from .results.conv import (
     BiasOutput,
@@ -44,14 +45,10 @@ __all__ = ["prepare_image", "downscale", "block_mean", "kernel_sums", "run_conv"
            "TORCH_TOLERANCE"]
 
 DEFAULT_KERNELS = ("gaussian", "sobel-x", "laplacian")
-#: At most this many kernels (named, from a file and random together): each gets a figure.
-MAX_KERNELS = 16
 #: At most this many biases (``--bias``): each is a column of every feature-map figure.
 MAX_BIASES = 12
 #: Biases must be finite with |b| at most this (inputs are in [0, 1]).
 MAX_ABS_BIAS = 1e6
-#: Kernels (random ones: ``--kernel-size``; from a file: each side) have at most this many rows and columns.
-MAX_KERNEL_SIZE = 31
 #: ``--padding`` adds at most this many zeros on each side.
 MAX_PADDING = 64
 #: ``--stride`` is at most this.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .io import BiaslabError
+from .validate import check_finite
 
-__all__ = ["BUILTIN_IMAGES", "builtin_image", "load_image", "to_grey", "list_images"]
+__all__ = ["BUILTIN_IMAGES", "MAX_IMAGE_PIXELS", "builtin_image", "load_image", "to_grey", "list_images"]
+
+#: Images whose header claims more pixels than this are refused before they are decoded
+#: (a small file can claim 100000×100000 pixels: a decompression bomb).
+MAX_IMAGE_PIXELS = 50_000_000
 
 #: Natural images bundled with scikit-image (no download needed).
 BUILTIN_IMAGES = (
@@ -27,6 +33,8 @@ def _as_float(img: np.ndarray) -> np.ndarray:
         return img.astype(np.float64) / np.iinfo(img.dtype).max
     img = img.astype(np.float64)
     lo, hi = float(img.min()), float(img.max())
+    if not np.isfinite(hi - lo):
+        raise BiaslabError(f"image values span {lo:g} to {hi:g}, too wide to scale to [0, 1]")
     if lo < 0.0 or hi > 1.0:
         img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
     return img
@@ -67,16 +75,26 @@ def load_image(path: str | Path, color: bool = False) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise BiaslabError(f"image {p} does not exist; pass the path of a PNG or JPEG file")
+    too_big = f"image {p} has more than {MAX_IMAGE_PIXELS} pixels; shrink it first"
     try:
-        with Image.open(p) as im:
-            im.load()
-            if im.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F", "1"):
-                im = im.convert("RGB")
-            arr = np.asarray(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in one line
+            with Image.open(p) as im:
+                if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+                    raise BiaslabError(f"{too_big} (its header says {im.size[0]}×{im.size[1]})")
+                im.load()
+                if im.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F", "1"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im)
+    except Image.DecompressionBombError:
+        raise BiaslabError(too_big) from None
+    except BiaslabError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG or JPEG file") from None
     if arr.size == 0:
         raise BiaslabError(f"image {p} is empty")
+    check_finite(f"image {p}", arr)  # a float TIFF may hold NaN or infinity
     return _shape(arr, color)
 
 
