@@ -21,6 +21,7 @@ from biaslab.conv import (
     conv_output_shape,
     explain_pixel,
     feature_map,
+    padding_border,
     unfold,
     weighted_sum,
 )
@@ -133,6 +134,28 @@ def test_explain_pixel_agrees_with_feature_map(problem, activation, data):
     assert e.total == pytest.approx(float(np.sum(e.patch * w[0])))
     assert e.pre_activation == pytest.approx(e.total + bias)
     assert e.output == pytest.approx(float(fmap[row, col]), abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_problems(np.float64))
+def test_padding_border_counts_the_windows_that_read_zeros(problem):
+    """Brute force: a window reads the padding exactly when Σ(ones * ones) under it is below the tap count."""
+    x, w, _, kwargs = problem
+    kwargs.pop("groups")
+    ones = conv2d(np.ones((1, *x.shape[-2:])), np.ones((1, 1, *w.shape[2:])), **kwargs)[0]
+    short = ones < w.shape[2] * w.shape[3] - 0.5
+    rows, cols = short.any(axis=1), short.any(axis=0)
+    top, bottom, left, right = padding_border(x.shape[-2:], w.shape[2:], **kwargs)
+    expected_rows = np.zeros(rows.size, bool)
+    expected_rows[:top] = True
+    expected_rows[rows.size - bottom:] = True
+    expected_cols = np.zeros(cols.size, bool)
+    expected_cols[:left] = True
+    expected_cols[cols.size - right:] = True
+    interior = ~short[np.ix_(~expected_rows, ~expected_cols)]
+    assert np.all(interior)  # no window inside the border reads padding
+    assert np.all(short[expected_rows]) if expected_rows.any() else True
+    assert np.all(short[:, expected_cols]) if expected_cols.any() else True
 
 
 def test_formula_pieces_fit_together():
