@@ -217,13 +217,15 @@ def relu_claims(activation: str, w: float, biases: list[float], x_range: tuple[f
               "{mismatches} exceptions on {grid_points} weighted sums (b = {bias_list}).",
     ))
     norm = math.hypot(*plane_w)
-    plane = {"w1": plane_w[0], "w2": plane_w[1], "distance_at_b0": abs(0.0) / norm,
+    w1, w2 = plane_w
+    plane = {"w1": w1, "w2": w2, "line": f"{w1:g}·x1 {'−' if w2 < 0 else '+'} {abs(w2):g}·x2",
+             "distance_at_b0": abs(0.0) / norm,
              "pre_activation_at_origin": plane_w[0] * 0.0 + plane_w[1] * 0.0 + 0.0,
              "max_shift": max(abs(b) for b in biases) / norm}
     claims.append(Claim.decide(
         "boundary_through_origin_without_bias",
         plane["distance_at_b0"] == 0 and plane["pre_activation_at_origin"] == 0, plane,
-        true="Without bias (b = 0) the boundary {w1:g}·x1 + {w2:g}·x2 = 0 of the 2-D unit passes through the "
+        true="Without bias (b = 0) the boundary {line} = 0 of the 2-D unit passes through the "
              "origin (distance {distance_at_b0:g}, pre-activation {pre_activation_at_origin:g} there); a bias b "
              "moves it |b|/‖w‖ away (up to {max_shift:.3g} here), so only with a bias can the unit separate "
              "regions that do not touch the origin.",

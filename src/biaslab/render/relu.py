@@ -71,7 +71,8 @@ def plot_plane(res: ReluResult, out_dir: Path, fmt: str = "png") -> Path:
         ax.set_title(f"b = {fmt_num(region.b)}: {fmt_pct(region.active_share)} active", fontsize=10)
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
-    fig.suptitle(f"Active region (blue) of {res.activation}({fmt_num(w1)}·x1 + {fmt_num(w2)}·x2 + b) on "
+    line = f"{fmt_num(w1)}·x1 {'−' if w2 < 0 else '+'} {fmt_num(abs(w2))}·x2"
+    fig.suptitle(f"Active region (blue) of {res.activation}({line} + b) on "
                  f"[−{fmt_num(h)}, {fmt_num(h)}]²\nred: the boundary w·x = −b;  +: the origin")
     return save_figure(fig, out_dir, "relu_plane", fmt)
 
