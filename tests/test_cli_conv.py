@@ -83,8 +83,8 @@ def _png_header(width: int, height: int) -> bytes:
 
 def test_report_rebuilds_the_figures_from_results_alone(tmp_path, picture):
     out = tmp_path / "out"
-    assert runner.invoke(app, ["conv", "--image", str(picture), "--explain", "0,0", "--no-check-torch", "-q",
-                               "--out", str(out)]).exit_code == 0
+    assert runner.invoke(app, ["conv", "--image", str(picture), "--kernel", "sobel-x", "--explain", "0,0", "-q",
+                               "--no-check-torch", "--out", str(out)]).exit_code == 0
     before = sorted(p.name for p in out.glob("*.png"))
     for png in out.glob("*.png"):
         png.unlink()

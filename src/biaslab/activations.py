@@ -251,7 +251,8 @@ def _check_relu_inputs(w: float, biases: Sequence[float], activation: str, plane
         raise BiaslabError(f"{len(biases)} bias values given; at most {MAX_BIASES} (each is a curve and a panel)")
     w = _finite("w", w, MAX_ABS_PARAMETER)
     if w != 0 and abs(w) < MIN_ABS_WEIGHT:
-        raise BiaslabError(f"w must be 0 or |w| ≥ {MIN_ABS_WEIGHT:g} (the threshold −b/w must stay finite), got {w:g}")
+        raise BiaslabError(f"w must be 0 or |w| ≥ {MIN_ABS_WEIGHT:g} (the threshold −b/w must stay finite), "
+                           f"got {w:g}")
     biases = [_finite("b", b, MAX_ABS_PARAMETER) for b in biases]
     if len(plane_w) != 2:
         raise BiaslabError(f"--plane-w needs two numbers w1,w2 (got {len(plane_w)})")

@@ -40,8 +40,8 @@ from .results.conv import (
     TorchCheck,
 )
 
-__all__ = ["prepare_image", "downscale", "block_mean", "kernel_sums", "run_conv", "conv_claims", "DEFAULT_KERNELS", "MAX_KERNELS",
-           "MAX_BIASES", "MAX_ABS_BIAS", "MAX_KERNEL_SIZE", "MAX_PADDING", "MAX_STRIDE", "MAX_IMAGE_SIDE",
+__all__ = ["prepare_image", "downscale", "block_mean", "kernel_sums", "run_conv", "conv_claims", "DEFAULT_KERNELS",
+           "MAX_KERNELS", "MAX_BIASES", "MAX_ABS_BIAS", "MAX_KERNEL_SIZE", "MAX_PADDING", "MAX_STRIDE", "MAX_IMAGE_SIDE",
            "TORCH_TOLERANCE"]
 
 DEFAULT_KERNELS = ("gaussian", "sobel-x", "laplacian")
@@ -154,7 +154,8 @@ def _check_options(biases: Sequence[float], activation: str, random: int, kernel
     if not biases:
         raise BiaslabError("give at least one --bias value")
     if len(biases) > MAX_BIASES:
-        raise BiaslabError(f"{len(biases)} --bias values given; at most {MAX_BIASES} (each is a column of every figure)")
+        raise BiaslabError(f"{len(biases)} --bias values given; at most {MAX_BIASES} "
+                           "(each is a column of every figure)")
     values = [float(b) + 0.0 for b in biases]
     for b in values:
         if not math.isfinite(b) or abs(b) > MAX_ABS_BIAS:
@@ -277,7 +278,7 @@ def _torch_check(image: np.ndarray, kernels: list[tuple[str, np.ndarray]], total
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
+    return f"{x:.1%}"  # as the claim templates write shares
 
 
 def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches: int, units: int,
@@ -307,7 +308,8 @@ def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches
     for m in maps:
         curve = sweep.kernels[m.name].fraction_active
         drop = float(max(0.0, -float(np.min(np.diff(curve))))) if curve.size > 1 else 0.0
-        shown = ", ".join(f"{_pct(s.fraction_active)} at b = {s.bias:g}" for s in sorted(m.biases, key=lambda s: s.bias))
+        ordered = sorted(m.biases, key=lambda s: s.bias)
+        shown = ", ".join(f"{_pct(s.fraction_active)} at b = {s.bias:g}" for s in ordered)
         evidence = {"kernel": m.name, "sweep_points": int(curve.size), "sweep_min_bias": float(sweep.bias[0]),
                     "sweep_max_bias": float(sweep.bias[-1]), "share_at_min_bias": float(curve[0]),
                     "share_at_max_bias": float(curve[-1]), "largest_drop": drop, "at_biases_shown": shown,
@@ -397,7 +399,8 @@ def run_conv(
     rng = np.random.default_rng(seed)
     chosen = _kernels(kernels, kernel_file, random, kernel_size, picture.shape[0], rng)
     shapes = _check_geometry(picture.shape[1:], chosen, stride, padding, explain)
-    factor = _preview_factor(max(shapes), len(chosen) * (len(biases) + 1) + picture.shape[0])
+    largest = max(shapes, key=lambda s: s[0] * s[1])
+    factor = _preview_factor(largest, len(chosen) * (len(biases) + 1) + picture.shape[0])
     totals = []
     with progress_bar(len(chosen), "conv: feature maps", progress) as advance:
         for _, kernel in chosen:
