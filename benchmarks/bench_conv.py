@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from biaslab import conv as conv_module
-from biaslab.conv import conv2d, conv_output_shape
+from biaslab.conv import conv2d, conv_method, conv_output_shape
 
 #: (name, input shape, weight shape, conv2d keyword arguments); the first three and the last are
 #: issue 15's four benchmark shapes.
@@ -58,16 +57,6 @@ def best_times(fns, repeat: int) -> list[float]:
             fn()
             out.append(time.perf_counter() - t0)
     return [min(t) for t in times]
-
-
-def chosen_method(x, w, kwargs) -> str:
-    """The method ``auto`` picks for this problem (the cheaper in scratch memory)."""
-    geom = conv_module._geometry(x.shape[2:], w.shape[2:], kwargs.get("stride", 1), kwargs.get("padding", 0),
-                                 kwargs.get("dilation", 1))
-    groups = kwargs.get("groups", 1)
-    rows = conv_module._Rows(geom, w.shape[1], w.shape[0] // groups, x.dtype)
-    return "rows" if rows.scratch_bytes <= conv_module._Im2col.scratch_bytes_for(geom, w.shape[1], x.dtype) \
-        else "im2col"
 
 
 def unfolded_bytes(x_shape, w_shape, kwargs, itemsize: int) -> int:
@@ -116,7 +105,8 @@ def main() -> None:
             mem = peak_extra_bytes(x, w, b, kwargs) / unfolded_bytes(xs, ws, kwargs, x.itemsize)
             ratio = t_numpy / t_torch
             ratios.append(ratio)
-            print(f"{name:32s} {1e3 * t_numpy:9.2f} {1e3 * t_torch:9.2f} {ratio:6.2f} {chosen_method(x, w, kwargs):>7s} "
+            method = conv_method(xs, ws, dtype=x.dtype, **kwargs)
+            print(f"{name:32s} {1e3 * t_numpy:9.2f} {1e3 * t_torch:9.2f} {ratio:6.2f} {method:>7s} "
                   f"{diff:10.2e} {mem:10.2f}")
     four = [ratios[i] for i in TARGETS]
     for label, chosen in (("the four benchmark shapes", four), (f"all {len(ratios)} cases", ratios)):

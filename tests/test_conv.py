@@ -16,6 +16,7 @@ import biaslab.conv
 from biaslab.conv import (
     METHODS,
     activate,
+    conv_method,
     conv2d,
     conv2d_pre_activation,
     conv_output_shape,
@@ -216,6 +217,11 @@ def test_extra_memory_is_at_most_one_unfolded_sample_and_group(x_shape, w_shape,
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak - out.nbytes <= 1.05 * unfolded
+
+
+def test_auto_picks_rows_unless_it_needs_more_memory():
+    assert conv_method((1, 3, 512, 512), (1, 3, 7, 7), padding="same") == "rows"
+    assert conv_method((2, 2, 12, 200), (3, 2, 3, 3), dilation=(4, 1)) == "im2col"
 
 
 def test_importing_conv_does_not_import_torch():

@@ -51,6 +51,7 @@ __all__ = [
     "weighted_sum",
     "unfold",
     "conv_output_shape",
+    "conv_method",
     "padding_border",
     "rounding_bound",
     "explain_pixel",
@@ -281,12 +282,10 @@ def _weighted_sum(
     group_out = out_channels // groups
     if method not in METHODS:
         raise BiaslabError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    rows = _Rows(geom, group_channels, group_out, x.dtype)
-    if method == "im2col" or (method == "auto" and rows.scratch_bytes > _Im2col.scratch_bytes_for(
-            geom, group_channels, x.dtype)):
-        one_group = _Im2col(geom, group_channels, x.dtype)
-    else:
-        one_group = rows.allocate()
+    if method == "auto":
+        method = _auto_method(geom, group_channels, group_out, x.dtype)
+    one_group = _Rows(geom, group_channels, group_out, x.dtype).allocate() if method == "rows" \
+        else _Im2col(geom, group_channels, x.dtype)
     z = np.empty((n, out_channels, h_out, w_out), dtype=x.dtype)
     for g in range(groups):
         kernels = weight[g * group_out:(g + 1) * group_out]
@@ -295,6 +294,21 @@ def _weighted_sum(
             out = z[s, g * group_out:(g + 1) * group_out].reshape(group_out, h_out * w_out)
             one_group(x[s, g * group_channels:(g + 1) * group_channels], prepared, out)
     return z
+
+
+def _auto_method(geom: _Geometry, group_channels: int, group_out: int, dtype: np.dtype) -> str:
+    """``rows`` unless its scratch memory would exceed im2col's (then ``im2col``)."""
+    rows = _Rows(geom, group_channels, group_out, dtype)
+    return "rows" if rows.scratch_bytes <= _Im2col.scratch_bytes_for(geom, group_channels, dtype) else "im2col"
+
+
+def conv_method(
+    x_shape: tuple[int, ...], weight_shape: tuple[int, int, int, int], stride: IntPair = 1, padding: Padding = 0,
+    dilation: IntPair = 1, groups: int = 1, dtype: np.dtype = np.float64,
+) -> str:
+    """The method (``"rows"`` or ``"im2col"``) that :func:`weighted_sum` uses with ``method="auto"``."""
+    geom = _geometry(tuple(x_shape[-2:]), tuple(weight_shape[2:]), stride, padding, dilation)
+    return _auto_method(geom, weight_shape[1], weight_shape[0] // groups, np.dtype(dtype))
 
 
 class _Im2col:
