@@ -1,8 +1,8 @@
 """Speed and memory of ``biaslab.conv.conv2d`` against ``torch.nn.functional.conv2d``.
 
 Prints, for each case, the best-of-R time of both (same inputs, same dtype, torch limited to
-the same number of threads as NumPy's BLAS; the two are timed in turn, so a busy machine
-slows both alike), their ratio, the agreement, the method ``auto`` chose, and the peak extra
+the same number of threads as NumPy's BLAS; the two are timed in alternating blocks, so a
+busy machine slows both alike), their ratio, the agreement, the method ``auto`` chose, and the peak extra
 memory of the NumPy version (tracemalloc, excluding the output) as a multiple of the
 unfolded input of one sample and one group. Ends with the geometric mean and the worst ratio.
 
@@ -46,17 +46,22 @@ CASES = [
 TARGETS = (0, 1, 2, 5)  # indices of the four benchmark shapes
 
 
-def best_times(fns, repeat: int) -> list[float]:
-    """Best of ``repeat`` runs of each function (as ``timeit`` advises), the functions run in turn."""
-    for fn in fns:
-        fn()  # warm up
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, out in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-    return [min(t) for t in times]
+def best_times(fns, repeat: int, rounds: int = 3) -> list[float]:
+    """Best time of each function (as ``timeit`` advises), over ``rounds`` blocks of ``repeat`` runs each.
+
+    The functions take turns block by block, so a machine that gets busier or quieter affects
+    them alike; within a block a function runs back to back (a torch call right before a NumPy
+    call leaves the caches cold for it, which would penalise whichever runs second).
+    """
+    best = [math.inf] * len(fns)
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            fn()  # warm up
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 def unfolded_bytes(x_shape, w_shape, kwargs, itemsize: int) -> int:

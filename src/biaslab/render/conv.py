@@ -32,7 +32,7 @@ def _describe(res: ConvResult) -> str:
              f"{'colour' if im.channels == 3 else 'grey'}, values in [0, 1]); maps {res.output_shape[0]}×"
              f"{res.output_shape[1]}, padding {res.params.get('padding')!s}, stride {res.params.get('stride')}."]
     for m in res.kernels:
-        cells = [f"b = {fmt_num(s.bias)}: {fmt_pct(s.fraction_active)} active, mean {fmt_num(s.mean_activation, 3)}"
+        cells = [f"b = {fmt_num(s.bias)}: {fmt_pct(s.fraction_active)} active, mean {fmt_num(s.mean_activation)}"
                  for s in m.biases]
         lines.append(f"{m.name}: " + "; ".join(cells) + ".")
     return "\n\n".join(lines)
@@ -153,7 +153,7 @@ def plot_feature_maps(res: ConvResult, index: int, out_dir: Path, fmt: str = "pn
         axes[0][col].set_title(f"Σ(input * kernel) + b,  b = {fmt_num(stats.bias)}{no_bias}", fontsize=10)
         bottom = axes[1][col].imshow(o, cmap="magma", vmin=lo, vmax=hi, extent=extent)
         axes[1][col].set_title(f"{res.activation}(Σ + b): {fmt_pct(stats.fraction_active)} active\n"
-                               f"mean {fmt_num(stats.mean_activation, 3)}", fontsize=10)
+                               f"mean {fmt_num(stats.mean_activation)}", fontsize=10)
         if padded:
             _draw_border(axes[0][col], m)
             _draw_border(axes[1][col], m)
