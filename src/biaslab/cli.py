@@ -302,6 +302,41 @@ def conv(
 
 
 @app.command()
+def explore(
+    builtin: Annotated[
+        Optional[str], typer.Option(help="scikit-image picture for the conv panel [default: camera, as biaslab conv].")
+    ] = None,
+    image: Annotated[Optional[Path], typer.Option(help="Your own image file (PNG, JPEG, ...) instead.")] = None,
+    random: Annotated[int, typer.Option("--random", help="Random (He-normal) kernels to offer beside the bank.")] = 2,
+    max_size: Annotated[int, typer.Option(help="Block-average larger images down to at most this many pixels a side.")] = 512,
+    from_dir: Annotated[Optional[Path], typer.Option(
+        "--from", help="Add a panel for a saved run: the --out directory of biaslab denoise (σ slider) or "
+                       "biaslab ablate (shift slider).")] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
+    seed: SeedOpt = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: biaslab-out/explore].")] = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write explore.html: move the bias and watch (threshold, 2-D unit, regression, conv). Offline, one file."""
+    from .explore import write_explorer
+
+    try:
+        page = write_explorer(out if out is not None else Path("biaslab-out") / "explore", builtin=builtin,
+                              image=image, max_size=max_size, random=random, seed=seed, run=from_dir)
+    except BiaslabError as exc:
+        raise fail(str(exc)) from None
+    if json_output:
+        print(json.dumps({"explorer": str(page), "bytes": page.stat().st_size}))
+    elif not quiet:
+        print(page)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
+@app.command()
 def ablate(
     model: Annotated[str, typer.Option(help="Model(s), comma-separated: linear, mlp, cnn, cnn-bn.")] = "cnn",
     dataset: Annotated[

@@ -31,7 +31,7 @@ FIGURE_FORMATS = ("png", "svg")
 @dataclass
 class SavedOutputs:
     out_dir: Path
-    results: Path
+    results: Path | None  # None for a comparison of several runs, which has no results.json of its own
     figures: list[Path]
     report: Path
 
@@ -83,12 +83,15 @@ def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> Saved
 
 def save_demo(result: Result, parts: dict[str, Result], out_dir: str | Path, fmt: str = "png") -> SavedOutputs:
     """Save each part in ``out_dir/<name>/`` and the demo's own results.json and report."""
+    from .explore import write_explorer
     from .render.demo import demo_report
 
     check_format(fmt)
     out = prepare_out_dir(out_dir)
     saved = {name: save_outputs(part, out / name, fmt) for name, part in parts.items()}
-    report = demo_report(result, parts, {n: s.figures for n, s in saved.items()}, out)
+    # The explorer beside the report, on the demo's conv settings (camera at 256 pixels).
+    explorer = write_explorer(out, max_size=256, seed=result.params.get("seed", 0))
+    report = demo_report(result, parts, {n: s.figures for n, s in saved.items()}, out, explorer=explorer.name)
     results = atomic_write_json(out / "results.json", payload(result))
     return SavedOutputs(out, results, [f for s in saved.values() for f in s.figures], report)
 
@@ -122,4 +125,5 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
     if commands[0] == "demo":
         raise BiaslabError("compare demo sections one command at a time: biaslab report DEMO1/ablate DEMO2/ablate")
     out = prepare_out_dir(out_dir if out_dir is not None else Path("biaslab-out") / "report")
-    return compare_report(results, [Path(d) for d in dirs], out, fmt)
+    figures, report = compare_report(results, [Path(d) for d in dirs], out, fmt)
+    return SavedOutputs(out, None, figures, report)
