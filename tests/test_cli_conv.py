@@ -118,7 +118,7 @@ def test_report_rebuilds_the_figures_from_results_alone(tmp_path, picture):
         (["--bias", ",".join(["0.1"] * 300)], "at most 12"),
         (["--bias", "1e308"], "|b| ≤ 1e+06"),
         (["--bias", "nan"], "finite"),
-        (["--max-size", "100000"], "--max-size must be between 1 and 2048"),
+        (["--max-size", "100000"], "--max-size must be ≥ 1 and ≤ 2048"),
         (["--stride", "0", "--padding", "valid"], "--stride must be between 1 and 64"),
         (["--image", "{tmp}/nan.tif"], "NaN or infinite"),
         (["--image", "{tmp}/bomb.png"], "more than 50000000 pixels"),

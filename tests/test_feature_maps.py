@@ -61,7 +61,7 @@ def test_prepare_image_builtin_and_file(picture):
     assert tiny.shape == (1, 20, 24) and source == str(picture)
     with pytest.raises(BiaslabError, match="either --builtin or --image"):
         prepare_image("camera", picture)
-    with pytest.raises(BiaslabError, match=f"--max-size must be between 1 and {MAX_IMAGE_SIDE}"):
+    with pytest.raises(BiaslabError, match=f"--max-size must be ≥ 1 and ≤ {MAX_IMAGE_SIDE}"):
         prepare_image(max_size=0)
 
 
@@ -209,7 +209,7 @@ def test_kernels_of_different_sizes_give_maps_of_different_sizes(picture):
         ({"padding": MAX_PADDING + 1}, f"between 0 and {MAX_PADDING}"),
         ({"padding": "full"}, "'same' or 'valid'"),
         ({"stride": MAX_STRIDE + 1}, f"between 1 and {MAX_STRIDE}"),
-        ({"max_size": MAX_IMAGE_SIDE + 1}, f"between 1 and {MAX_IMAGE_SIDE}"),
+        ({"max_size": MAX_IMAGE_SIDE + 1}, f"≤ {MAX_IMAGE_SIDE}"),
         ({"explain": (20, 0)}, r"position \(20, 0\) is outside the 20×24 output"),
         ({"explain": (-1, 0)}, "two integers ≥ 0"),
         ({"stride": 2}, "not supported for strided"),

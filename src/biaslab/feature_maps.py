@@ -98,7 +98,7 @@ def prepare_image(
     if image is not None and builtin is not None:
         raise BiaslabError("give either --builtin or --image, not both")
     if not 1 <= max_size <= MAX_IMAGE_SIDE:
-        raise BiaslabError(f"--max-size must be between 1 and {MAX_IMAGE_SIDE}, got {max_size}")
+        raise BiaslabError(f"--max-size must be ≥ 1 and ≤ {MAX_IMAGE_SIDE}, got {max_size}")
     if image is not None:
         picture, source = load_image(image, color=color), str(image)
     else:
