@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .io import BiaslabError
-from .validate import check_finite
+from .validate import MAX_IMAGE_PIXELS, check_finite
 
-__all__ = ["BUILTIN_IMAGES", "MAX_IMAGE_PIXELS", "builtin_image", "load_image", "to_grey", "list_images"]
-
-#: Images whose header claims more pixels than this are refused before they are decoded
-#: (a small file can claim 100000×100000 pixels: a decompression bomb).
-MAX_IMAGE_PIXELS = 50_000_000
+__all__ = ["BUILTIN_IMAGES", "builtin_image", "open_image", "load_image", "to_grey", "list_images"]
 
 #: Natural images bundled with scikit-image (no download needed).
 BUILTIN_IMAGES = (
@@ -33,8 +28,6 @@ def _as_float(img: np.ndarray) -> np.ndarray:
         return img.astype(np.float64) / np.iinfo(img.dtype).max
     img = img.astype(np.float64)
     lo, hi = float(img.min()), float(img.max())
-    if not np.isfinite(hi - lo):
-        raise BiaslabError(f"image values span {lo:g} to {hi:g}, too wide to scale to [0, 1]")
     if lo < 0.0 or hi > 1.0:
         img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
     return img
@@ -68,33 +61,54 @@ def builtin_image(name: str, color: bool = False) -> np.ndarray:
     return _shape(getattr(skimage.data, name)(), color)
 
 
-def load_image(path: str | Path, color: bool = False) -> np.ndarray:
-    """Read a PNG/JPEG/... file as float64 in [0, 1]: (H, W) grey or (H, W, 3) with ``color``."""
-    from PIL import Image, UnidentifiedImageError
+def open_image(path: str | Path):
+    """Open an image file lazily (header only) and check its size against :data:`MAX_IMAGE_PIXELS`.
+
+    Returns an open ``PIL.Image.Image`` (use it in a ``with`` block). A missing, unreadable
+    or corrupt file, and an image whose header claims too many pixels (a decompression bomb),
+    raise :class:`BiaslabError` before any pixel is decoded.
+    """
+    import warnings
+
+    from PIL import Image
 
     p = Path(path)
     if not p.is_file():
-        raise BiaslabError(f"image {p} does not exist; pass the path of a PNG or JPEG file")
-    too_big = f"image {p} has more than {MAX_IMAGE_PIXELS} pixels; shrink it first"
+        raise BiaslabError(f"image {p} does not exist or is not a file; pass the path of a PNG or JPEG file")
+    # PIL's guard, with our limit: it checks the header's size when the file is opened (a warning
+    # over the limit, made an error here; an error over twice the limit, also for any other reader).
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in one line
-            with Image.open(p) as im:
-                if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
-                    raise BiaslabError(f"{too_big} (its header says {im.size[0]}×{im.size[1]})")
-                im.load()
-                if im.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F", "1"):
-                    im = im.convert("RGB")
-                arr = np.asarray(im)
-    except Image.DecompressionBombError:
-        raise BiaslabError(too_big) from None
-    except BiaslabError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG or JPEG file") from None
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BiaslabError(
+            f"image {p} is too large: its header claims more than {MAX_IMAGE_PIXELS:,} pixels (the limit); "
+            "downscale it first"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG, JPEG or TIFF file") from None
+    return im
+
+
+def load_image(path: str | Path, color: bool = False) -> np.ndarray:
+    """Read a PNG/JPEG/... file as float64 in [0, 1]: (H, W) grey or (H, W, 3) with ``color``.
+
+    The header is checked first (:func:`open_image`); NaN or infinite pixels (float TIFF) are refused.
+    """
+    p = Path(path)
+    with open_image(p) as im:
+        try:
+            im.load()
+            if im.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F", "1"):
+                im = im.convert("RGB")
+            arr = np.asarray(im)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG, JPEG or TIFF file") from None
     if arr.size == 0:
         raise BiaslabError(f"image {p} is empty")
-    check_finite(f"image {p}", arr)  # a float TIFF may hold NaN or infinity
+    check_finite(f"image {p}", arr)
     return _shape(arr, color)
 
 

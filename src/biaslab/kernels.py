@@ -8,22 +8,22 @@ image exactly the kernel.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .validate import check_finite
 from .io import BiaslabError
+from .validate import check_finite, readable_file
 
-__all__ = ["KERNELS", "MAX_KERNELS", "MAX_KERNEL_SIZE", "MAX_TEXT_BYTES", "named_kernel", "load_kernel_file",
-           "random_kernels", "spread_over_channels"]
+__all__ = ["KERNELS", "MAX_KERNELS", "MAX_KERNEL_SIZE", "named_kernel", "load_kernel_file", "random_kernels",
+           "spread_over_channels"]
 
-#: At most this many kernels in one run (named, from a file and random together): each gets a figure.
+#: At most this many kernels in one ``biaslab conv`` run (named, from a file and random together):
+#: each gets a figure.
 MAX_KERNELS = 16
-#: A kernel has at most this many rows and columns.
+#: A kernel of ``biaslab conv`` has at most this many rows and columns.
 MAX_KERNEL_SIZE = 31
-#: A .txt kernel file is at most this large (a 31×31 grid of numbers takes about 25 kB).
-MAX_TEXT_BYTES = 1 << 20
 
 #: The classic image-processing kernels, as 2-D weights (cross-correlation orientation).
 KERNELS: dict[str, np.ndarray] = {
@@ -58,27 +58,37 @@ def named_kernel(name: str, channels: int = 1) -> np.ndarray:
     return spread_over_channels(kernel, channels)
 
 
+#: A .txt kernel grid larger than this (bytes) is refused before it is parsed.
+MAX_TEXT_KERNEL_BYTES = 1024**2
+
+
+def _load_text_grid(p: Path) -> np.ndarray:
+    if p.stat().st_size > MAX_TEXT_KERNEL_BYTES:
+        raise BiaslabError(f"kernel file {p} is over {MAX_TEXT_KERNEL_BYTES // 1024} KiB; a kernel grid is small")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "input contained no data" and the like: refused, not printed
+            return np.loadtxt(p, ndmin=2)
+    except (OSError, ValueError, UserWarning) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BiaslabError(f"cannot read kernel file {p}: {msg[:200]}") from None
+
+
 def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:
     """Kernels from a .npy file ((kH, kW), (C, kH, kW) or (K, C, kH, kW)) or a .txt grid (kH, kW).
 
     Returns a list of (C, kH, kW) arrays. Raises :class:`BiaslabError` for a missing or
     unreadable file, a wrong shape or non-finite weights.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise BiaslabError(f"kernel file {p} does not exist; pass a .npy or .txt file of weights")
+    p = readable_file("--kernel-file", path, ".npy or .txt file of weights")
     if p.suffix.lower() not in (".npy", ".txt"):
         raise BiaslabError(f"kernel file {p} must end in .npy or .txt")
     if p.suffix.lower() == ".npy":
-        _check_npy_header(p, channels)
-    elif p.stat().st_size > MAX_TEXT_BYTES:
-        raise BiaslabError(f"kernel file {p} is larger than {MAX_TEXT_BYTES} bytes; a kernel is at most "
-                           f"{MAX_KERNEL_SIZE}×{MAX_KERNEL_SIZE}")
-    try:
-        weights = np.load(p, allow_pickle=False) if p.suffix.lower() == ".npy" else np.loadtxt(p, ndmin=2)
-    except (OSError, ValueError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BiaslabError(f"cannot read kernel file {p}: {msg[:200]}") from None
+        from .formats import load_npy
+
+        weights = load_npy(p, "kernel file")  # header checked before the weights are read
+    else:
+        weights = _load_text_grid(p)
     if not np.issubdtype(weights.dtype, np.number) or np.issubdtype(weights.dtype, np.complexfloating):
         raise BiaslabError(f"kernel file {p} holds {weights.dtype} values; it must hold real numbers")
     weights = weights.astype(np.float64)
@@ -98,22 +108,6 @@ def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:
         return [spread_over_channels(weights, channels)]
     except BiaslabError as exc:
         raise BiaslabError(f"kernel file {p}: {exc}") from None
-
-
-def _check_npy_header(path: Path, channels: int) -> None:
-    """Refuse a .npy file whose header claims more weights than any run can use, before reading them."""
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = read(f)
-    except (OSError, ValueError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BiaslabError(f"cannot read kernel file {path}: {msg[:200]}") from None
-    limit = MAX_KERNELS * max(channels, 1) * MAX_KERNEL_SIZE ** 2
-    if int(np.prod(shape, dtype=np.float64)) > limit or (len(shape) >= 2 and max(shape[-2:]) > MAX_KERNEL_SIZE):
-        raise BiaslabError(f"kernel file {path} has shape {tuple(shape)}; kernels are at most "
-                           f"{MAX_KERNEL_SIZE}×{MAX_KERNEL_SIZE}, at most {MAX_KERNELS} of them")
 
 
 def random_kernels(count: int, channels: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
