@@ -15,6 +15,7 @@ import numpy as np
 from .io import BiaslabError
 from .results import Claim
 from .results.relu import PlaneRegion, ReluResult, Threshold
+from .validate import check_choice, finite_number
 
 __all__ = [
     "ACTIVATIONS",
@@ -234,36 +235,30 @@ def relu_claims(activation: str, w: float, biases: list[float], x_range: tuple[f
     return claims
 
 
-def _finite(name: str, value: float, bound: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or abs(value) > bound:
-        raise BiaslabError(f"{name} must be a finite number with |{name}| ≤ {bound:g}, got {value:g}")
-    return value + 0.0  # + 0.0 turns −0.0 into 0.0
-
-
 def _check_relu_inputs(w: float, biases: Sequence[float], activation: str, plane_w: tuple[float, float],
                        x_range: tuple[float, float] | None) -> tuple[float, list[float], tuple[float, float]]:
-    if activation not in ACTIVATIONS:
-        raise BiaslabError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    """Every input checked (:mod:`biaslab.validate`) before anything is computed; −0.0 becomes 0.0."""
+    check_choice("activation", activation, list(ACTIVATIONS))
     if not biases:
         raise BiaslabError("give at least one bias value (--b)")
     if len(biases) > MAX_BIASES:
         raise BiaslabError(f"{len(biases)} bias values given; at most {MAX_BIASES} (each is a curve and a panel)")
-    w = _finite("w", w, MAX_ABS_PARAMETER)
+    bound = (-MAX_ABS_PARAMETER, MAX_ABS_PARAMETER)
+    w = finite_number("--w", w, *bound) + 0.0
     if w != 0 and abs(w) < MIN_ABS_WEIGHT:
-        raise BiaslabError(f"w must be 0 or |w| ≥ {MIN_ABS_WEIGHT:g} (the threshold −b/w must stay finite), "
+        raise BiaslabError(f"--w must be 0 or |w| ≥ {MIN_ABS_WEIGHT:g} (the threshold −b/w must stay finite), "
                            f"got {w:g}")
-    biases = [_finite("b", b, MAX_ABS_PARAMETER) for b in biases]
+    biases = [finite_number("--b", b, *bound) + 0.0 for b in biases]
     if len(plane_w) != 2:
         raise BiaslabError(f"--plane-w needs two numbers w1,w2 (got {len(plane_w)})")
-    pw = (_finite("w1", plane_w[0], MAX_ABS_PARAMETER), _finite("w2", plane_w[1], MAX_ABS_PARAMETER))
+    pw = (finite_number("--plane-w", plane_w[0], *bound) + 0.0, finite_number("--plane-w", plane_w[1], *bound) + 0.0)
     if math.hypot(*pw) < MIN_ABS_WEIGHT:
         raise BiaslabError(f"--plane-w must not be (almost) 0,0: ‖(w1, w2)‖ must be ≥ {MIN_ABS_WEIGHT:g} "
                            "or the 2-D unit ignores its input")
     if x_range is not None:
         if len(x_range) != 2:
             raise BiaslabError(f"--x-range needs two numbers LO,HI (got {len(x_range)})")
-        lo, hi = (_finite("x-range", v, MAX_ABS_X) for v in x_range)
+        lo, hi = (finite_number("--x-range", v, -MAX_ABS_X, MAX_ABS_X) for v in x_range)
         if not hi - lo >= MIN_X_SPAN:
             raise BiaslabError(f"--x-range must be increasing, HI − LO ≥ {MIN_X_SPAN:g} (got {lo:g}, {hi:g})")
     return w, biases, pw

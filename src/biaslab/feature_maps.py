@@ -26,6 +26,7 @@ from .conv import (
 )
 from .io import BiaslabError
 from .kernels import MAX_KERNEL_SIZE, MAX_KERNELS
+from .validate import bounded_int, check_choice, finite_number
 from .results import Claim
 from .results.conv import (
     BiasOutput,
@@ -149,23 +150,16 @@ def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
 def _check_options(biases: Sequence[float], activation: str, random: int, kernel_size: int, stride: int,
                    padding: Padding, explain: tuple[int, int] | None) -> list[float]:
     """Every option that can be checked before reading the image; returns the biases as floats."""
-    if activation not in ACTIVATIONS:
-        raise BiaslabError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    check_choice("activation", activation, list(ACTIVATIONS))
     if not biases:
         raise BiaslabError("give at least one --bias value")
     if len(biases) > MAX_BIASES:
         raise BiaslabError(f"{len(biases)} --bias values given; at most {MAX_BIASES} "
                            "(each is a column of every figure)")
-    values = [float(b) + 0.0 for b in biases]
-    for b in values:
-        if not math.isfinite(b) or abs(b) > MAX_ABS_BIAS:
-            raise BiaslabError(f"--bias values must be finite numbers with |b| ≤ {MAX_ABS_BIAS:g}, got {b:g}")
-    if not 0 <= random <= MAX_KERNELS:
-        raise BiaslabError(f"--random must be between 0 and {MAX_KERNELS} (each kernel gets a figure), got {random}")
-    if not 1 <= kernel_size <= MAX_KERNEL_SIZE:
-        raise BiaslabError(f"--kernel-size must be between 1 and {MAX_KERNEL_SIZE}, got {kernel_size}")
-    if not 1 <= stride <= MAX_STRIDE:
-        raise BiaslabError(f"--stride must be between 1 and {MAX_STRIDE}, got {stride}")
+    values = [finite_number("--bias", b, -MAX_ABS_BIAS, MAX_ABS_BIAS) + 0.0 for b in biases]
+    bounded_int("--random", random, 0, MAX_KERNELS)
+    bounded_int("--kernel-size", kernel_size, 1, MAX_KERNEL_SIZE)
+    bounded_int("--stride", stride, 1, MAX_STRIDE)
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
             raise BiaslabError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
@@ -173,9 +167,8 @@ def _check_options(biases: Sequence[float], activation: str, random: int, kernel
             raise BiaslabError(f"padding='same' is not supported for strided convolutions (stride={stride}); "
                                "use --padding valid or a number")
     else:
-        pads = (padding, padding) if np.isscalar(padding) else tuple(padding)
-        if not all(isinstance(p, (int, np.integer)) and 0 <= p <= MAX_PADDING for p in pads):
-            raise BiaslabError(f"--padding must be 'same', 'valid' or between 0 and {MAX_PADDING}, got {padding!r}")
+        for p in (padding, padding) if np.isscalar(padding) else tuple(padding):
+            bounded_int("--padding", p, 0, MAX_PADDING)
     if explain is not None and (len(explain) != 2 or min(explain) < 0):
         raise BiaslabError(f"--explain needs ROW,COL, two integers ≥ 0 (got {explain!r})")
     return values
