@@ -1,43 +1,78 @@
 import json
+import math
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import biaslab.train
-from biaslab.ablate import MODEL_DEFAULTS, AblationInterrupted, read_runs, run_ablate
+from biaslab.ablate import MIN_DROP, MODEL_DEFAULTS, AblationInterrupted, read_runs, run_ablate
+from biaslab.ablate.claims import bias_helps_under_shift, bias_needed
+from biaslab.ablate.shifts import SHIFTS
 from biaslab.cli import app
-from biaslab.io import BiaslabError, to_jsonable
+from biaslab.io import BiaslabError
+from biaslab.render import summary
+from biaslab.render.ablate import sections
+from biaslab.results import from_payload, payload
+from biaslab.stats import paired_comparison
 
 runner = CliRunner()
 TINY = dict(epochs=2, seeds=2, max_train=60)
 
 
-def test_library_run_structure_and_resume(tmp_path):
-    res = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, **TINY)
-    d = res.to_dict()
-    assert res.trained == 4 and res.resumed == 0
-    v = d["variants"]
-    assert set(v) == {"with-bias", "no-bias"}
-    assert v["with-bias"]["params"] == 4 * 3 + 3 and v["no-bias"]["params"] == 4 * 3
-    for side in v.values():
-        assert len(side["test_acc"]) == 2 and side["mean"] == pytest.approx(np.mean(side["test_acc"]))
-        assert side["std"] == pytest.approx(np.std(side["test_acc"], ddof=1))
-        assert len(side["curves"]["test_acc"]) == 2 and len(side["curves"]["test_acc"][0]) == 2
-        assert set(side["shift"]) == {"brightness", "contrast", "noise"}
-    (c,) = d["comparisons"]
-    assert (c["a"], c["b"]) == ("with-bias", "no-bias")
-    assert c["verdict"] in ("bias helps", "no significant difference", "bias hurts")
-    assert c["diff_mean"] == pytest.approx(np.mean(v["with-bias"]["test_acc"]) - np.mean(v["no-bias"]["test_acc"]))
-    assert len(read_runs(tmp_path / "runs.jsonl")) == 4
+@pytest.fixture(scope="module")
+def iris_tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("iris")
+    return out, run_ablate(models=["linear"], datasets=["iris"], out_dir=out, **TINY)
 
-    again = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, **TINY)
+
+def test_library_run_structure_and_resume(iris_tiny):
+    out, res = iris_tiny
+    assert res.trained == 4 and res.resumed == 0
+    (cfg,) = res.configurations
+    assert set(cfg.variants) == {"with-bias", "no-bias"}
+    wb, nb = cfg.variants["with-bias"], cfg.variants["no-bias"]
+    assert (wb.params, nb.params) == (4 * 3 + 3, 4 * 3) and (wb.biases, nb.biases) == (3, 0)
+    for side in (wb, nb):
+        assert side.test_acc.shape == (2,) and side.summary.mean == pytest.approx(side.test_acc.mean())
+        assert side.summary.std == pytest.approx(np.std(side.test_acc, ddof=1))
+        assert side.curves["test_acc"].shape == (2, 2) and set(side.shift) == set(SHIFTS)
+    (c,) = cfg.comparisons
+    assert (c.a, c.b) == ("with-bias", "no-bias")
+    assert c.diff_mean == pytest.approx(wb.test_acc.mean() - nb.test_acc.mean())
+    ids = [cl.id for cl in res.claims]
+    assert ids[:2] == ["bias_needed", "bias_helps_under_shift"]
+    assert set(ids[2:]) == {"linear/iris/no-bias", *(f"linear/iris/no-bias/{k}" for k in SHIFTS)}
+    assert len(read_runs(out / "runs.jsonl")) == 4
+
+    again = run_ablate(models=["linear"], datasets=["iris"], out_dir=out, **TINY)
     assert again.trained == 0 and again.resumed == 4
-    assert to_jsonable(again.to_dict()["variants"]) == to_jsonable(d["variants"])  # rebuilt from runs.jsonl
-    more = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, epochs=2, seeds=3, max_train=60)
+    assert payload(again)["configurations"] == payload(res)["configurations"]  # rebuilt from runs.jsonl
+    more = run_ablate(models=["linear"], datasets=["iris"], out_dir=out, epochs=2, seeds=3, max_train=60)
     assert more.trained == 2 and more.resumed == 4  # only the new seed trains
-    longer = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, epochs=3, seeds=2, max_train=60)
-    assert longer.trained == 4  # other settings: a different configuration
+
+
+def test_result_round_trips_through_json(iris_tiny):
+    _, res = iris_tiny
+    back = from_payload(json.loads(json.dumps(payload(res))))
+    assert payload(back) == payload(res)
+    assert summary(back) == summary(res)
+
+
+def test_shift_verdict_is_taken_at_the_strongest_level(iris_tiny):
+    _, res = iris_tiny
+    (cfg,) = res.configurations
+    wb, nb = cfg.variants["with-bias"], cfg.variants["no-bias"]
+    for s in cfg.shift_comparisons:
+        strongest = SHIFTS[s.kind][-1]
+        assert s.level == strongest and cfg.shift_levels[s.kind][-1] == strongest
+        d = wb.shift[s.kind][:, -1] - nb.shift[s.kind][:, -1]
+        assert s.comparison.diff_mean == pytest.approx(d.mean(), abs=1e-12)
+        claim = res.claim(f"linear/iris/no-bias/{s.kind}")
+        assert claim.evidence["level"] == strongest and claim.evidence["diff"] == s.comparison.diff_mean
+        assert claim.evidence["acc_a"] == pytest.approx(wb.shift[s.kind][:, -1].mean())
+    # the weakest contrast level is no shift at all: its accuracies are the clean ones
+    np.testing.assert_allclose(wb.shift["contrast"][:, 0], wb.test_acc, atol=1e-12)
 
 
 def test_edited_data_file_is_not_resumed(tmp_path):
@@ -53,19 +88,19 @@ def test_edited_data_file_is_not_resumed(tmp_path):
 def test_same_seed_is_deterministic(tmp_path):
     a = run_ablate(models=["mlp"], datasets=["wine"], out_dir=tmp_path / "a", **TINY)
     b = run_ablate(models=["mlp"], datasets=["wine"], out_dir=None, **TINY)  # as in the demo: nothing kept
-    assert b.runs_file is None and b.to_dict()["runs_file"] is None and "reused" not in b.summary()
-    assert to_jsonable(a.to_dict()["variants"]) == to_jsonable(b.to_dict()["variants"])
+    assert b.runs_file is None and "reused" not in summary(b)
+    assert payload(a)["configurations"] == payload(b)["configurations"]
 
 
-def test_interrupt_keeps_finished_batches_and_resume_skips_them(tmp_path, monkeypatch):
+def test_interrupt_keeps_finished_configurations_and_resume_skips_them(tmp_path, monkeypatch):
     real = biaslab.train.train_batched
     calls = []
 
-    def interrupted_on_second(model, *args, **kwargs):
-        calls.append(model)
+    def interrupted_on_second(*args, **kwargs):
+        calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(model, *args, **kwargs)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(biaslab.train, "train_batched", interrupted_on_second)
     grid = dict(models=["linear", "mlp"], datasets=["iris"], out_dir=tmp_path, **TINY)
@@ -75,8 +110,7 @@ def test_interrupt_keeps_finished_batches_and_resume_skips_them(tmp_path, monkey
     monkeypatch.setattr(biaslab.train, "train_batched", real)
     res = run_ablate(**grid)
     assert res.trained == 4 and res.resumed == 4
-    assert [(c.model, c.dataset) for c in res.configs] == [("linear", "iris"), ("mlp", "iris")]
-    assert len(res.summary_table()) == 2
+    assert [(c.model, c.dataset) for c in res.configurations] == [("linear", "iris"), ("mlp", "iris")]
 
 
 def test_torn_last_line_is_ignored_and_redone(tmp_path):
@@ -92,20 +126,82 @@ def test_torn_last_line_is_ignored_and_redone(tmp_path):
 def test_cnn_bn_note_and_four_variants(tmp_path):
     res = run_ablate(models=["cnn-bn"], datasets=["digits"], variants=["with-bias", "no-bias", "conv-no-bias",
                      "head-no-bias"], out_dir=tmp_path, epochs=1, seeds=2, max_train=40)
-    d = res.to_dict()
-    assert [(c["a"], c["b"]) for c in d["comparisons"]] == [
+    (cfg,) = res.configurations
+    assert [(c.a, c.b) for c in cfg.comparisons] == [
         ("with-bias", "no-bias"), ("with-bias", "conv-no-bias"), ("with-bias", "head-no-bias")]
-    assert "BatchNorm" in res.summary() and "subtracts" in res.summary()
-    assert d["variants"]["with-bias"]["params"] - d["variants"]["conv-no-bias"]["params"] == 16 + 32
+    assert "BatchNorm" in summary(res) and "subtracts" in summary(res)
+    assert cfg.variants["with-bias"].params - cfg.variants["conv-no-bias"].params == 16 + 32
+    assert {"cnn-bn/digits/conv-no-bias", "cnn-bn/digits/head-no-bias/contrast"} <= {c.id for c in res.claims}
+
+
+# ---------------------------------------------------------------- claims
+
+
+def _cfg_with(iris_tiny, comparisons, shift=None):
+    """The iris configuration with other comparisons: the claims read nothing else."""
+    import dataclasses
+
+    _, res = iris_tiny
+    cfg = res.configurations[0]
+    shifts = cfg.shift_comparisons if shift is None else [dataclasses.replace(s, comparison=shift)
+                                                            for s in cfg.shift_comparisons]
+    return dataclasses.replace(cfg, comparisons=comparisons, shift_comparisons=shifts)
+
+
+def test_bias_needed_requires_significance_and_the_minimum_drop(iris_tiny):
+    b = np.array([0.90, 0.91, 0.92, 0.93, 0.94])
+    big = paired_comparison("with-bias", b + [0.05, 0.04, 0.06, 0.05, 0.05], "no-bias", b)
+    small = paired_comparison("with-bias", b + [0.004, 0.005, 0.006, 0.005, 0.005], "no-bias", b)
+    noisy = paired_comparison("with-bias", b + [0.05, -0.04, 0.06, -0.05, 0.01], "no-bias", b)
+    assert small.verdict == "bias helps" and small.diff_mean < MIN_DROP  # significant, but below 1 pp
+    assert bias_needed([_cfg_with(iris_tiny, [big])]).holds is True
+    weak = bias_needed([_cfg_with(iris_tiny, [small])])
+    assert weak.holds is False and weak.text.startswith("Not here") and weak.evidence["threshold"] == MIN_DROP
+    assert bias_needed([_cfg_with(iris_tiny, [noisy])]).holds is False
+    assert bias_needed([_cfg_with(iris_tiny, [big]), _cfg_with(iris_tiny, [small])]).holds is False
+    none = bias_needed([_cfg_with(iris_tiny, [paired_comparison("with-bias", b, "head-no-bias", b)])])
+    assert none.holds is None and "Not measured" in none.text
+
+
+def test_bias_helps_under_shift_says_when_the_data_disagree(iris_tiny):
+    b = np.array([0.50, 0.52, 0.48, 0.51, 0.49])
+    hurts = paired_comparison("with-bias", b - [0.2, 0.25, 0.2, 0.22, 0.18], "no-bias", b)
+    helps = paired_comparison("with-bias", b + [0.2, 0.25, 0.2, 0.22, 0.18], "no-bias", b)
+    cfg = _cfg_with(iris_tiny, iris_tiny[1].configurations[0].comparisons, shift=hurts)
+    claim = bias_helps_under_shift([cfg])
+    assert claim.holds is False and claim.text.startswith("Not here") and claim.evidence["hurts"] == 3
+    assert "contrast ×0.1" in claim.text
+    good = bias_helps_under_shift([_cfg_with(iris_tiny, iris_tiny[1].configurations[0].comparisons, shift=helps)])
+    assert good.holds is True and good.evidence["helps"] == 3
+
+
+def test_texts_have_no_raw_numbers(iris_tiny):
+    _, res = iris_tiny
+    (sec,) = sections(res, [])
+    texts = [summary(res), sec.text, *(c.text for c in res.claims), json.dumps(sec.table)]
+    for text in texts:
+        for bad in ("p = 0 ", "p = 0,", "p = 0)", "inf", "nan", "-0.0000", "e-1", "c^depth", "mean 1."):
+            assert bad not in text, (bad, text)
+    assert "f(c·x) = c·f(x)" in sec.text
+    assert "clipped to [0, 1]" in sec.text
+
+
+# ---------------------------------------------------------------- input checks
 
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"models": ["resnet"]}, "unknown model 'resnet'"),
+    ({"models": [""]}, "at least one model"),
     ({"datasets": ["mnist"]}, "unknown dataset 'mnist'"),
+    ({"datasets": [" "]}, "at least one dataset"),
     ({"variants": ["with-bias", "half"]}, "unknown variant 'half'"),
     ({"variants": ["with-bias"]}, "at least two variants"),
     ({"seeds": 1}, "at least 2 for paired statistics"),
+    ({"seeds": 100_000_000}, "--seeds must be between 2 and 1000"),
+    ({"lr": math.inf}, "--lr must be a finite number"),
+    ({"lr": -1.0}, "--lr must be a positive"),
     ({"models": ["cnn"], "datasets": ["wine"]}, "needs images"),
+    ({"data_path": "x.npz", "datasets": ["wine"]}, "either --data"),
 ])
 def test_bad_input_fails_before_training(tmp_path, kwargs, match):
     with pytest.raises(BiaslabError, match=match):
@@ -116,28 +212,36 @@ def test_bad_input_fails_before_training(tmp_path, kwargs, match):
 # ---------------------------------------------------------------- command line
 
 
-def test_cli_json_shape_files_and_resume(tmp_path):
+def test_cli_json_files_report_and_resume(tmp_path):
     args = ["ablate", "--model", "linear", "--dataset", "iris", "--epochs", "2", "--seeds", "2",
             "--out", str(tmp_path), "--json"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
-    for name in ("with-bias", "no-bias"):
-        side = d["variants"][name]
-        assert isinstance(side["test_acc"], list) and len(side["test_acc"]) == 2
-        assert isinstance(side["mean"], float) and isinstance(side["std"], float)
-        assert isinstance(side["params"], int)
-    (c,) = d["comparisons"]
-    assert c["a"] == "with-bias" and c["b"] == "no-bias"
-    assert isinstance(c["diff_mean"], float) and isinstance(c["p_value"], float)
-    assert c["verdict"] in ("bias helps", "no significant difference", "bias hurts")
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["schema"] == "biaslab.ablate/2" and saved["variants"] == d["variants"]
+    assert d["schema"] == "biaslab.ablate/2" and d == json.loads((tmp_path / "results.json").read_text())
+    (cfg,) = d["configurations"]
+    assert cfg["variants"]["with-bias"]["params"] == 15
+    assert [c["id"] for c in d["claims"]][:2] == ["bias_needed", "bias_helps_under_shift"]
     for fig in ("ablate_accuracy", "ablate_curves", "ablate_shift"):
         assert (tmp_path / f"{fig}.png").stat().st_size > 10_000
-    assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64" in html and "f(c·x) = c·f(x)" in html
     again = runner.invoke(app, args[:-1])
     assert again.exit_code == 0 and "0 runs trained, 4 reused" in again.stdout
+    rebuilt = runner.invoke(app, ["report", str(tmp_path)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+
+
+def test_cli_grid_runs_valid_pairs_and_lists_the_skipped_ones(tmp_path):
+    res = runner.invoke(app, ["ablate", "--model", "cnn,mlp", "--dataset", "digits,wine", "--epochs", "1",
+                              "--seeds", "2", "--max-train", "40", "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "skipping cnn on wine" in res.stderr.splitlines()[0]  # said up front, before any progress
+    d = json.loads(res.stdout)
+    assert [(c["model"], c["dataset"]) for c in d["configurations"]] == [
+        ("cnn", "digits"), ("mlp", "digits"), ("mlp", "wine")]
+    assert [(s["model"], s["dataset"]) for s in d["skipped"]] == [("cnn", "wine")]
+    assert "Skipped cnn on wine" in (tmp_path / "report.md").read_text()
 
 
 def test_cli_grid_with_npz_images(tmp_path):
@@ -153,26 +257,35 @@ def test_cli_grid_with_npz_images(tmp_path):
     assert res.stdout == ""
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(c["model"], c["dataset"]) for c in saved["configurations"]] == [("cnn", "sq.npz"), ("linear", "sq.npz")]
-    assert len(saved["table"]) == 2
     assert saved["configurations"][0]["data"]["preprocessing"]["input_offset"] == 1.5
 
 
 @pytest.mark.parametrize("args,match", [
     (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--model", ""], "--model needs at least one model"),
+    (["--dataset", ","], "--dataset needs at least one dataset"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--seeds", "100000000"], "--seeds must be between 2 and 1000"),
+    (["--format", "bmp"], "unknown figure format 'bmp'"),
+    (["--data", "x.npz", "--dataset", "wine"], "use either --data"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["--variants", "with-bias,half"], "unknown variant 'half'"),
     (["--seeds", "1"], "--seeds must be at least 2"),
     (["--model", "cnn", "--dataset", "iris"], "needs images"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "0"], "--epochs must be between 1"),
+    (["--shift", "blur"], "unknown shift 'blur'"),
+    (["--shift", "contrast", "--shift-levels", "0.5,2"], "out of range for contrast"),
+    (["--optimizer", "lbfgs"], "unknown --optimizer"),
+    (["--momentum", "0.9"], "--optimizer sgd only"),
 ])
 def test_cli_errors(tmp_path, args, match):
     res = runner.invoke(app, ["ablate", "--out", str(tmp_path), *args])
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("biaslab: error:") and match in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("biaslab: error:") and match in lines[0], lines
     assert "Traceback" not in res.output
-    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "runs.jsonl").exists()
 
 
 def test_cli_labels_that_do_not_match_images(tmp_path):
@@ -197,5 +310,5 @@ def test_help_states_the_per_model_defaults():
     res = runner.invoke(app, ["ablate", "--help"], terminal_width=200)
     text = " ".join(res.output.split())
     for name, d in MODEL_DEFAULTS.items():
-        label = "cnn and cnn-bn" if name.startswith("cnn") else name
+        label = {"cnn": "cnn and cnn-bn", "cnn-bn": "cnn and cnn-bn", "file": "your own model"}.get(name, name)
         assert f"{label} lr {d['lr']:g}, batch {d['batch_size']}, {d['epochs']} epochs ({d['quick_epochs']}" in text
