@@ -312,3 +312,60 @@ def test_help_states_the_per_model_defaults():
     for name, d in MODEL_DEFAULTS.items():
         label = {"cnn": "cnn and cnn-bn", "cnn-bn": "cnn and cnn-bn", "file": "your own model"}.get(name, name)
         assert f"{label} lr {d['lr']:g}, batch {d['batch_size']}, {d['epochs']} epochs ({d['quick_epochs']}" in text
+
+
+# ---------------------------------------------------------------- the README's numbers
+# The README's ablation table (5 seeds, default epochs) is pinned here, so the README cannot drift
+# from the code: the tabular rows run in the default suite, the CNN rows (≈ 10 s each on 2 free
+# cores) are marked slow, and the demo's quick CNN setting stands in for them by default.
+
+
+def _acc(cfg, v):
+    return round(cfg.variants[v].summary.mean, 4)
+
+
+def test_readme_linear_and_mlp_on_iris():
+    res = run_ablate(models=["linear", "mlp"], datasets=["iris"], out_dir=None)
+    lin, mlp = res.configurations
+    assert (_acc(lin, "with-bias"), _acc(lin, "no-bias")) == (0.9737, 0.7895)
+    c = lin.comparisons[0]
+    assert c.constant and c.a_wins == 5 and c.verdict == "bias helps"  # +18.42 pp on every seed
+    assert (_acc(mlp, "with-bias"), _acc(mlp, "no-bias")) == (0.9895, 0.8842)
+    c = mlp.comparisons[0]
+    assert c.verdict == "bias helps" and c.p_value == pytest.approx(0.00086, abs=1e-5) and c.a_wins == 5
+    assert res.claim("bias_needed").holds is True
+
+
+def test_quick_cnn_on_digits_as_in_the_demo():
+    res = run_ablate(quick=True, out_dir=None)
+    (cfg,) = res.configurations
+    assert (_acc(cfg, "with-bias"), _acc(cfg, "no-bias")) == (0.9674, 0.9689)
+    c = cfg.comparisons[0]
+    assert c.verdict == "no significant difference" and c.p_value == pytest.approx(0.4226, abs=1e-4)
+    contrast = res.claim("cnn/digits/no-bias/contrast")
+    assert contrast.evidence["diff"] == pytest.approx(-0.2304, abs=1e-4) and contrast.holds is False
+    assert res.claim("bias_needed").holds is False and res.claim("bias_needed").text.startswith("Not here")
+
+
+@pytest.mark.slow
+def test_readme_cnn_on_digits():
+    res = run_ablate(models=["cnn"], datasets=["digits"], out_dir=None)
+    (cfg,) = res.configurations
+    assert (_acc(cfg, "with-bias"), _acc(cfg, "no-bias")) == (0.9840, 0.9836)
+    c = cfg.comparisons[0]
+    assert c.verdict == "no significant difference" and round(c.p_value, 2) == 0.70
+    contrast = next(s.comparison for s in cfg.shift_comparisons if s.kind == "contrast")
+    assert contrast.verdict == "bias hurts" and round(contrast.diff_mean, 3) == -0.205
+    assert round(contrast.p_value, 3) == 0.041
+    assert res.claim("bias_helps_under_shift").holds is False
+
+
+@pytest.mark.slow
+def test_readme_cnn_bn_on_digits():
+    res = run_ablate(models=["cnn-bn"], datasets=["digits"], variants=["with-bias", "no-bias", "conv-no-bias"],
+                     out_dir=None)
+    (cfg,) = res.configurations
+    assert (_acc(cfg, "with-bias"), _acc(cfg, "no-bias"), _acc(cfg, "conv-no-bias")) == (0.9898, 0.9898, 0.9893)
+    no_bias, conv = cfg.comparisons
+    assert no_bias.constant and no_bias.diff_mean == 0.0  # identical on every seed: no-bias, not conv-no-bias
+    assert (conv.a_wins, conv.b_wins, conv.ties) == (1, 0, 4) and conv.verdict == "no significant difference"

@@ -93,6 +93,13 @@ def test_wilcoxon_with_zero_differences_matches_scipy_zsplit():
     # dropping the zeros ("wilcox") gives another answer here, so that change cannot pass unnoticed
     assert c.wilcoxon_p != pytest.approx(stats.wilcoxon(a, b, zero_method="wilcox").pvalue, rel=1e-3)
     assert c.ties == 2
+    # with many seeds scipy uses the normal approximation, where all three treatments differ
+    d = np.r_[np.zeros(10), np.arange(1, 41) % 7 - 2] / 100.0
+    many = paired_comparison("with-bias", 0.5 + d, "no-bias", np.full(d.size, 0.5))
+    assert many.ties == 16
+    assert many.wilcoxon_p == pytest.approx(stats.wilcoxon(d, zero_method="zsplit").pvalue, rel=1e-9)
+    for other in ("wilcox", "pratt"):
+        assert many.wilcoxon_p != pytest.approx(stats.wilcoxon(d, zero_method=other).pvalue, rel=1e-3)
 
 
 def test_t_test_and_interval_against_scipy_reference():
