@@ -1,5 +1,7 @@
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -369,3 +371,71 @@ def test_readme_cnn_bn_on_digits():
     no_bias, conv = cfg.comparisons
     assert no_bias.constant and no_bias.diff_mean == 0.0  # identical on every seed: no-bias, not conv-no-bias
     assert (conv.a_wins, conv.b_wins, conv.ties) == (1, 0, 4) and conv.verdict == "no significant difference"
+
+
+# ---------------------------------------------------------------- your own model, variants
+
+
+USER = Path(__file__).parent / "models" / "user_models.py"
+
+
+def test_user_model_with_residual_layernorm_and_attention_runs_batched(tmp_path):
+    res = runner.invoke(app, ["ablate", "--model", f"{USER}:residual_attention", "--dataset", "digits", "--quick",
+                              "--epochs", "1", "--seeds", "2", "--max-train", "100", "--drop", "*.in_proj_bias",
+                              "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    (cfg,) = d["configurations"]
+    assert cfg["model"] == "user_models.py:residual_attention" and cfg["batched"] and cfg["fallback"] is None
+    assert list(cfg["variants"]) == ["with-bias", "no-bias", "drop:*.in_proj_bias"]
+    v = cfg["variants"]
+    assert v["with-bias"]["params"] - v["drop:*.in_proj_bias"]["params"] == 3 * 16  # packed q, k, v biases
+    assert v["no-bias"]["biases"] == 0 and v["with-bias"]["biases"] == v["with-bias"]["params"] - v["no-bias"]["params"]
+    ids = {c["id"] for c in d["claims"]}
+    assert {"user_models.py:residual_attention/digits/no-bias",
+            "user_models.py:residual_attention/digits/drop:*.in_proj_bias"} <= ids
+
+
+def test_model_that_cannot_batch_trains_in_a_loop_with_a_note(tmp_path):
+    res = run_ablate(models=[f"{USER}:data_dependent"], datasets=["digits"], out_dir=None, epochs=1, seeds=2,
+                     max_train=60)
+    (cfg,) = res.configurations
+    assert not cfg.batched and "vmap cannot batch DataDependent" in cfg.fallback
+    assert "vmap cannot batch DataDependent" in summary(res)
+
+
+@pytest.mark.parametrize("factory,match", [
+    ("wrong_output", r"to \(2, 3\); it must return logits of shape \(2, 10\)"),
+    ("missing", "has no attribute 'missing'"),
+])
+def test_user_model_that_does_not_fit_is_refused_up_front(tmp_path, factory, match):
+    res = runner.invoke(app, ["ablate", "--model", f"{USER}:{factory}", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(match, lines[0]), lines
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_audit_variant_removes_exactly_what_the_audit_calls_redundant(tmp_path):
+    import torch
+
+    from biaslab.ablate.variants import removed_biases
+    from biaslab.audit import find_biases
+    from biaslab.models import build_model
+
+    model = build_model("cnn-bn", in_shape=(1, 8, 8))
+    x = torch.randn(2, 1, 8, 8)
+    redundant = [f.param for f in find_biases(model, x) if f.status == "redundant"]
+    assert redundant == ["0.bias", "4.bias"] and removed_biases(model, "audit", x) == redundant
+    # SGD and 3 full epochs: BatchNorm's running mean has absorbed the initial conv bias (see the note)
+    res = run_ablate(models=["cnn-bn"], variants=["with-bias", "audit"], out_dir=None, epochs=3, seeds=2,
+                     optimizer="sgd", lr=0.05)
+    (cfg,) = res.configurations
+    assert cfg.variants["with-bias"].params - cfg.variants["audit"].params == 16 + 32
+    claim = res.claim("cnn-bn/digits/audit")
+    assert claim.evidence["diff"] == 0.0 and claim.evidence["ties"] == 2 and "identical on every one" in claim.text
+
+
+def test_drop_pattern_that_matches_nothing_is_refused(tmp_path):
+    with pytest.raises(BiaslabError, match="--drop 'nothing.*' matches no bias parameter"):
+        run_ablate(models=["mlp"], datasets=["iris"], drop=["nothing.*"], out_dir=tmp_path, epochs=1)

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import stack_module_state
 from torch.nn import functional as F
 
 from .datasets import Dataset
@@ -200,9 +200,16 @@ class _Stack:
         return self.train(False)
 
     def _stack(self, models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None) -> None:
-        """Stack the weights (:func:`stack_module_state`) and zero what each model's mask drops."""
+        """Stack the weights (a leading model dimension, as :func:`torch.func.stack_module_state`
+        makes, without its same-class check: a user's factory file imported once per seed defines
+        its class anew each time) and zero what each model's mask drops."""
         self.size = len(models)
-        self.params, self.buffers = stack_module_state(list(models))
+        named = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in models]
+        for p, b in named[1:]:
+            if [(k, v.shape) for k, v in {**p, **b}.items()] != [(k, v.shape) for k, v in {**named[0][0], **named[0][1]}.items()]:
+                raise ValueError("the models to stack have different parameters or buffers")
+        self.params = {k: torch.stack([p[k].detach() for p, _ in named]).requires_grad_(True) for k in named[0][0]}
+        self.buffers = {k: torch.stack([b[k] for _, b in named]) for k in named[0][1]}
         self.masks: dict[str, torch.Tensor] = {}
         for name, p in self.params.items():
             keep = [True if masks is None else masks[m][name] for m in range(self.size)]
@@ -380,7 +387,9 @@ class FuncStack(_Stack):
         def one(params, buffers, xb):
             return functional_call(self.base, (params, buffers), (xb,))
 
-        return vmap(one)(self.masked_params(), self.buffers, x)
+        with warnings.catch_warnings():  # ops without a batching rule run vmap's (correct) slow fallback
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            return vmap(one)(self.masked_params(), self.buffers, x)
 
     def check(self, x: torch.Tensor) -> None:
         """One forward and backward pass in train mode and one in eval mode on ``x`` (B, ...); no state changes."""

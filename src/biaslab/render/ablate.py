@@ -33,6 +33,13 @@ _BN_NOTE = (
     "The biases that act are BatchNorm's shift β and the classifier's bias; no-bias removes those too, "
     "conv-no-bias only the redundant ones."
 )
+_AUDIT_NOTE = (
+    "{name}: the audit variant removes only biases that cannot change a given network's output, yet "
+    "training the two is not exactly the same computation: a BatchNorm's running mean is an exponential "
+    "average (momentum 0.1) that absorbs a conv bias only after a few dozen steps, and Adam turns the "
+    "rounding noise in a cancelled bias's gradient into steps of size ~lr. Short runs can therefore "
+    "differ slightly; longer ones (or SGD) give identical accuracies."
+)
 _HOMOGENEITY = (
     "Shifted test inputs (no retraining): brightness adds a constant to every input, contrast scales "
     "each input's deviation from its mean, noise adds Gaussian noise, all in units of the standardised "
@@ -68,6 +75,9 @@ def _notes(res: AblateResult) -> list[str]:
         if "conv-no-bias" in c.variants and c.variants["conv-no-bias"].params == c.variants[
                 max(c.variants, key=lambda v: c.variants[v].params)].params:
             out.append(f"{c.name} has no convolution biases, so its conv-no-bias variant is the with-bias model.")
+        audit = next((k for k in c.comparisons if k.b == "audit"), None)
+        if audit is not None and not (audit.constant and audit.diff_mean == 0):
+            out.append(_AUDIT_NOTE.format(name=c.name))
         if c.fallback:
             out.append(f"{c.name}: {c.fallback}.")
     out += [f"Skipped {s.model} on {s.dataset}: {s.reason}." for s in res.skipped]
