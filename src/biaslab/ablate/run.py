@@ -287,6 +287,10 @@ def run_ablate(
         raise BiaslabError(f"unknown --engine {engine!r}; choose from {', '.join(ENGINES)}")
     if address is not None and engine != "ray":
         raise BiaslabError("--address joins a Ray cluster: use it with --engine ray")
+    if engine == "ray":
+        from .ray_engine import check_ray
+
+        check_ray()
     shift_grid = check_shifts(shifts, shift_levels)
     if data_path is not None and datasets is not None:
         raise BiaslabError("use either --data (your files) or --dataset (built-in sets), not both")
