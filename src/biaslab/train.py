@@ -328,18 +328,25 @@ class ModelStack(_Stack):
         h = x.transpose(0, 1).reshape(B, -1, *x.shape[3:]) if image else x  # (B, M·C, H, W)
         if image and h.dtype != torch.float64:  # float64 has only reference kernels, slower in this layout
             h = h.contiguous(memory_format=torch.channels_last)
-        for name, layer in self.layers:
+        relu_after_pool = False
+        for i, (name, layer) in enumerate(self.layers):
             w, b = params.get(f"{name}.weight"), params.get(f"{name}.bias")
-            if isinstance(layer, nn.Conv2d):
+            if isinstance(layer, nn.ReLU) and i + 1 < len(self.layers) and isinstance(self.layers[i + 1][1], nn.MaxPool2d):
+                # max-pooling commutes with ReLU (both monotone; exactly, in floats and in gradients):
+                # pooling first applies the ReLU to a quarter of the values
+                relu_after_pool = True
+            elif isinstance(layer, nn.Conv2d):
                 h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
                              layer.stride, layer.padding, layer.dilation, M * layer.groups)
             elif isinstance(layer, nn.BatchNorm2d):
                 h = self._batch_norm(name, layer, h, w, b)
             elif isinstance(layer, nn.ReLU):
-                h = F.relu(h)
+                h = F.relu(h, inplace=True)
             elif isinstance(layer, nn.MaxPool2d):
                 h = F.max_pool2d(h, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
                                  layer.ceil_mode)
+                if relu_after_pool:
+                    h, relu_after_pool = F.relu(h), False
             elif isinstance(layer, nn.Flatten):  # each model's (C, H, W) in nn.Flatten's order
                 h = h.reshape(B, M, -1).transpose(0, 1) if image else h.reshape(M, B, -1)
                 image = False
