@@ -38,8 +38,10 @@ def _pp(x: float) -> str:
     return fmt_signed(100.0 * x, 2, " pp")
 
 
-def _evidence(config: str, c: Comparison, acc_a: float, acc_b: float) -> dict[str, Any]:
-    return {"config": config, "a": c.a, "b": c.b, "acc_a": acc_a, "acc_b": acc_b, "diff": c.diff_mean,
+def _evidence(cfg: ConfigResult, c: Comparison, acc_a: float, acc_b: float) -> dict[str, Any]:
+    removed = cfg.variants[c.a].params - cfg.variants[c.b].params
+    return {"config": cfg.name, "a": c.a, "b": c.b, "removed": removed, "acc_a": acc_a, "acc_b": acc_b,
+            "diff": c.diff_mean,
             "ci_low": c.diff_ci_low, "ci_high": c.diff_ci_high, "p_value": c.p_value, "wilcoxon_p": c.wilcoxon_p,
             "effect_size": c.effect_size, "a_wins": c.a_wins, "b_wins": c.b_wins, "ties": c.ties, "n": c.n,
             "alpha": c.alpha, "verdict": c.verdict, "constant": c.constant}
@@ -57,13 +59,17 @@ def _test(e: dict[str, Any]) -> str:
 
 def _comparison_text(e: dict[str, Any], where: str) -> str:
     accs = f"{e['a']} {fmt_fixed(e['acc_a'], 4)} vs {e['b']} {fmt_fixed(e['acc_b'], 4)}"
+    if e["removed"] == 0:
+        return (f"{where}: {e['b']} removes no parameter from this model, so it trains the same network as "
+                f"{e['a']} (accuracy {fmt_fixed(e['acc_a'], 4)} vs {fmt_fixed(e['acc_b'], 4)}).")
     if e["constant"] and e["diff"] == 0:
         return (f"{where}: {e['a']} and {e['b']} are identical on every one of {e['n']} seeds (accuracy "
-                f"{fmt_fixed(e['acc_a'], 4)}, paired difference exactly 0): the biases {e['b']} lacks change nothing.")
+                f"{fmt_fixed(e['acc_a'], 4)}, paired difference exactly 0): removing those {e['removed']} bias "
+                "values changes nothing here.")
     if e["verdict"] == "bias helps":
-        head = f"{where}: the biases {e['b']} lacks help"
+        head = f"{where}: the biases {e['b']} removes help"
     elif e["verdict"] == "bias hurts":
-        head = f"{where}: the biases {e['b']} lacks hurt — {e['b']} is significantly better"
+        head = f"{where}: the biases {e['b']} removes hurt here; {e['b']} is significantly better"
     else:
         head = f"{where}: no significant difference between {e['a']} and {e['b']} (α = {e['alpha']:g})"
     return f"{head}: {accs}, {_test(e)}."
@@ -71,13 +77,13 @@ def _comparison_text(e: dict[str, Any], where: str) -> str:
 
 def comparison_claim(cfg: ConfigResult, c: Comparison) -> Claim:
     """``<model>/<dataset>/<b>``: the paired test of ``c.a`` against ``c.b`` on clean test data."""
-    e = _evidence(cfg.name, c, cfg.variants[c.a].summary.mean, cfg.variants[c.b].summary.mean)
+    e = _evidence(cfg, c, cfg.variants[c.a].summary.mean, cfg.variants[c.b].summary.mean)
     return Claim(f"{cfg.name}/{c.b}", _comparison_text(e, cfg.name), c.verdict == "bias helps", e)
 
 
 def shift_claim(cfg: ConfigResult, kind: str, label: str, level_index: int, c: Comparison) -> Claim:
     """``<model>/<dataset>/<b>/<kind>``: the paired test at the shift level ``label``."""
-    e = _evidence(cfg.name, c, float(cfg.variants[c.a].shift_bands[kind].mean[level_index]),
+    e = _evidence(cfg, c, float(cfg.variants[c.a].shift_bands[kind].mean[level_index]),
                   float(cfg.variants[c.b].shift_bands[kind].mean[level_index]))
     e.update({"shift": kind, "level": cfg.shift_levels[kind][level_index], "label": label})
     return Claim(f"{cfg.name}/{c.b}/{kind}", _comparison_text(e, f"{cfg.name} under {label}"),
