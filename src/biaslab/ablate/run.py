@@ -76,7 +76,11 @@ def _check_models(models: list[str]) -> list[ModelSpec]:
         if ":" not in m and m not in MODEL_NAMES:
             raise BiaslabError(f"unknown model {m!r} in --model; choose from {', '.join(MODEL_NAMES)} "
                                "or pass your own as path/to/file.py:factory")
-    return [ModelSpec(m) for m in models]
+    specs = []
+    for m in models:  # a factory file by its absolute path: Ray workers may start elsewhere
+        where, _, attr = m.rpartition(":")
+        specs.append(ModelSpec(f"{Path(where).resolve()}:{attr}" if where.endswith(".py") else m))
+    return specs
 
 
 def _bounded_int(value: int | None, name: str, low: int, high: int) -> None:
