@@ -439,3 +439,15 @@ def test_audit_variant_removes_exactly_what_the_audit_calls_redundant(tmp_path):
 def test_drop_pattern_that_matches_nothing_is_refused(tmp_path):
     with pytest.raises(BiaslabError, match="--drop 'nothing.*' matches no bias parameter"):
         run_ablate(models=["mlp"], datasets=["iris"], drop=["nothing.*"], out_dir=tmp_path, epochs=1)
+
+
+def test_shift_grid_from_the_command_line_and_its_figures(tmp_path):
+    res = runner.invoke(app, ["ablate", "--model", "linear", "--dataset", "iris", "--epochs", "1", "--seeds", "2",
+                              "--shift", "contrast", "--shift-levels", "0.5,0.05", "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    (cfg,) = d["configurations"]
+    assert cfg["shift_levels"] == {"contrast": [1.0, 0.5, 0.05]}
+    assert [c["id"] for c in d["claims"] if c["id"].count("/") == 3] == ["linear/iris/no-bias/contrast"]
+    assert d["claims"][2 + 1]["evidence"]["label"] == "contrast ×0.05"
+    assert (tmp_path / "ablate_shift.png").stat().st_size > 10_000

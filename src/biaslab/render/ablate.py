@@ -23,6 +23,9 @@ _SHIFT_AXES = {
     "contrast": ("contrast scale (1 = unchanged)", True),
     "noise": ("Gaussian noise std (std units)", False),
 }
+#: Figures draw at most this many configurations (a 1,000-configuration grid lives in results.json
+#: and the claims table; a figure of 1,000 panels helps nobody).
+MAX_PANELS = 12
 _BAND = {"ci": "95% t confidence interval of the mean over seeds, clipped to [0, 1]", "std": "± 1 std over seeds"}
 
 _BN_NOTE = (
@@ -120,13 +123,23 @@ def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
+def _shown(res: AblateResult) -> list[ConfigResult]:
+    return res.configurations[:MAX_PANELS]
+
+
+def _more(res: AblateResult) -> str:
+    extra = len(res.configurations) - MAX_PANELS
+    return f"; the first {MAX_PANELS} of {len(res.configurations)} configurations" if extra > 0 else ""
+
+
 def plot_accuracies(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
     """Test accuracy of every seed by variant; grey lines join runs of the same seed."""
-    rows, cols = _grid(len(res.configurations))
+    shown = _shown(res)
+    rows, cols = _grid(len(shown))
     fig, axes = new_figure(rows, cols, figsize=(4.6 * cols + 0.6, 4.2 * rows), layout="constrained", squeeze=False)
-    for ax in axes.flat[len(res.configurations):]:
+    for ax in axes.flat[len(shown):]:
         ax.set_visible(False)
-    for ax, cfg in zip(axes.flat, res.configurations):
+    for ax, cfg in zip(axes.flat, shown):
         names = list(cfg.variants)
         x = np.arange(len(names))
         accs = np.array([cfg.variants[v].test_acc for v in names])  # (variants, seeds)
@@ -148,7 +161,7 @@ def plot_accuracies(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
         ax.grid(axis="y", alpha=0.3)
     n = len(res.configurations[0].seeds)
     fig.suptitle(f"Test accuracy of each seed (dots; grey lines join a seed's runs) and the mean with its\n"
-                 f"95% t confidence interval, clipped to [0, 1] (diamonds); {n} seeds", fontsize=11)
+                 f"95% t confidence interval, clipped to [0, 1] (diamonds); {n} seeds{_more(res)}", fontsize=11)
     return save_figure(fig, out_dir, "ablate_accuracy", fmt)
 
 
@@ -159,9 +172,10 @@ def _band(ax, x: np.ndarray, band: Band, variant: str, i: int) -> None:
 
 def plot_curves(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
     """Per configuration: test accuracy and training loss per epoch, mean ± std over seeds."""
-    n = len(res.configurations)
+    shown = _shown(res)
+    n = len(shown)
     fig, axes = new_figure(n, 2, figsize=(11, 3.4 * n + 0.4), layout="constrained", squeeze=False)
-    for (acc_ax, loss_ax), cfg in zip(axes, res.configurations):
+    for (acc_ax, loss_ax), cfg in zip(axes, shown):
         for i, (v, r) in enumerate(cfg.variants.items()):
             epochs = np.arange(1, r.curves["test_acc"].shape[1] + 1)
             _band(acc_ax, epochs, r.curve_bands["test_acc"], v, i)
@@ -175,17 +189,18 @@ def plot_curves(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         acc_ax.legend(fontsize=9, loc="lower right")
-    fig.suptitle(f"Learning curves: mean over seeds, band = {_BAND['std']}", fontsize=11)
+    fig.suptitle(f"Learning curves: mean over seeds, band = {_BAND['std']}{_more(res)}", fontsize=11)
     return save_figure(fig, out_dir, "ablate_curves", fmt)
 
 
 def plot_shift(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
     """Per configuration: test accuracy under each shift (mean and its clipped 95% CI over seeds)."""
-    n = len(res.configurations)
+    shown = _shown(res)
+    n = len(shown)
     kinds = list(res.configurations[0].shift_levels)
     fig, axes = new_figure(n, len(kinds), figsize=(4.4 * len(kinds) + 0.4, 3.4 * n + 0.6), layout="constrained",
                            squeeze=False, sharey="row")
-    for row, cfg in zip(axes, res.configurations):
+    for row, cfg in zip(axes, shown):
         for ax, kind in zip(row, kinds):
             label, invert = _SHIFT_AXES[kind]
             levels = np.array(cfg.shift_levels[kind])
@@ -199,7 +214,7 @@ def plot_shift(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
         row[0].set_ylabel("test accuracy")
         row[0].legend(fontsize=9, loc="lower left")
     fig.suptitle("Accuracy under distribution shift of the test inputs (no retraining; shift grows to the right)\n"
-                 f"line = mean over seeds, band = {_BAND['ci']}", fontsize=11)
+                 f"line = mean over seeds, band = {_BAND['ci']}{_more(res)}", fontsize=11)
     return save_figure(fig, out_dir, "ablate_shift", fmt)
 
 
