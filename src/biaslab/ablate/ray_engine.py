@@ -3,7 +3,7 @@
 ``ray.init()`` starts a local Ray with this machine's CPUs unless ``address`` (or the
 ``RAY_ADDRESS`` environment variable) names a running cluster to join. A task runs
 :func:`biaslab.ablate.engines.train_unit` on a worker and returns the run records; it writes
-nothing. The driver appends each task's records to ``runs.jsonl`` as it finishes, so the file
+nothing. Each data set is put into Ray's object store once and shared by its configurations. The driver appends each task's records to ``runs.jsonl`` as it finishes, so the file
 has exactly one line per run wherever the runs trained. A worker that dies mid-task (killed,
 out of memory, node lost) makes Ray run the task again, up to :data:`MAX_RETRIES` times;
 nothing of the dead attempt reaches the file.
@@ -13,6 +13,7 @@ Ray is imported only here, only when ``--engine ray`` is asked for.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,8 +34,9 @@ def check_ray() -> None:
         raise BiaslabError("--engine ray needs Ray: pip install 'biaslab[ray]'")
 
 
-def _task(unit: Unit) -> list[dict[str, Any]]:
-    return train_unit(unit)[0]
+def _task(unit: Unit, ds) -> list[dict[str, Any]]:
+    """On a worker: train ``unit`` on ``ds`` (Ray resolves the object-store reference)."""
+    return train_unit(dataclasses.replace(unit, ds=ds))[0]
 
 
 def run_ray(units: list[Unit], address: str | None, advance: Callable[..., None]) -> Iterator[list[dict[str, Any]]]:
@@ -53,7 +55,11 @@ def run_ray(units: list[Unit], address: str | None, advance: Callable[..., None]
             where = address or "a local Ray"
             raise BiaslabError(f"cannot start or join Ray at {where}: {exc}") from None
     task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(_task)
-    pending = [task.remote(u) for u in units]
+    data = {}  # each data set goes into the object store once, however many configurations use it
+    for u in units:
+        if id(u.ds) not in data:
+            data[id(u.ds)] = ray.put(u.ds)
+    pending = [task.remote(dataclasses.replace(u, ds=None), data[id(u.ds)]) for u in units]
     labels = {ref: u.label for ref, u in zip(pending, units)}
     try:
         while pending:
