@@ -408,7 +408,6 @@ def ablate(
         Optional[str], typer.Option(help="Levels of the one --shift, comma-separated, weakest to strongest.")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs and 3 seeds: about a minute on 2 CPU cores.")] = False,
-    threads: Annotated[Optional[int], typer.Option(help="Threads for torch and its BLAS [default: torch's].")] = None,
     engine: Annotated[str, typer.Option(help="local (this process) or ray (each configuration a Ray task).")] = "local",
     address: Annotated[
         Optional[str], typer.Option(help="With --engine ray: join the cluster at HOST:PORT [default: $RAY_ADDRESS, else a local Ray].")

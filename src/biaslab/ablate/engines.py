@@ -101,7 +101,9 @@ def train_unit(unit: Unit, on_epoch: Callable[[int], None] | None = None) -> tup
 
     dev = resolve_device(unit.device)
     if unit.threads is not None:
-        torch.set_num_threads(unit.threads)
+        from ..threads import set_threads
+
+        set_threads(unit.threads)
     shape, k = unit.ds.in_shape, unit.ds.n_classes
     stack, hists = train.train_batched(
         lambda s: unit.spec.build(s, shape, k), unit.ds, unit.runs, unit.config, dev, on_epoch=on_epoch,

@@ -12,7 +12,6 @@ between variants measure the bias and not the luck of the seed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from ..io import BiaslabError
 from ..models import MODEL_NAMES
 from ..results.ablate import AblateResult, ConfigResult, ShiftComparison, SkippedPair, VariantRuns
 from ..stats import ci_band, paired_comparison, std_band, summarize
+from ..threads import available_cpus
+from ..validate import bounded_int, finite_number
 from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
 from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
@@ -81,16 +82,6 @@ def _check_models(models: list[str]) -> list[ModelSpec]:
         where, _, attr = m.rpartition(":")
         specs.append(ModelSpec(f"{Path(where).resolve()}:{attr}" if where.endswith(".py") else m))
     return specs
-
-
-def _bounded_int(value: int | None, name: str, low: int, high: int) -> None:
-    if value is not None and not low <= value <= high:
-        raise BiaslabError(f"{name} must be between {low} and {high} (got {value})")
-
-
-def _finite(value: float | None, name: str) -> None:
-    if value is not None and not math.isfinite(value):
-        raise BiaslabError(f"{name} must be a finite number (got {value})")
 
 
 def _label(spec: ModelSpec) -> str:
@@ -277,14 +268,15 @@ def run_ablate(
     n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
     if n_seeds < 2:
         raise BiaslabError(f"--seeds must be at least 2 for paired statistics (got {n_seeds})")
-    _bounded_int(n_seeds, "--seeds", 2, MAX_SEEDS)
-    _bounded_int(epochs, "--epochs", 1, MAX_EPOCHS)
-    _bounded_int(batch_size, "--batch-size", 1, 1_000_000)
-    _bounded_int(threads, "--threads", 1, 1024)
-    _bounded_int(max_train, "--max-train", 2, 10**9)
-    for value, name in ((lr, "--lr"), (input_offset, "--input-offset"), (momentum, "--momentum"),
-                        (weight_decay, "--weight-decay")):
-        _finite(value, name)
+    bounded_int("--seeds", n_seeds, 2, MAX_SEEDS)
+    for name, value, low, high in (("--epochs", epochs, 1, MAX_EPOCHS), ("--batch-size", batch_size, 1, 10**6),
+                                   ("--threads", threads, 1, available_cpus()), ("--max-train", max_train, 2, 10**9)):
+        if value is not None:
+            bounded_int(name, value, low, high)
+    for name, value in (("--lr", lr), ("--input-offset", input_offset), ("--momentum", momentum),
+                        ("--weight-decay", weight_decay)):
+        if value is not None:
+            finite_number(name, value)
     if not 0 < alpha < 1:
         raise BiaslabError(f"alpha must be in (0, 1) (got {alpha})")
     if engine not in ENGINES:
