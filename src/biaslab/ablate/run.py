@@ -25,7 +25,7 @@ from ..models import MODEL_NAMES
 from ..results.ablate import AblateResult, ConfigResult, ShiftComparison, SkippedPair, VariantRuns
 from ..stats import ci_band, paired_comparison, std_band, summarize
 from ..threads import available_cpus
-from ..validate import bounded_int, finite_number
+from ..validate import bounded_int, call_user_code, finite_number
 from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
 from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
@@ -126,13 +126,9 @@ def _prepare(spec: ModelSpec, ds: Dataset, source: str, variants: list[str], tra
     model = spec.build(seed, ds.in_shape, ds.n_classes)
     example = torch.as_tensor(ds.X_train[:2])
     model.eval()
-    try:
-        with torch.no_grad():
-            out = model(example)
-    except Exception as exc:  # noqa: BLE001 - the user's model: report it in one line
-        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise BiaslabError(f"model {_label(spec)} fails on {ds.name} inputs of shape {tuple(ds.in_shape)}: "
-                           f"{type(exc).__name__}: {msg}") from None
+    with torch.no_grad():
+        out = call_user_code(model, f"forward pass of model {_label(spec)} on {ds.name} inputs of shape "
+                                    f"{tuple(ds.in_shape)}", example)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, ds.n_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise BiaslabError(f"model {_label(spec)} maps a batch of 2 {ds.name} inputs {tuple(ds.in_shape)} to {got}; "
