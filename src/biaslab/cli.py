@@ -351,9 +351,11 @@ def explore(
 ) -> None:
     """Write explore.html: move the bias and watch (threshold, 2-D unit, regression, conv). Offline, one file."""
     from .explore import write_explorer
+    from .outputs import locked_out_dir
 
-    page = write_explorer(out if out is not None else Path("biaslab-out") / "explore", builtin=builtin,
-                          image=image, max_size=max_size, random=random, seed=seed, run=from_dir)
+    with locked_out_dir(out if out is not None else Path("biaslab-out") / "explore") as out_dir:
+        page = write_explorer(out_dir, builtin=builtin, image=image, max_size=max_size, random=random, seed=seed,
+                              run=from_dir)
     if json_output:
         print(json.dumps({"explorer": str(page), "bytes": page.stat().st_size}))
     elif not quiet:

@@ -33,7 +33,8 @@ def write_explorer(
 
     Parameters
     ----------
-    out_dir : directory to write into (created if needed).
+    out_dir : an existing directory to write into (the CLI checks and locks it first,
+        :func:`biaslab.outputs.locked_out_dir`).
     builtin, image : the conv panel's picture: a scikit-image name (default ``camera``) or
         an image file, prepared as ``biaslab conv`` prepares it.
     max_size : block-average larger images down to at most this many pixels a side.
@@ -43,18 +44,14 @@ def write_explorer(
 
     Raises
     ------
-    BiaslabError : for a bad image, size or output directory; nothing is written then.
+    BiaslabError : for a bad image or size; nothing is written then.
     """
-    from ..io import BiaslabError, atomic_write_text
-    from ..outputs import prepare_out_dir
-    from .data import explorer_data
-    from .page import render_page
-
     from ..feature_maps import MAX_KERNELS
-    from .data import EXPLORE_KERNELS
+    from ..io import BiaslabError, atomic_write_text
+    from .data import EXPLORE_KERNELS, explorer_data
+    from .page import render_page
 
     if not 0 <= random <= MAX_KERNELS - len(EXPLORE_KERNELS):
         raise BiaslabError(f"--random must be between 0 and {MAX_KERNELS - len(EXPLORE_KERNELS)}, got {random}")
-    out = prepare_out_dir(out_dir)
     page = render_page(explorer_data(builtin, image, max_size, random, seed, run))
-    return atomic_write_text(out / EXPLORER_FILE, page)
+    return atomic_write_text(Path(out_dir) / EXPLORER_FILE, page)
