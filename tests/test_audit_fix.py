@@ -53,7 +53,7 @@ def test_removal_returns_a_new_module_and_leaves_the_input_alone():
 def test_fold_matches_eval_output_and_keeps_dtype_and_requires_grad(dtype):
     net = small_net(dtype)
     net[3].weight.requires_grad_(False)
-    folded = fold_batchnorm(net)
+    folded = fold_batchnorm(net, torch.randn(4, 3, 6, 6, dtype=dtype))
     assert isinstance(folded[1], nn.Identity) and isinstance(folded[4], nn.Identity)
     assert isinstance(folded[9], nn.Identity)
     assert isinstance(net[1], nn.BatchNorm2d)  # input untouched
@@ -68,7 +68,7 @@ def test_fold_matches_eval_output_and_keeps_dtype_and_requires_grad(dtype):
 
 def test_fold_refuses_training_mode():
     with pytest.raises(BiaslabError, match="eval mode"):
-        fold_batchnorm(small_net().train())
+        fold_batchnorm(small_net().train(), torch.randn(4, 3, 6, 6))
 
 
 def test_fold_refuses_untraceable_models():
@@ -81,7 +81,7 @@ def test_fold_refuses_untraceable_models():
             return self.bn(self.conv(x)) if x.sum() > 0 else x
 
     with pytest.raises(BiaslabError, match="cannot trace"):
-        fold_batchnorm(Branchy().eval())
+        fold_batchnorm(Branchy().eval(), torch.randn(2, 1, 4, 4))
 
 
 @settings(max_examples=25, deadline=None)
@@ -104,7 +104,7 @@ def test_load_fixed_round_trip_for_removal_and_fold(tmp_path):
     net = small_net()
     x = torch.randn(4, 3, 6, 6)
     removed = remove_redundant_biases(net, x)
-    folded = fold_batchnorm(removed.eval())
+    folded = fold_batchnorm(removed.eval(), x)
     for name, fixed in (("removed", removed), ("folded", folded)):
         path = tmp_path / f"{name}.pt"
         torch.save(fixed.state_dict(), path)

@@ -448,13 +448,16 @@ def audit(
         help="Architecture of a FILE.pt state_dict: a built-in name or file.py:factory (runs that code). "
              "The file itself is loaded with weights_only=True; pickled code is refused.")] = None,
     input_shape: Annotated[Optional[str], typer.Option(
-        help="Example input N,C,H,W (batch first; N >= 2 for the train-mode proof) [default: 2,<model's own>].")] = None,
+        help="Example input N,C,H,W (batch first; N >= 2 for the train-mode check) [default: 2,<model's own>].")] = None,
     data: Annotated[Optional[str], typer.Option(
         help="Measure contributions on data: random (inputs of --input-shape), digits, faces, ... or a data path.")] = None,
-    samples: Annotated[int, typer.Option(help="Number of data inputs used for contributions.")] = 128,
+    samples: Annotated[str, typer.Option(help="Number of data inputs used for contributions (1 to 100,000).")] = "128",
     fix: Annotated[Optional[Path], typer.Option(
-        help="Write a state_dict without the redundant biases to this .pt file, after proving it equivalent.")] = None,
-    fold: Annotated[bool, typer.Option(help="With --fix: also fold BatchNorm into the layer before it (inference only).")] = False,
+        help="Write a state_dict without the redundant biases to this .pt file, after checking on sample inputs, "
+             "in train and eval mode, that the outputs are unchanged.")] = None,
+    fold: Annotated[bool, typer.Option(
+        help="With --fix: also fold BatchNorm into the layer before it (inference only; checked in eval mode, "
+             "in float64 too).")] = False,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -462,13 +465,13 @@ def audit(
     quiet: QuietOpt = False,
     device: DeviceOpt = "cpu",
 ) -> None:
-    """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a proven fix."""
+    """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a checked fix."""
 
     def build():
         from .audit import run_audit
-        from .audit.run import parse_shape
+        from .audit.run import input_shape_arg
 
-        return run_audit(target, arch=arch, input_shape=parse_shape(input_shape), data=data, samples=samples,
+        return run_audit(target, arch=arch, input_shape=input_shape_arg(input_shape), data=data, samples=samples,
                          fix=fix, fold=fold, seed=seed, device=device,
                          show_progress=show_progress(quiet, json_output))
 

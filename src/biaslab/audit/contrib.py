@@ -15,32 +15,16 @@ For a layer ``y = W·x + b`` over a data set:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from .graph import Finding, bias_axes
+from ..results.audit import Contribution, Finding
+from .graph import bias_axes
 
 __all__ = ["Contribution", "bias_contributions"]
-
-
-@dataclass
-class Contribution:
-    """What one bias parameter contributes on the data."""
-
-    param: str
-    module: str
-    status: str
-    bias_to_signal: float | None
-    relu_flips: float | None
-    output_change: float
-    accuracy_change: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _logits(model: nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
@@ -114,7 +98,7 @@ def bias_contributions(
                 saved_mean = norm_layer.running_mean.clone() if norm_layer is not None else None
                 p.zero_()
                 if norm_layer is not None:
-                    norm_layer.running_mean.sub_(f.correction.to(norm_layer.running_mean))
+                    norm_layer.running_mean.sub_(torch.as_tensor(f.correction).to(norm_layer.running_mean))
                 try:
                     zeroed = _logits(model, batches)
                 finally:

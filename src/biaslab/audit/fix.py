@@ -3,32 +3,33 @@
 Each transformation is a pair: a module-level function that checks the state it needs and refuses
 loudly, deep-copies the model and changes the copy (the input is never touched), and a pure tensor
 function that does the math (:func:`fold_bn_weights`). dtype and ``requires_grad`` are preserved.
+Every transformation checks its result numerically before returning it (:mod:`.check`) and
+raises :class:`BiaslabError` instead of returning a model that computes something else.
 
-* :func:`remove_redundant_biases` — ``bias = None`` for every bias :func:`find_biases` proves
+* :func:`remove_redundant_biases` — ``bias = None`` for every bias :func:`find_biases` finds
   redundant; a following BatchNorm / InstanceNorm that keeps running statistics gets its
   ``running_mean`` lowered by what the bias added, so the model is unchanged in eval mode as well
-  as in training mode.
+  as in training mode. Checked in both modes.
 * :func:`fold_batchnorm` — ``W' = W·s``, ``b' = (b − μ)·s + β`` with ``s = γ / √(σ² + ε)``; the
-  BatchNorm becomes ``nn.Identity``. Valid in eval mode only.
+  BatchNorm becomes ``nn.Identity``. Valid in eval mode only; checked in eval mode, in the
+  model's dtype and in float64.
 * :func:`load_fixed` — load a state_dict written by ``biaslab audit --fix`` into a freshly built
   model of the original architecture.
-* :func:`compare_outputs` — the proof: the largest output difference over several inputs.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import fx, nn
 from torch.nn.modules.conv import _ConvNd
-from torch.utils._pytree import tree_leaves
 
 from ..io import BiaslabError, safe_torch_load
-from .graph import _NORMS, Finding, batchnorm_pairs, find_biases
+from ..results.audit import Check, Finding
+from .check import N_CHECK_INPUTS, check_inputs, require_equivalent
+from .graph import _NORMS, batchnorm_pairs, find_biases
 from .target import load_state
 
 __all__ = [
@@ -36,9 +37,9 @@ __all__ = [
     "drop_biases",
     "fold_batchnorm",
     "fold_bn_weights",
+    "remove_biases",
+    "fold_with_checks",
     "load_fixed",
-    "Equivalence",
-    "compare_outputs",
 ]
 
 
@@ -53,19 +54,47 @@ def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
             layer = model.get_submodule(f.module)
             if f.correction is not None:
                 norm = model.get_submodule(f.consumer)
-                norm.running_mean.sub_(f.correction.to(norm.running_mean))
+                norm.running_mean.sub_(torch.as_tensor(f.correction).to(norm.running_mean))
             layer.bias = None
     return model
 
 
-def remove_redundant_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> nn.Module:
-    """A copy of ``model`` without the biases that :func:`find_biases` proves redundant.
+def remove_biases(model: nn.Module, findings: list[Finding], example_input: torch.Tensor | tuple,
+                  n_inputs: int = N_CHECK_INPUTS, seed: int = 0) -> tuple[nn.Module, list[Check]]:
+    """A copy of ``model`` without the ``redundant`` biases among ``findings``, and its checks.
+
+    The copy is compared with ``model`` on ``n_inputs`` random inputs shaped like
+    ``example_input`` (plus the example itself), in training and in eval mode.
+
+    Raises
+    ------
+    BiaslabError
+        if either check exceeds the tolerance for the model's dtype: the copy is not returned.
+    """
+    redundant = [f for f in findings if f.status == "redundant"]
+    fixed = drop_biases(copy.deepcopy(model), redundant)
+    if not redundant:
+        return fixed, []
+    train_inputs, eval_inputs = check_inputs(model, example_input, n_inputs, seed)
+    checks = [require_equivalent(model, fixed, train_inputs, "train", "biases removed", seed),
+              require_equivalent(model, fixed, eval_inputs, "eval", "biases removed", seed)]
+    return fixed, checks
+
+
+def remove_redundant_biases(model: nn.Module, example_input: torch.Tensor | tuple,
+                            n_inputs: int = N_CHECK_INPUTS, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` without the biases that :func:`find_biases` finds redundant.
 
     The copy computes the same function as ``model`` in training mode and, thanks to the
-    running-mean correction, in eval mode. ``model`` is not modified.
+    running-mean correction, in eval mode; both are checked on ``n_inputs`` inputs before it is
+    returned (:func:`remove_biases`). ``model`` is not modified.
+
+    Raises
+    ------
+    BiaslabError
+        if the copy's outputs differ from ``model``'s beyond the dtype's tolerance.
     """
-    findings = [f for f in find_biases(model, example_input) if f.status == "redundant"]
-    return drop_biases(copy.deepcopy(model), findings)
+    return remove_biases(model, find_biases(model, example_input), example_input, n_inputs, seed)[0]
 
 
 def fold_bn_weights(
@@ -110,13 +139,46 @@ def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, new)
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
+def fold_batchnorm(model: nn.Module, example_input: torch.Tensor | tuple, n_inputs: int = N_CHECK_INPUTS,
+                   seed: int = 0) -> nn.Module:
     """A copy of ``model`` (in eval mode) with every BatchNorm that directly follows a conv / linear
     layer folded into that layer and replaced by ``nn.Identity``.
 
-    Raises :class:`BiaslabError` when the model is in training mode (folding uses the running
-    statistics, so it is valid for inference only) or cannot be traced by torch.fx.
+    The copy is checked against ``model`` in eval mode on ``n_inputs`` inputs shaped like
+    ``example_input``, in the model's dtype and (the fold redone on float64 copies) in float64.
+
+    Raises
+    ------
+    BiaslabError
+        when the model is in training mode (folding uses the running statistics, so it is valid
+        for inference only), cannot be traced by torch.fx, or a check fails.
     """
+    return fold_with_checks(model, example_input, n_inputs, seed)[0]
+
+
+def fold_with_checks(model: nn.Module, example_input: torch.Tensor | tuple, n_inputs: int = N_CHECK_INPUTS,
+                     seed: int = 0) -> tuple[nn.Module, list[Check]]:
+    """:func:`fold_batchnorm`, also returning its checks."""
+    folded = _fold_pairs(model)
+    return folded, _fold_checks(model, folded, _fold_pairs, example_input, "BatchNorm folded", n_inputs, seed)
+
+
+def _fold_checks(model: nn.Module, folded: nn.Module, fold, example_input: torch.Tensor | tuple,
+                 what: str, n_inputs: int, seed: int) -> list[Check]:
+    """Check ``folded`` (``fold(model)``) against ``model`` in eval mode, in the model's dtype and in
+    float64 (``fold`` applied to a float64 copy); raise :class:`BiaslabError` if either fails."""
+    _, eval_inputs = check_inputs(model, example_input, n_inputs, seed)
+    checks = [require_equivalent(model, folded, eval_inputs, "eval", what, seed)]
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is not None and dtype != torch.float64:
+        wide = copy.deepcopy(model).double()
+        wide_inputs = [tuple(t.double() if torch.is_tensor(t) and t.is_floating_point() else t for t in args)
+                       for args in eval_inputs]
+        checks.append(require_equivalent(wide, fold(wide), wide_inputs, "eval", what, seed))
+    return checks
+
+
+def _fold_pairs(model: nn.Module) -> nn.Module:
     training = [n or "<model>" for n, m in model.named_modules() if m.training]
     if training:
         raise BiaslabError(f"fold_batchnorm needs a model in eval mode (call model.eval()); in training mode: "
@@ -166,54 +228,3 @@ def load_fixed(model: nn.Module, checkpoint: str | Path | dict[str, torch.Tensor
     return load_state(model, state, str(checkpoint) if isinstance(checkpoint, (str, Path)) else "the state_dict")
 
 
-@dataclass
-class Equivalence:
-    """How far a fixed model's outputs are from the original's: the proof of a fix."""
-
-    mode: str
-    n_inputs: int
-    max_abs_diff: float
-    max_rel_diff: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "n_inputs": self.n_inputs, "max_abs_diff": self.max_abs_diff,
-                "max_rel_diff": self.max_rel_diff}
-
-
-def _outputs(net: nn.Module, args: tuple, train: bool, seed: int) -> list[torch.Tensor]:
-    """Every tensor ``net(*args)`` returns, as float64, in train or eval mode; ``net`` is restored after."""
-    flags = {m: m.training for m in net.modules()}
-    buffers = [(b, b.clone()) for b in net.buffers()]  # running statistics change in training mode
-    net.train(train)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return [t.double() for t in tree_leaves(net(*args)) if isinstance(t, torch.Tensor)]
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
-        for b, saved in buffers:
-            b.copy_(saved)
-
-
-def compare_outputs(original: nn.Module, fixed: nn.Module, inputs: list[tuple], mode: str = "eval",
-                    seed: int = 0) -> Equivalence:
-    """Run both models in ``mode`` ("train" or "eval") on each input and return the largest absolute
-    difference of any output and that difference relative to the largest original output.
-
-    The random state is reset to the same seed before each pair of forward passes, so dropout draws
-    the same masks in both models. Neither model is modified (modes and buffers are restored).
-    """
-    max_abs, scale = 0.0, 0.0
-    with torch.no_grad():
-        for i, args in enumerate(inputs):
-            try:
-                ya, yb = (_outputs(net, args, mode == "train", seed + i) for net in (original, fixed))
-            except ValueError as exc:
-                raise BiaslabError(f"the {mode}-mode check failed ({str(exc)[:120]}); in training mode "
-                                   "BatchNorm needs a batch of at least 2: pass --input-shape 2,...") from None
-            for a, b in zip(ya, yb):
-                if a.numel():
-                    max_abs = max(max_abs, float((a - b).abs().max()))
-                    scale = max(scale, float(a.abs().max()))
-    return Equivalence(mode, len(inputs), max_abs, max_abs / scale if scale > 0 else max_abs)

@@ -47,11 +47,9 @@ from torch.nn.modules.pooling import (
 
 from ..biases import is_bias_parameter
 from ..io import BiaslabError
+from ..results.audit import STATUSES, Finding
 
 __all__ = ["STATUSES", "Finding", "find_biases", "batchnorm_pairs", "is_bias_parameter", "bias_axes"]
-
-#: The three verdicts, from "delete it" to "it matters".
-STATUSES = ("redundant", "foldable", "active")
 
 _NORMS = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm)
 _ANALYSED = (_ConvNd, nn.Linear, *_NORMS)
@@ -85,43 +83,6 @@ def bias_axes(module: nn.Module, rank: int) -> tuple[int, ...] | None:
     if isinstance(module, (_BatchNorm, _InstanceNorm, nn.GroupNorm)):
         return (1,) if rank >= 2 else None
     return None
-
-
-@dataclass
-class Finding:
-    """One bias parameter and the verdict on it.
-
-    ``consumer`` names the layer that decided the verdict (the normalisation that cancels the bias,
-    the layer it folds into); ``cancelled_fraction`` is the share of ``‖b‖²`` a following
-    normalisation removes when it removes only part of it (LayerNorm, GroupNorm).
-    ``correction`` is the per-channel shift that removal subtracts from the consumer's
-    ``running_mean`` (None when the consumer keeps no running statistics).
-    """
-
-    module: str
-    param: str
-    type: str
-    shape: tuple[int, ...]
-    numel: int
-    abs_mean: float
-    abs_max: float
-    status: str
-    reason: str
-    traced: bool
-    consumer: str | None = None
-    cancelled_fraction: float | None = None
-    feeds_relu: bool = False
-    short_reason: str = ""
-    correction: torch.Tensor | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "module": self.module, "param": self.param, "type": self.type, "shape": list(self.shape),
-            "numel": self.numel, "abs_mean": self.abs_mean, "abs_max": self.abs_max, "status": self.status,
-            "reason": self.reason, "short_reason": self.short_reason, "consumer": self.consumer,
-            "cancelled_fraction": self.cancelled_fraction,
-            "feeds_relu": self.feeds_relu, "traced": self.traced,
-        }
 
 
 @dataclass
@@ -713,7 +674,8 @@ def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[F
             abs_mean=float(a.mean()) if p.numel() else 0.0, abs_max=float(a.max()) if p.numel() else 0.0,
             status=verdict.status, reason=reason, traced=traced, consumer=verdict.consumer,
             cancelled_fraction=verdict.cancelled_fraction, feeds_relu=mname in relu_fed, short_reason=verdict.short,
-            correction=verdict.correction,
+            zero_now=bool(p.numel()) and not bool(p.detach().any()),
+            correction=verdict.correction.double().numpy() if verdict.correction is not None else None,
         ))
     return findings
 

@@ -21,10 +21,15 @@ from torch import nn
 
 from ..io import BiaslabError, safe_torch_load
 
-__all__ = ["CHECKPOINT_SUFFIXES", "builtin_names", "default_input_shape", "build_target", "load_state",
+__all__ = ["CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape", "build_target", "load_state",
            "load_checkpoint"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+
+def is_checkpoint_path(target: str) -> bool:
+    """Is ``target`` meant as a checkpoint file (a checkpoint suffix, or any existing file)?"""
+    return Path(target).suffix in CHECKPOINT_SUFFIXES or Path(target).is_file()
 
 
 def builtin_names() -> list[str]:
