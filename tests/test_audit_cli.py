@@ -37,7 +37,7 @@ FACTORY = textwrap.dedent("""
 
         def forward(self, x):
             y = self.bn(self.conv(x))
-            return self.head((y if y.sum() > 0 else -y).mean((2, 3)))
+            return self.head((y if x.sum() > -1e9 else -y).mean((2, 3)))
 
     def branchy():
         return Branchy()

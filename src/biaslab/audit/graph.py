@@ -650,10 +650,13 @@ def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[F
             raise BiaslabError(f"the model fails on an example input of shape {shapes}: {msg}; "
                                "pass an --input-shape the model accepts") from None
         warnings.warn(f"torch.fx could not trace the model ({first}); statuses come from the execution order of "
-                      "one forward pass, a weaker guess that cannot see skip connections", stacklevel=2)
+                      "one forward pass, a weaker guess that cannot see skip connections: a bias is called "
+                      "redundant there only when perturbing it leaves the output unchanged", stacklevel=2)
     finally:
         for m, flag in flags.items():
             m.training = flag
+    if not traced:
+        _confirm_guesses(model, verdicts, example)
     modules = dict(model.named_modules())
     inside = _owners_of_leaves(modules)
     findings = []
@@ -678,6 +681,27 @@ def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[F
             correction=verdict.correction.double().numpy() if verdict.correction is not None else None,
         ))
     return findings
+
+
+def _confirm_guesses(model: nn.Module, verdicts: dict[str, _Verdict], example: tuple) -> None:
+    """Keep an order-based ``redundant`` only where perturbing the bias leaves the output unchanged."""
+    from .verify import VERIFY_TOLERANCE, output_moves
+
+    guesses = [name for name, v in verdicts.items() if v.status == "redundant"]
+    if not guesses:
+        return
+    moves = output_moves(model, example)
+    for name in guesses:
+        v = verdicts[name]
+        change = moves(f"{name}.bias" if name else "bias")
+        if change <= VERIFY_TOLERANCE:
+            v.reason += (f"; confirmed by perturbing it (float64, training mode): the output moved by "
+                         f"{change:.1e} of its size")
+        else:
+            verdicts[name] = _Verdict("active", "used elsewhere too (perturbation)",
+                                      f"the execution order suggests {v.short}, but perturbing the bias "
+                                      f"(float64, training mode) moves the output by {change:.2g} of its size: "
+                                      "its output is also used somewhere the order cannot show")
 
 
 def _owners_of_leaves(modules: dict[str, nn.Module]) -> dict[str, str]:
