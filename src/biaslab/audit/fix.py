@@ -29,7 +29,8 @@ from torch.nn.modules.conv import _ConvNd
 from ..io import BiaslabError, safe_torch_load
 from ..results.audit import Check, Finding
 from .check import N_CHECK_INPUTS, check_inputs, require_equivalent
-from .graph import _NORMS, batchnorm_pairs, find_biases
+from .graph import batchnorm_pairs, find_biases
+from .norms import NORM_MODULES
 from .target import load_state
 
 __all__ = [
@@ -46,16 +47,19 @@ __all__ = [
 def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
     """Set the biases of ``findings`` to None in ``model`` (in place), correcting running means.
 
-    For each finding with a ``correction`` the consumer's ``running_mean`` is lowered by it: that
-    buffer estimates the mean of an input which, without the bias, is lower by exactly that much.
+    For each finding with ``corrections`` the named ``running_mean`` buffers are lowered by them:
+    each estimates the mean of an input which, without the bias, is lower by exactly that much.
     """
     with torch.no_grad():
         for f in findings:
+            for buffer, shift in (f.corrections or {}).items():
+                mean = model.get_buffer(buffer)
+                mean.sub_(torch.as_tensor(shift).to(mean))
             layer = model.get_submodule(f.module)
-            if f.correction is not None:
-                norm = model.get_submodule(f.consumer)
-                norm.running_mean.sub_(torch.as_tensor(f.correction).to(norm.running_mean))
-            layer.bias = None
+            if f.part is not None:
+                raise BiaslabError(f"cannot remove only the {f.part} part of {f.param}; remove_redundant_biases "
+                                   "keeps packed biases whole")
+            setattr(layer, f.param.rsplit(".", 1)[-1], None)
     return model
 
 
@@ -71,7 +75,7 @@ def remove_biases(model: nn.Module, findings: list[Finding], example_input: torc
     BiaslabError
         if either check exceeds the tolerance for the model's dtype: the copy is not returned.
     """
-    redundant = [f for f in findings if f.status == "redundant"]
+    redundant = [f for f in findings if f.status == "redundant" and f.part is None]
     fixed = drop_biases(copy.deepcopy(model), redundant)
     if not redundant:
         return fixed, []
@@ -215,7 +219,7 @@ def load_fixed(model: nn.Module, checkpoint: str | Path | dict[str, torch.Tensor
     keys = set(state)
     for name, m in list(model.named_modules()):
         prefix = f"{name}." if name else ""
-        if isinstance(m, _NORMS) and name and (local := _local_state_keys(m)):
+        if isinstance(m, NORM_MODULES) and name and (local := _local_state_keys(m)):
             if not any(prefix + k in keys for k in local):
                 _set_submodule(model, name, nn.Identity())
                 continue

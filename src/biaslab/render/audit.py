@@ -196,7 +196,7 @@ def _rows(res: AuditResult) -> list[dict[str, Any]]:
                                "zero now": f.zero_now}
         if res.verified:
             row["verified"] = f.verified
-        c = contrib.get(f.param)
+        c = contrib.get(f.label)
         if c is not None:
             row.update({"‖b‖/‖W·x‖": c.bias_to_signal, "ReLU flips": fmt_pct(c.relu_flips),
                         "Δ output": fmt_pct(c.output_change, 2)})
@@ -233,7 +233,7 @@ def console_table(res: AuditResult):
                f"[{_RICH_COLORS[f.status]}]{f.status}[/]"]
         if res.verified:
             row.append({True: "yes", False: "NO", None: "–"}[f.verified])
-        c = contrib.get(f.param)
+        c = contrib.get(f.label)
         if contrib:
             row += ["–"] * (3 + (res.baseline_accuracy is not None)) if c is None else [
                 fmt_num(c.bias_to_signal, 3), fmt_pct(c.relu_flips), fmt_pct(c.output_change, 2),

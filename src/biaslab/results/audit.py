@@ -35,8 +35,8 @@ class Finding:
     normalisations remove when they remove only its mean (LayerNorm, GroupNorm), for the current
     values. ``zero_now`` says the bias is exactly zero today, whatever its status.
     ``verified`` is set by ``--verify``: True when perturbing the bias left the output unchanged.
-    ``correction`` (in memory only) is the per-channel shift that removal subtracts from the
-    consumer's ``running_mean``.
+    ``corrections`` (in memory only) maps each running-mean buffer downstream to the per-channel
+    shift that removal subtracts from it.
     """
 
     module: str
@@ -57,7 +57,7 @@ class Finding:
     part: str | None = None
     span: tuple[int, int] | None = None
     verified: bool | None = None
-    correction: np.ndarray | None = field(default=None, repr=False, metadata={"stored": False})
+    corrections: dict[str, np.ndarray] | None = field(default=None, repr=False, metadata={"stored": False})
 
     @property
     def label(self) -> str:
