@@ -448,6 +448,7 @@ def _sum(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, dr
     rank = _rank(node)
     value: torch.Tensor | None = torch.zeros((), dtype=torch.float64)
     probe = torch.zeros((), dtype=torch.float64)
+    scale = 0.0
     for i, a in enumerate(node.args[:2]):
         if not isinstance(a, fx.Node) or a not in offsets:
             continue
@@ -456,6 +457,10 @@ def _sum(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, dr
         pad = (1,) * (rank - off.probe.dim())
         probe = probe + sign * off.probe.reshape(pad + tuple(off.probe.shape))
         value = None if value is None or off.value is None else value + sign * off.value.reshape(pad + tuple(off.value.shape))
+        scale += float(off.probe.abs().max())
+    if float(probe.abs().max()) <= PROBE_RTOL * scale:  # e.g. pool(x) - x of an offset that pooling keeps
+        ctx.cancelled.append(("the difference of two branches", "difference"))
+        return None
     out = compact(value, probe, rank)
     if out is not None:
         out.dropout = dropout
