@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from biaslab.audit import bias_contributions, find_biases, load_fixed, run_audit
+from biaslab.audit.graph import analyse
 from biaslab.cli import app
 from biaslab.models import build_model
 from biaslab.render import summary
@@ -162,9 +163,9 @@ def test_untraceable_factory_is_audited_with_a_warning(factory, tmp_path):
     res = run(f"{factory}:branchy", "--input-shape", "2,3,8,8", "--json", "--out", tmp_path)
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
-    assert d["traced"] is False and any("weaker guess" in w for w in d["warnings"])
+    assert d["traced"] is True and d["graph"] == "recorded"
+    assert any("recorded from one forward pass" in w for w in d["warnings"])
     assert {b["param"]: b["status"] for b in d["biases"]}["conv.bias"] == "redundant"
-    assert all("order-based" in b["reason"] for b in d["biases"])
 
 
 class Payload:
@@ -268,13 +269,13 @@ def test_fix_is_refused_when_removal_would_change_the_function(tmp_path, monkeyp
     import biaslab.audit.run as run_module
 
     def wrong(model, example):
-        findings = find_biases(model, example)
+        findings, source = analyse(model, example)
         for f in findings:
             if f.param == "9.bias":  # the head's bias reaches the output: removing it changes the logits
                 f.status = "redundant"
-        return findings
+        return findings, source
 
-    monkeypatch.setattr(run_module, "find_biases", wrong)
+    monkeypatch.setattr(run_module, "analyse", wrong)
     out_pt = tmp_path / "fixed.pt"
     res = run("cnn-bn", "--fix", out_pt, "--out", tmp_path / "o")
     assert_clean_error(res, tmp_path / "o", "differs from the original", "tolerance")

@@ -40,10 +40,10 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 from ..biases import is_bias_parameter
 from ..io import BiaslabError
 from ..results.audit import Finding
-from .norms import NORM_MODULES
+from .norms import NORM_MODULES, norm_call
 from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
 
-__all__ = ["find_biases", "batchnorm_pairs", "bias_axes", "PACKED"]
+__all__ = ["find_biases", "analyse", "batchnorm_pairs", "bias_axes", "PACKED"]
 
 #: Parameter names of packed query/key/value biases, judged per third when the thirds differ.
 PACKED = re.compile(r"(^|\.)(in_proj_bias|(qkv|c_attn|query_key_value|Wqkv)\.bias)$")
@@ -97,7 +97,7 @@ class _Recorder(fx.Interpreter):
 
 @dataclass
 class _Graph:
-    gm: fx.GraphModule
+    source: str
     modules: dict[str, nn.Module]
     tensors: dict[str, torch.Tensor]
     order: list[fx.Node]
@@ -106,10 +106,9 @@ class _Graph:
     attrs: dict[str, list[fx.Node]]
 
 
-def _trace(model: nn.Module, example: tuple) -> _Graph:
-    gm = fx.symbolic_trace(model)
-    _Recorder(gm).run(*example)
-    order = list(gm.graph.nodes)
+def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
+           source: str = "fx") -> _Graph:
+    order = list(graph.nodes)
     calls: dict[str, list[fx.Node]] = {}
     attrs: dict[str, list[fx.Node]] = {}
     for node in order:
@@ -117,9 +116,29 @@ def _trace(model: nn.Module, example: tuple) -> _Graph:
             calls.setdefault(str(node.target), []).append(node)
         elif node.op == "get_attr":
             attrs.setdefault(str(node.target), []).append(node)
-    tensors = {**dict(gm.named_parameters()), **dict(gm.named_buffers())}
-    tensors = {k: v.detach() for k, v in tensors.items()}
-    return _Graph(gm, dict(gm.named_modules()), tensors, order, {n: i for i, n in enumerate(order)}, calls, attrs)
+    return _Graph(source, modules, {k: v.detach() for k, v in tensors.items()}, order, {n: i for i, n in enumerate(order)},
+                  calls, attrs)
+
+
+def _fx_graph(model: nn.Module, example: tuple) -> _Graph:
+    """The symbolic torch.fx graph, shapes recorded on one run."""
+    gm = fx.symbolic_trace(model)
+    _Recorder(gm).run(*example)
+    return _index(gm.graph, dict(gm.named_modules()), {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
+
+
+def _recorded_graph(model: nn.Module, example: tuple) -> _Graph:
+    """The graph of one forward pass (:mod:`.record`), for models fx cannot trace or keeps whole."""
+    from .record import record_graph
+
+    graph, tensors = record_graph(model, example)
+    return _index(graph, dict(model.named_modules()), tensors, "recorded")
+
+
+def _opaque(g: _Graph, model: nn.Module) -> bool:
+    """Does the fx graph keep a layer whole that holds a bias no rule looks into (attention, RNNs)?"""
+    return any(leaf and not isinstance(g.modules[leaf], (nn.Linear, _ConvNd, *NORM_MODULES)) and
+               any(is_bias_parameter(n) for n, _ in g.modules[leaf].named_parameters()) for leaf in g.calls)
 
 
 def _owner(name: str) -> str:
@@ -171,7 +190,7 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
     offsets: dict[fx.Node, Any] = dict(seeds)
     pending = {n: len(n.users) for n in seeds}
     start = min(g.index[n] for n in seeds)
-    if fold and (len(seeds) != 1 or any(_carriers(n, o) != 1 for n, o in seeds.items())):
+    if fold and len(seeds) != 1:
         return ctx, None, None
     for node in g.order[start:]:
         if node in seeds:
@@ -182,8 +201,11 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
         if node.op == "output":
             return ctx, Stop("reaches the model output", "it reaches the model output"), None
         if fold:
+            if sum(isinstance(offsets[n], Offset) for n in pending) > 1:
+                return ctx, None, None  # a fork: one layer cannot absorb it
             target = _fold_target(g, node, ins, offsets)
-            if target is not None or op_name(node, g.modules) not in _FOLD_PASS:
+            adds_it = all(a.op == "get_attr" for a in ins)  # the functional call that adds the bias itself
+            if target is not None or (op_name(node, g.modules) not in _FOLD_PASS and not adds_it):
                 return ctx, None, target
         try:
             out = transfer(node, offsets, ctx)
@@ -204,22 +226,11 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             out = None
         if out is not None:
             ctx.via.append(describe(node, g.modules))
-            if fold and _carriers(node, out) != 1:
-                return ctx, None, None  # a fork: one layer cannot absorb it
             offsets[node] = out
             pending[node] = len(node.users)
             if pending[node] == 0:
                 del pending[node]
     return ctx, None, None
-
-
-def _carriers(node: fx.Node, off: Any) -> int:
-    """How many users read the offset of ``node`` (for a tuple: the items that carry one)."""
-    users = _data_users(node)
-    if isinstance(off, list):
-        return sum(1 for u in users if op_name(u, {}) == "getitem" and isinstance(u.args[1], int)
-                   and off[u.args[1]] is not None)
-    return len(users)
 
 
 def _where(node: fx.Node, g: _Graph) -> str:
@@ -229,20 +240,46 @@ def _where(node: fx.Node, g: _Graph) -> str:
 def _fold_target(g: _Graph, node: fx.Node, ins: list[fx.Node], offsets: dict[fx.Node, Any]) -> str | None:
     """``node``'s layer when it can absorb the offset of its input in eval mode: a linear layer mixing
     only the axis the offset varies along, or a conv without padding (offset constant per channel)."""
-    if node.op != "call_module" or len(g.calls[str(node.target)]) != 1 or ins != [node.args[0]]:
+    layer = _layer_of(g, node)
+    if layer is None or ins != [node.args[0]]:
         return None
-    m = g.modules[str(node.target)]
+    name, m = layer
     off = offsets[ins[0]]
     if not isinstance(off, Offset) or off.value is None or off.dropout:
         return None
     rank = off.probe.dim()
     if isinstance(m, nn.Linear) and off.varies <= {rank - 1}:
-        return str(node.target)
+        return name
     if isinstance(m, _ConvNd) and not m.transposed and off.varies <= {1}:
         padding = m.padding if isinstance(m.padding, tuple) else (m.padding,)
         if m.padding == "valid" or all(p == 0 for p in padding if isinstance(p, int)):
-            return str(node.target)
+            return name
     return None
+
+
+def _layer_of(g: _Graph, node: fx.Node) -> tuple[str, nn.Module] | None:
+    """The conv / linear module ``node`` runs, called exactly once: a ``call_module`` node, or a
+    functional ``linear`` / ``convNd`` whose weight is that module's (as in a recorded graph)."""
+    if node.op == "call_module":
+        name = str(node.target)
+        return (name, g.modules[name]) if len(g.calls[name]) == 1 else None
+    if op_name(node, g.modules) not in ("linear", "conv1d", "conv2d", "conv3d") or len(node.args) < 2:
+        return None
+    weight = node.args[1]
+    if not isinstance(weight, fx.Node) or weight.op != "get_attr" or len(weight.users) != 1:
+        return None
+    name = _owner(str(weight.target))
+    m = g.modules.get(name)
+    return (name, m) if isinstance(m, (nn.Linear, _ConvNd)) and str(weight.target).endswith("weight") else None
+
+
+def _layer_output(g: _Graph, pname: str) -> fx.Node | None:
+    """The node that adds the bias ``pname`` to its layer's output (its module call, or the functional
+    call that takes it as its bias argument), if there is exactly one."""
+    nodes = g.calls.get(_owner(pname), []) if pname.endswith("bias") else []
+    if not nodes:
+        nodes = [u for a in g.attrs.get(pname, []) for u in a.users]
+    return nodes[0] if len(nodes) == 1 else None
 
 
 def _listing(items: list[str], limit: int = 3) -> str:
@@ -312,21 +349,24 @@ def _unseeded(g: _Graph, pname: str) -> _Verdict:
 def _bn_after_affine(g: _Graph, pname: str) -> str | None:
     """For a BatchNorm's shift: the conv / linear layer that BatchNorm folds into, if any."""
     name = _owner(pname)
-    nodes = g.calls.get(name, [])
-    if len(nodes) != 1 or not pname.endswith(".bias") or not isinstance(g.modules[name], _BatchNorm):
+    node = _layer_output(g, pname)
+    if node is None or not pname.endswith(".bias") or not isinstance(g.modules.get(name), _BatchNorm):
         return None
-    return _affine_before(g, nodes[0])
+    return _affine_before(g, node)
 
 
 def _affine_before(g: _Graph, node: fx.Node) -> str | None:
-    m = g.modules[str(node.target)]
+    """The conv / linear layer whose output only the BatchNorm ``node`` reads (running statistics kept)."""
     src = node.args[0] if node.args else None
-    if (not isinstance(src, fx.Node) or src.op != "call_module" or len(_data_users(src)) != 1
-            or m.running_mean is None or len(g.calls[str(src.target)]) != 1):
+    norm = norm_call(node, g.modules)
+    if norm is None or norm.kind != "batch" or norm.running_mean is None or not isinstance(src, fx.Node):
         return None
-    prev = g.modules[str(src.target)]
+    layer = _layer_of(g, src)
+    if layer is None or len(_data_users(src)) != 1:
+        return None
+    name, prev = layer
     if isinstance(prev, nn.Linear) or (isinstance(prev, _ConvNd) and (not prev.transposed or prev.groups == 1)):
-        return str(src.target)
+        return name
     return None
 
 
@@ -340,12 +380,9 @@ def _data_users(node: fx.Node) -> list[fx.Node]:
 
 
 def batchnorm_pairs(gm: fx.GraphModule) -> list[tuple[str, str]]:
-    """``(layer, batchnorm)`` module paths where a BatchNorm with running statistics reads, and is the only
-    reader of, the output of a conv / linear layer; each called once."""
-    g = _Graph(gm, dict(gm.named_modules()), {}, list(gm.graph.nodes), {}, {}, {})
-    for node in g.order:
-        if node.op == "call_module":
-            g.calls.setdefault(str(node.target), []).append(node)
+    """``(layer, batchnorm)`` module paths where a BatchNorm module with running statistics reads, and is
+    the only reader of, the output of a conv / linear layer; each called once."""
+    g = _index(gm.graph, dict(gm.named_modules()), {})
     pairs = []
     for name, nodes in g.calls.items():
         if isinstance(g.modules[name], _BatchNorm) and len(nodes) == 1:
@@ -356,17 +393,14 @@ def batchnorm_pairs(gm: fx.GraphModule) -> list[tuple[str, str]]:
 
 
 def _feeds_relu(g: _Graph, pname: str) -> bool:
-    nodes = g.calls.get(_owner(pname), [])
-    if len(nodes) != 1:
-        return False
-    users = _data_users(nodes[0])
+    node = _layer_output(g, pname)
+    users = _data_users(node) if node is not None else []
     return len(users) == 1 and op_name(users[0], g.modules) in _RELU
 
 
-def _trace_verdicts(model: nn.Module, example: tuple) -> tuple[dict[str, list[tuple[str | None, slice | None,
-                                                                                        _Verdict]]], set[str]]:
+def _trace_verdicts(model: nn.Module, g: _Graph) -> tuple[dict[str, list[tuple[str | None, slice | None,
+                                                                                    _Verdict]]], set[str]]:
     """Verdicts per bias parameter (a list of parts for packed biases) and the biases that feed a ReLU."""
-    g = _trace(model, example)
     out: dict[str, list[tuple[str | None, slice | None, _Verdict]]] = {}
     relu: set[str] = set()
     for pname, p in model.named_parameters():
@@ -383,6 +417,19 @@ def _trace_verdicts(model: nn.Module, example: tuple) -> tuple[dict[str, list[tu
         if _feeds_relu(g, pname):
             relu.add(pname)
     return out, relu
+
+
+def _graph(model: nn.Module, example: tuple) -> _Graph:
+    """The fx graph; where fx fails, or keeps a biased layer whole, the graph recorded from one pass."""
+    try:
+        g = _fx_graph(model, example)
+    except Exception as exc:  # noqa: BLE001 - tracing failures have many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        g = _recorded_graph(model, example)
+        warnings.warn(f"torch.fx could not trace the model ({first}); its graph was recorded from one forward "
+                      "pass instead, with the control flow this example input takes", stacklevel=3)
+        return g
+    return _recorded_graph(model, example) if _opaque(g, model) else g
 
 
 def _hook_verdicts(model: nn.Module, example: tuple) -> tuple[dict[str, list[tuple[str | None, slice | None,
@@ -500,14 +547,21 @@ def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[F
     BiaslabError
         if the model cannot run on ``example_input``.
     """
+    return analyse(model, example_input)[0]
+
+
+def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list[Finding], str]:
+    """:func:`find_biases`, also saying where the graph came from: ``fx`` (symbolic trace), ``recorded``
+    (one forward pass, :mod:`.record`) or ``hooks`` (the order-based fallback)."""
     example = example_input if isinstance(example_input, tuple) else (example_input,)
     traced = True
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with torch.no_grad():
-            verdicts, relu_fed = _trace_verdicts(model, example)
-    except Exception as exc:  # noqa: BLE001 - any tracing failure means: use the weaker fallback
+            g = _graph(model, example)
+            verdicts, relu_fed = _trace_verdicts(model, g)
+    except Exception as exc:  # noqa: BLE001 - neither tracer copes: use the weaker fallback
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         traced = False
         try:
@@ -517,15 +571,16 @@ def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[F
             shapes = ", ".join(str(tuple(t.shape)) for t in example if isinstance(t, torch.Tensor))
             raise BiaslabError(f"the model fails on an example input of shape {shapes}: {msg}; "
                                "pass an --input-shape the model accepts") from None
-        warnings.warn(f"torch.fx could not trace the model ({first}); statuses come from the execution order of "
-                      "one forward pass, a weaker guess that cannot see skip connections: a bias is called "
-                      "redundant there only when perturbing it leaves the output unchanged", stacklevel=2)
+        warnings.warn(f"the model's graph could not be traced or recorded ({first}); statuses come from the "
+                      "execution order of one forward pass, a weaker guess that cannot see skip connections: a "
+                      "bias is called redundant there only when perturbing it leaves the output unchanged",
+                      stacklevel=2)
     finally:
         for m, flag in flags.items():
             m.training = flag
     if not traced:
         _confirm(model, verdicts, example)
-    return _findings(model, verdicts, relu_fed, traced)
+    return _findings(model, verdicts, relu_fed, traced), (g.source if traced else "hooks")
 
 
 def _findings(model: nn.Module, verdicts: dict[str, list[tuple[str | None, slice | None, _Verdict]]],

@@ -15,7 +15,7 @@ from ..results.audit import AuditResult, FixRecord, finding_claim
 from ..validate import check_output_file, parse_count, parse_shape
 from .contrib import bias_contributions
 from .fix import fold_with_checks, remove_biases
-from .graph import find_biases
+from .graph import analyse
 from .target import build_target, builtin_names, default_input_shape, is_checkpoint_path, load_checkpoint
 
 __all__ = ["run_audit", "input_shape_arg", "samples_arg", "MAX_SAMPLES", "MAX_INPUT_ELEMENTS"]
@@ -152,12 +152,12 @@ def run_audit(
         example = _example_input(model, input_shape, ds, g, dev)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            findings = find_biases(model, example)
+            findings, source = analyse(model, example)
         notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
         result = AuditResult(
             target=target, input_shape=list(input_shape), biases=findings,
             total_params=sum(p.numel() for p in model.parameters()),
-            traced=all(f.traced for f in findings) if findings else True, warnings=notes,
+            traced=source != "hooks", graph=source, warnings=notes,
             initial_weights=not checkpoint and ":" not in target,
             params={"target": target, "arch": arch, "input_shape": list(input_shape), "data": data,
                     "samples": samples, "fix": str(fix) if fix else None, "fold": fold, "seed": seed,

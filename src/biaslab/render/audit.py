@@ -28,9 +28,12 @@ def _counts_text(res: AuditResult) -> str:
     c = res.counts()
     share = res.bias_params / res.total_params if res.total_params else 0.0
     statuses = ", ".join(f"{c[s]['biases']} {s} ({c[s]['params']:,} values)" for s in STATUSES)
-    how = ("Statuses come from the torch.fx graph." if res.traced else
-           "torch.fx could not trace the model: statuses come from one hooked forward pass, and no bias is "
-           "called redundant there unless perturbing it leaves the output unchanged.")
+    how = {"fx": "Statuses come from the torch.fx graph.",
+           "recorded": "torch.fx could not trace the model: statuses come from a graph recorded from one forward "
+                       "pass, with the control flow of the example input.",
+           "hooks": "The model's graph could not be traced or recorded: statuses come from one hooked forward "
+                    "pass, and no bias is called redundant there unless perturbing it leaves the output "
+                    "unchanged."}[res.graph]
     return (f"{res.target}: {len(res.biases)} biases hold {res.bias_params:,} of {res.total_params:,} "
             f"parameters ({fmt_pct(share, 2)}): {statuses}. {how}")
 

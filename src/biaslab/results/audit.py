@@ -125,7 +125,12 @@ class FixRecord:
 
 @dataclass
 class AuditResult(Result):
-    """Every bias of one model: status, reason, optionally contributions on data and a checked fix."""
+    """Every bias of one model: status, reason, optionally contributions on data and a checked fix.
+
+    ``graph`` says where the statuses come from: ``fx`` (the symbolic torch.fx graph), ``recorded``
+    (a graph recorded from one forward pass, for models fx cannot trace) or ``hooks`` (the
+    order-based fallback; ``traced`` is False).
+    """
 
     command: ClassVar[str] = "audit"
     target: str
@@ -133,6 +138,7 @@ class AuditResult(Result):
     biases: list[Finding]
     total_params: int
     traced: bool
+    graph: str = "fx"
     warnings: list[str] = field(default_factory=list)
     data: str | None = None
     n_samples: int = 0
