@@ -134,7 +134,7 @@ def test_fix_and_fold_write_a_loadable_checked_state_dict(tmp_path):
     assert fix["removed"] == ["0.bias", "4.bias"] and fix["folded"] == ["1", "5"]
     assert {(p["what"], p["mode"], p["dtype"]) for p in fix["checks"]} == {
         ("biases removed", "train", "float32"), ("biases removed", "eval", "float32"),
-        ("BatchNorm folded", "eval", "float32"), ("BatchNorm folded", "eval", "float64")}
+        ("folded", "eval", "float32"), ("folded", "eval", "float64")}
     assert all(p["max_rel_diff"] <= p["tolerance"] for p in fix["checks"])
     torch.manual_seed(0)
     original = build_model("cnn-bn").eval()
@@ -307,3 +307,42 @@ def test_zero_now_note_only_where_biases_are_zero(tmp_path):
     assert "zero now" not in run("mlp", "--out", tmp_path / "b").stdout
     res = run("cnn-bn", "--out", tmp_path / "c")
     assert "exactly zero now" in res.stdout and "BatchNorm shifts" not in res.stdout
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_fixed_file_is_audited_again_with_the_removed_biases_gone(tmp_path, fold):
+    out_pt = tmp_path / "fixed.pt"
+    assert run("cnn-bn", "--fix", out_pt, *(["--fold"] if fold else []), "--out", tmp_path / "a").exit_code == 0
+    res = run(out_pt, "--arch", "cnn-bn", "--json", "--out", tmp_path / "b")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    status = {b["param"]: b["status"] for b in d["biases"]}
+    assert any("adapted" in w for w in d["warnings"]) and status["9.bias"] == "active"
+    if fold:  # BatchNorms folded away; the convs carry their shifts now
+        assert not any(p.startswith(("1.", "5.")) for p in status) and status["0.bias"] == "active"
+    else:  # the redundant conv biases are gone, nothing else is
+        assert "0.bias" not in status and "4.bias" not in status and status["1.bias"] == "foldable"
+
+
+def test_verify_confirms_every_redundant_bias(tmp_path):
+    res = run("cnn-bn", "--verify", "--json", "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["verified"] is True
+    for b in d["biases"]:
+        assert b["verified"] is (True if b["status"] == "redundant" else None)
+    assert "verified" in run("cnn-bn", "--verify", "--out", tmp_path / "p").stdout
+
+
+def test_verify_catches_a_wrong_redundant_verdict():
+    from biaslab.audit.verify import verify_findings
+
+    torch.manual_seed(0)
+    model = build_model("cnn-bn")
+    x = torch.randn(2, 1, 8, 8)
+    findings = find_biases(model, x)
+    for f in findings:
+        if f.param == "9.bias":
+            f.status = "redundant"
+    verified = {f.param: f.verified for f in verify_findings(model, findings, x)}
+    assert verified == {"0.bias": True, "1.bias": None, "4.bias": True, "5.bias": None, "9.bias": False}

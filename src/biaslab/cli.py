@@ -456,8 +456,11 @@ def audit(
         help="Write a state_dict without the redundant biases to this .pt file, after checking on sample inputs, "
              "in train and eval mode, that the outputs are unchanged.")] = None,
     fold: Annotated[bool, typer.Option(
-        help="With --fix: also fold BatchNorm into the layer before it (inference only; checked in eval mode, "
-             "in float64 too).")] = False,
+        help="With --fix: also fold every foldable bias: BatchNorm into the layer before it, shifts and attention "
+             "value biases into the layer they reach (inference only; checked in eval mode, in float64 too).")] = False,
+    verify: Annotated[bool, typer.Option(
+        help="Perturb every redundant bias (float64, train mode) and confirm the output does not move; adds a "
+             "'verified' column.")] = False,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -472,7 +475,7 @@ def audit(
         from .audit.run import input_shape_arg
 
         return run_audit(target, arch=arch, input_shape=input_shape_arg(input_shape), data=data, samples=samples,
-                         fix=fix, fold=fold, seed=seed, device=device,
+                         fix=fix, fold=fold, verify=verify, seed=seed, device=device,
                          show_progress=show_progress(quiet, json_output))
 
     emit("audit", build, out, fmt, json_output, quiet)

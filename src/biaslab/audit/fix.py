@@ -13,6 +13,8 @@ raises :class:`BiaslabError` instead of returning a model that computes somethin
 * :func:`fold_batchnorm` — ``W' = W·s``, ``b' = (b − μ)·s + β`` with ``s = γ / √(σ² + ε)``; the
   BatchNorm becomes ``nn.Identity``. Valid in eval mode only; checked in eval mode, in the
   model's dtype and in float64.
+* :func:`fold_biases` — that, then every other ``foldable`` bias moved into the linear layer or
+  unpadded conv it reaches (``b' = b + W·v``), checked the same way.
 * :func:`load_fixed` — load a state_dict written by ``biaslab audit --fix`` into a freshly built
   model of the original architecture.
 """
@@ -20,10 +22,12 @@ raises :class:`BiaslabError` instead of returning a model that computes somethin
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import torch
 from torch import fx, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from ..io import BiaslabError, safe_torch_load
@@ -39,7 +43,7 @@ __all__ = [
     "fold_batchnorm",
     "fold_bn_weights",
     "remove_biases",
-    "fold_with_checks",
+    "fold_biases",
     "load_fixed",
 ]
 
@@ -155,51 +159,115 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor | tuple, n_inpu
     ------
     BiaslabError
         when the model is in training mode (folding uses the running statistics, so it is valid
-        for inference only), cannot be traced by torch.fx, or a check fails.
+        for inference only) or a check fails.
     """
-    return fold_with_checks(model, example_input, n_inputs, seed)[0]
+    folded = _fold(model, example_input, affine=False)[0]
+    _fold_checks(model, folded, False, example_input, "BatchNorm folded", n_inputs, seed)
+    return folded
 
 
-def fold_with_checks(model: nn.Module, example_input: torch.Tensor | tuple, n_inputs: int = N_CHECK_INPUTS,
-                     seed: int = 0) -> tuple[nn.Module, list[Check]]:
-    """:func:`fold_batchnorm`, also returning its checks."""
-    folded = _fold_pairs(model)
-    return folded, _fold_checks(model, folded, _fold_pairs, example_input, "BatchNorm folded", n_inputs, seed)
+def fold_biases(model: nn.Module, example_input: torch.Tensor | tuple, n_inputs: int = N_CHECK_INPUTS,
+                seed: int = 0) -> tuple[nn.Module, list[str], list[Check]]:
+    """Fold everything :func:`find_biases` calls ``foldable``, in eval mode, into an equivalent copy.
+
+    First every BatchNorm right after a conv / linear layer is folded into it (as
+    :func:`fold_batchnorm`); then every bias whose offset reaches a linear layer or a conv without
+    padding through exact ops (an affine layer's shift, attention's value bias) is moved into that
+    layer's bias (``b' = b + W·v``) and removed (a part of a packed bias is zeroed).
+
+    Returns
+    -------
+    The folded copy, what was folded (BatchNorm module names, then ``"param → layer"``), and the
+    checks it passed (eval mode, the model's dtype and float64).
+
+    Raises
+    ------
+    BiaslabError
+        in training mode, or when a check fails (nothing is returned then).
+    """
+    folded, names = _fold(model, example_input, affine=True)
+    checks = _fold_checks(model, folded, True, example_input, "folded", n_inputs, seed)
+    return folded, names, checks
 
 
-def _fold_checks(model: nn.Module, folded: nn.Module, fold, example_input: torch.Tensor | tuple,
+def _fold_checks(model: nn.Module, folded: nn.Module, affine: bool, example_input: torch.Tensor | tuple,
                  what: str, n_inputs: int, seed: int) -> list[Check]:
-    """Check ``folded`` (``fold(model)``) against ``model`` in eval mode, in the model's dtype and in
-    float64 (``fold`` applied to a float64 copy); raise :class:`BiaslabError` if either fails."""
+    """Check ``folded`` against ``model`` in eval mode, in the model's dtype and in float64 (the fold
+    redone on a float64 copy); raise :class:`BiaslabError` if either fails."""
     _, eval_inputs = check_inputs(model, example_input, n_inputs, seed)
     checks = [require_equivalent(model, folded, eval_inputs, "eval", what, seed)]
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
     if dtype is not None and dtype != torch.float64:
-        wide = copy.deepcopy(model).double()
-        wide_inputs = [tuple(t.double() if torch.is_tensor(t) and t.is_floating_point() else t for t in args)
-                       for args in eval_inputs]
-        checks.append(require_equivalent(wide, fold(wide), wide_inputs, "eval", what, seed))
+        def wide(args: tuple) -> tuple:
+            return tuple(t.double() if torch.is_tensor(t) and t.is_floating_point() else t for t in args)
+
+        model64 = copy.deepcopy(model).double()
+        example = example_input if isinstance(example_input, tuple) else (example_input,)
+        folded64 = _fold(model64, wide(example), affine)[0]
+        checks.append(require_equivalent(model64, folded64, [wide(a) for a in eval_inputs], "eval", what, seed))
     return checks
 
 
-def _fold_pairs(model: nn.Module) -> nn.Module:
+def _bn_pairs(model: nn.Module, example_input: torch.Tensor | tuple) -> list[tuple[str, str]]:
+    """``(layer, batchnorm)`` pairs to fold: from the fx graph, or (where fx fails) from the analysis."""
+    try:
+        return batchnorm_pairs(fx.symbolic_trace(model))
+    except Exception:  # noqa: BLE001 - tracing failures have many types: use the recorded graph's findings
+        return [(f.consumer, f.module) for f in find_biases(model, example_input)
+                if f.status == "foldable" and f.fold_value is None and f.consumer
+                and type(model.get_submodule(f.module)).__module__.startswith("torch.nn")
+                and isinstance(model.get_submodule(f.module), _BatchNorm)]
+
+
+def _fold(model: nn.Module, example_input: torch.Tensor | tuple, affine: bool) -> tuple[nn.Module, list[str]]:
     training = [n or "<model>" for n, m in model.named_modules() if m.training]
     if training:
-        raise BiaslabError(f"fold_batchnorm needs a model in eval mode (call model.eval()); in training mode: "
+        raise BiaslabError(f"folding needs a model in eval mode (call model.eval()); in training mode: "
                            f"{', '.join(training[:3])}{' ...' if len(training) > 3 else ''}")
-    try:
-        pairs = batchnorm_pairs(fx.symbolic_trace(model))
-    except Exception as exc:  # noqa: BLE001 - tracing failures have many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise BiaslabError(f"cannot fold BatchNorm: torch.fx cannot trace the model ({first})") from None
     folded = copy.deepcopy(model)
-    for layer_name, bn_name in pairs:
-        layer, bn = folded.get_submodule(layer_name), folded.get_submodule(bn_name)
-        out_axis = 1 if isinstance(layer, _ConvNd) and layer.transposed else 0
-        layer.weight, layer.bias = fold_bn_weights(layer.weight, layer.bias, bn.running_mean, bn.running_var,
-                                                   bn.eps, bn.weight, bn.bias, out_axis)
-        _set_submodule(folded, bn_name, nn.Identity())
-    return folded
+    names = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the analysis warns about how it traced; the checks decide
+        for layer_name, bn_name in _bn_pairs(folded, example_input):
+            layer, bn = folded.get_submodule(layer_name), folded.get_submodule(bn_name)
+            out_axis = 1 if isinstance(layer, _ConvNd) and layer.transposed else 0
+            layer.weight, layer.bias = fold_bn_weights(layer.weight, layer.bias, bn.running_mean, bn.running_var,
+                                                       bn.eps, bn.weight, bn.bias, out_axis)
+            _set_submodule(folded, bn_name, nn.Identity())
+            names.append(bn_name)
+        if affine:
+            findings = [f for f in find_biases(folded, example_input)
+                        if f.status == "foldable" and f.fold_value is not None]
+            for f in reversed(findings):  # later layers first: a fold never moves a bias that was already moved
+                _fold_affine(folded, f)
+                names.append(f"{f.label} → {f.consumer}")
+    return folded, names
+
+
+def _fold_affine(model: nn.Module, f: Finding) -> None:
+    """Move the offset ``f.fold_value`` that ``f``'s bias adds at the input of ``f.consumer`` (a linear layer
+    or a conv without padding) into that layer's bias; remove (or, for a part, zero) ``f``'s bias."""
+    target = model.get_submodule(f.consumer)
+    w = target.weight.detach().double()
+    v = torch.as_tensor(f.fold_value, dtype=torch.float64)
+    if isinstance(target, nn.Linear):
+        vec = v.expand(*v.shape[:-1], target.in_features).reshape(-1, target.in_features)[0]
+        delta = w @ vec
+    else:
+        groups, per = target.groups, w.shape[1]
+        vec = v.expand(1, per * groups, *v.shape[2:]).reshape(per * groups, -1)[:, 0]
+        wsum = w.sum(dim=tuple(range(2, w.dim())))
+        out_per = w.shape[0] // groups
+        delta = torch.cat([wsum[i * out_per:(i + 1) * out_per] @ vec[i * per:(i + 1) * per] for i in range(groups)])
+    old = target.bias.detach().double() if target.bias is not None else torch.zeros_like(delta)
+    target.bias = nn.Parameter((old + delta).to(target.weight.dtype), target.weight.requires_grad)
+    owner = model.get_submodule(f.module)
+    attr = f.param.rsplit(".", 1)[-1]
+    with torch.no_grad():
+        if f.part is None and attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES)):
+            setattr(owner, attr, None)
+        else:
+            getattr(owner, attr).view(-1)[slice(*f.span) if f.span else slice(None)] = 0.0
 
 
 def _local_state_keys(module: nn.Module) -> list[str]:

@@ -77,6 +77,7 @@ class _Verdict:
     cancelled_fraction: float | None = None
     corrections: dict[str, torch.Tensor] = field(default_factory=dict)
     unknown: bool = False
+    fold_value: torch.Tensor | None = None
 
 
 class _Recorder(fx.Interpreter):
@@ -179,12 +180,13 @@ def _seeds(g: _Graph, pname: str, p: torch.Tensor, gen: torch.Generator, span: s
 
 
 def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
-               fold: bool = False) -> tuple[Context, Stop | None, str | None]:
+               fold: bool = False) -> tuple[Context, Stop | None, tuple[str, torch.Tensor] | None]:
     """Follow the offsets from ``seeds`` through the graph (topological order).
 
     Returns the context (what was cancelled, running-mean corrections), the :class:`Stop` where the
     offset matters (None if every branch was cancelled) and, with ``fold``, the linear / conv
-    layer that the offset reaches along one path of exact ops (None if it forks or stops first).
+    layer that the offset reaches along one path of exact ops with the offset at its input (None if
+    it forks or stops first).
     """
     ctx = Context(g.modules, g.tensors, gen, [], [], {})
     offsets: dict[fx.Node, Any] = dict(seeds)
@@ -205,8 +207,10 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
                 return ctx, None, None  # a fork: one layer cannot absorb it
             target = _fold_target(g, node, ins, offsets)
             adds_it = all(a.op == "get_attr" for a in ins)  # the functional call that adds the bias itself
-            if target is not None or (op_name(node, g.modules) not in _FOLD_PASS and not adds_it):
-                return ctx, None, target
+            if target is not None:
+                return ctx, None, (target, offsets[ins[0]].value)
+            if op_name(node, g.modules) not in _FOLD_PASS and not adds_it:
+                return ctx, None, None
         try:
             out = transfer(node, offsets, ctx)
         except Stop as stop:
@@ -310,11 +314,12 @@ def _verdict(g: _Graph, pname: str, p: torch.Tensor, span: slice | None = None) 
         return _Verdict("redundant", f"cancelled by {by}",
                         f"every path from it{_via(ctx)} ends in a normalisation or softmax that removes it: {by}{tail}",
                         ctx.cancelled[0][1], 1.0, corrections)
-    _, _, target = _propagate(g, seeds, torch.Generator().manual_seed(1), fold=True)
-    if target is not None:
+    _, _, reached = _propagate(g, seeds, torch.Generator().manual_seed(1), fold=True)
+    if reached is not None:
+        target, value = reached
         return _Verdict("foldable", f"folds into '{target}'",
                         f"reaches '{target}' through exact ops only: in eval mode it folds into that layer's bias "
-                        f"(it matters otherwise: {stop.reason})", target)
+                        f"(it matters otherwise: {stop.reason})", target, fold_value=value)
     bn = _bn_after_affine(g, pname)
     if bn is not None:
         return _Verdict("foldable", f"folds into '{bn}'",
@@ -608,5 +613,6 @@ def _findings(model: nn.Module, verdicts: dict[str, list[tuple[str | None, slice
                 zero_now=bool(values.numel()) and not bool(values.any()),
                 part=part, span=(span.start, span.stop) if span is not None else None,
                 corrections={k: t.numpy() for k, t in v.corrections.items()} or None,
+                fold_value=v.fold_value.numpy() if v.fold_value is not None else None,
             ))
     return findings

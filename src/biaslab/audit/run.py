@@ -9,14 +9,16 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..io import BiaslabError, atomic_path
 from ..results.audit import AuditResult, FixRecord, finding_claim
 from ..validate import check_output_file, parse_count, parse_shape
 from .contrib import bias_contributions
-from .fix import fold_with_checks, remove_biases
+from .fix import fold_biases, load_fixed, remove_biases
 from .graph import analyse
-from .target import build_target, builtin_names, default_input_shape, is_checkpoint_path, load_checkpoint
+from .verify import verify_findings
+from .target import build_target, builtin_names, default_input_shape, is_checkpoint_path
 
 __all__ = ["run_audit", "input_shape_arg", "samples_arg", "MAX_SAMPLES", "MAX_INPUT_ELEMENTS"]
 
@@ -53,11 +55,14 @@ def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Pat
     """Remove redundant biases (and fold), check equivalence, then write the state_dict atomically."""
     fixed, checks = remove_biases(model, findings, example, seed=seed)
     folded: list[str] = []
+    not_folded: list[str] = []
     if fold:
-        fixed, fold_checks = fold_with_checks(fixed.eval(), example, seed=seed)
+        fixed, folded, fold_checks = fold_biases(fixed.eval(), example, seed=seed)
         checks += fold_checks
-        folded = [n for n, m in fixed.named_modules()
-                  if isinstance(m, nn.Identity) and not isinstance(model.get_submodule(n), nn.Identity)]
+        not_folded = [f"{n} ({type(m).__name__}): " + (
+            "not right after a conv / linear layer whose output only it reads" if type(m).__module__.startswith(
+                "torch.nn") else "not a torch.nn BatchNorm (it may compute more), so it is left as it is")
+            for n, m in fixed.named_modules() if isinstance(m, _BatchNorm)]
     try:
         with atomic_path(path) as tmp:
             torch.save(fixed.state_dict(), tmp)
@@ -67,7 +72,7 @@ def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Pat
     load = f"model = {load_expr}; biaslab.audit.load_fixed(model, {str(path)!r})"
     if fold:
         load += "; model.eval()  (folded BatchNorm: inference only)"
-    return FixRecord(path=str(path), removed=removed, folded=folded, fold=fold,
+    return FixRecord(path=str(path), removed=removed, folded=folded, not_folded=not_folded, fold=fold,
                      params_before=sum(p.numel() for p in model.parameters()),
                      params_after=sum(p.numel() for p in fixed.parameters()), checks=checks, load=load)
 
@@ -89,6 +94,7 @@ def run_audit(
     samples: int = 128,
     fix: str | Path | None = None,
     fold: bool = False,
+    verify: bool = False,
     seed: int = 0,
     device: str = "cpu",
     show_progress: bool = False,
@@ -102,8 +108,10 @@ def run_audit(
         defaults per built-in model (batch 2) or from ``data``.
     data : ``random`` (standard-normal inputs of ``input_shape``), a built-in data set
         (``digits``, ...) or a data path; measures each bias's contribution on ``samples`` inputs.
-    fix : write a state_dict without the redundant biases there (and, with ``fold``, BatchNorm
-        folded), after checking on sample inputs that the outputs are unchanged.
+    fix : write a state_dict without the redundant biases there (and, with ``fold``, everything
+        foldable folded), after checking on sample inputs that the outputs are unchanged.
+    verify : perturb every ``redundant`` bias (float64, training mode) and record whether the
+        output stayed put (``Finding.verified``).
 
     Returns
     -------
@@ -139,8 +147,13 @@ def run_audit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_target(spec, sample_shape, ds.n_classes if ds is not None else 10)
+        adapted: list[str] = []
         if checkpoint:
-            load_checkpoint(target, model)
+            before = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_modules()}
+            load_fixed(model, target)
+            after = {n for n, _ in model.named_parameters()} | {n for n, m in model.named_modules()
+                                                                 if not isinstance(m, nn.Identity)}
+            adapted = sorted(before - after)
         if input_shape is None:
             default = sample_shape or default_input_shape(spec)
             if default is None:
@@ -154,13 +167,17 @@ def run_audit(
             warnings.simplefilter("always")
             findings, source = analyse(model, example)
         notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        if adapted:
+            notes.append(f"{target} has no {', '.join(adapted[:6])}{' ...' if len(adapted) > 6 else ''} (removed or "
+                         "folded by --fix): the architecture was adapted and is audited without them")
         result = AuditResult(
             target=target, input_shape=list(input_shape), biases=findings,
             total_params=sum(p.numel() for p in model.parameters()),
             traced=source != "hooks", graph=source, warnings=notes,
             initial_weights=not checkpoint and ":" not in target,
             params={"target": target, "arch": arch, "input_shape": list(input_shape), "data": data,
-                    "samples": samples, "fix": str(fix) if fix else None, "fold": fold, "seed": seed,
+                    "samples": samples, "fix": str(fix) if fix else None, "fold": fold, "verify": verify,
+                    "seed": seed,
                     "device": str(dev)},
         )
         if data is not None:
@@ -174,6 +191,11 @@ def run_audit(
                 result.contributions, result.baseline_accuracy = bias_contributions(model, findings, X, y,
                                                                                      advance=advance)
             result.data, result.n_samples = (ds.name if ds is not None else "random"), len(X)
+        if verify:
+            with progress_bar(1, "verifying redundant biases", show_progress) as advance:
+                verify_findings(model, findings, example, seed)
+                advance()
+            result.verified = True
         if fix is not None:
             load_expr = _load_expression(spec, sample_shape, ds)
             result.fix = _make_fix(model, findings, example, Path(fix), fold, load_expr, seed)

@@ -19,10 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io import BiaslabError, safe_torch_load
+from ..io import BiaslabError
 
-__all__ = ["CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape", "build_target", "load_state",
-           "load_checkpoint"]
+__all__ = ["CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape", "build_target", "load_state"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 
@@ -139,8 +138,3 @@ def load_state(model: nn.Module, state: Any, source: str = "the checkpoint") -> 
                            "check --arch (and that the file is this model's state_dict)")
     model.load_state_dict(state)
     return model
-
-
-def load_checkpoint(path: str | Path, model: nn.Module) -> nn.Module:
-    """Load the state_dict at ``path`` (``weights_only=True``; a pickled payload is refused) into ``model``."""
-    return load_state(model, safe_torch_load(path), str(path))

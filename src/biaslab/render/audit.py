@@ -72,7 +72,10 @@ def _check_text(c: Check) -> str:
 def _fix_text(fix: FixRecord) -> str:
     done = f"{len(fix.removed)} redundant biases removed ({fix.params_saved:,} parameters saved)"
     if fix.fold:
-        done += f", {len(fix.folded)} BatchNorm layers folded"
+        moved = [x for x in fix.folded if "→" in x]
+        done += f", {len(fix.folded) - len(moved)} BatchNorm layers and {len(moved)} other biases folded"
+        if fix.not_folded:
+            done += f" (not folded: {'; '.join(fix.not_folded)})"
     checks = "; ".join(_check_text(c) for c in fix.checks) or "nothing changed, so nothing to check"
     return f"Fixed state_dict written to {fix.path}: {done}. {checks}. Load it with: {fix.load}"
 

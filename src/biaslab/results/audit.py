@@ -36,7 +36,8 @@ class Finding:
     values. ``zero_now`` says the bias is exactly zero today, whatever its status.
     ``verified`` is set by ``--verify``: True when perturbing the bias left the output unchanged.
     ``corrections`` (in memory only) maps each running-mean buffer downstream to the per-channel
-    shift that removal subtracts from it.
+    shift that removal subtracts from it; ``fold_value`` (in memory only) is what a ``foldable`` bias
+    adds at the input of the layer it folds into.
     """
 
     module: str
@@ -58,6 +59,7 @@ class Finding:
     span: tuple[int, int] | None = None
     verified: bool | None = None
     corrections: dict[str, np.ndarray] | None = field(default=None, repr=False, metadata={"stored": False})
+    fold_value: np.ndarray | None = field(default=None, repr=False, metadata={"stored": False})
 
     @property
     def label(self) -> str:
@@ -107,11 +109,17 @@ class Check:
 
 @dataclass
 class FixRecord:
-    """What ``--fix`` wrote: the file, the biases removed, the layers folded, the checks it passed."""
+    """What ``--fix`` wrote: the file, the biases removed, what was folded, the checks it passed.
+
+    ``folded`` lists BatchNorm modules folded into the layer before them, then ``"bias → layer"``
+    for every other bias moved into the layer it reaches; ``not_folded`` names each BatchNorm left
+    in place and why.
+    """
 
     path: str
     removed: list[str]
     folded: list[str]
+    not_folded: list[str]
     fold: bool
     params_before: int
     params_after: int
