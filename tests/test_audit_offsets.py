@@ -147,6 +147,12 @@ CASES = {
         SEQ, {"score.bias": "redundant"}),
     "softmax over the bias axis": (
         lambda: Fn(lambda s, x: torch.softmax(s.fc(x), dim=-1), fc=nn.Linear(6, 4)), SEQ, {"fc.bias": "active"}),
+    "a shift read twice is not foldable": (
+        lambda: Fn(lambda s, x: (lambda y: s.fc(y) + y)(s.ln(x)), ln=nn.LayerNorm(6), fc=nn.Linear(6, 6)),
+        SEQ, {"ln.bias": "active"}),
+    "a shift read once folds": (
+        lambda: Fn(lambda s, x: s.fc(s.ln(x)).relu(), ln=nn.LayerNorm(6), fc=nn.Linear(6, 6)),
+        SEQ, {"ln.bias": "foldable"}),
     "Mixer token MLP": (
         lambda: Fn(lambda s, x: s.tok(s.norm(x).transpose(1, 2)).relu(), norm=nn.LayerNorm(6), tok=nn.Linear(5, 5)),
         SEQ, {"norm.bias": "active"}),

@@ -208,7 +208,8 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             target = _fold_target(g, node, ins, offsets)
             adds_it = all(a.op == "get_attr" for a in ins)  # the functional call that adds the bias itself
             if target is not None:
-                return ctx, None, (target, offsets[ins[0]].value)
+                alone = not any(_carries(u, offsets, ctx) for u in _data_users(ins[0]) if u is not node)
+                return ctx, None, ((target, offsets[ins[0]].value) if alone else None)
             if op_name(node, g.modules) not in _FOLD_PASS and not adds_it:
                 return ctx, None, None
         try:
@@ -235,6 +236,15 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             if pending[node] == 0:
                 del pending[node]
     return ctx, None, None
+
+
+def _carries(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> bool:
+    """Does ``node`` receive any of the offset (a second branch of a fork, for a fold)?"""
+    try:
+        out = transfer(node, offsets, ctx)
+    except Stop:
+        return True
+    return out is not None and not (isinstance(out, list) and all(o is None for o in out))
 
 
 def _where(node: fx.Node, g: _Graph) -> str:

@@ -17,10 +17,14 @@ from ..validate import check_output_file, parse_count, parse_shape
 from .contrib import bias_contributions
 from .fix import fold_biases, load_fixed, remove_biases
 from .graph import analyse
+from .hf import hf_example_shape, is_hf
 from .verify import verify_findings
 from .target import build_target, builtin_names, default_input_shape, is_checkpoint_path
 
-__all__ = ["run_audit", "input_shape_arg", "samples_arg", "MAX_SAMPLES", "MAX_INPUT_ELEMENTS"]
+__all__ = ["run_audit", "input_shape_arg", "input_ids_arg", "samples_arg", "MAX_SAMPLES", "MAX_INPUT_ELEMENTS"]
+
+#: Tokens per sequence of the random example for text models (``--input-ids`` overrides it).
+DEFAULT_TOKENS = 8
 
 #: Most data inputs ``--samples`` may ask for (each bias is zeroed and the model re-run on all of them).
 MAX_SAMPLES = 100_000
@@ -33,6 +37,16 @@ MAX_INPUT_ELEMENTS = 2**27
 def input_shape_arg(text: str | None) -> tuple[int, ...] | None:
     """``"2,3,32,32"`` → ``(2, 3, 32, 32)``, bounded by :data:`MAX_INPUT_ELEMENTS`; None stays None."""
     return None if text is None else parse_shape("--input-shape", text, MAX_INPUT_ELEMENTS, "2,3,32,32")
+
+
+def input_ids_arg(text: str | None) -> tuple[int, int] | None:
+    """``"2,16"`` → ``(2, 16)``: N sequences of L token ids; None stays None."""
+    if text is None:
+        return None
+    shape = parse_shape("--input-ids", text, MAX_INPUT_ELEMENTS, "2,16")
+    if len(shape) != 2:
+        raise BiaslabError(f"--input-ids takes two numbers N,L (sequences, tokens each), got {text!r}")
+    return shape
 
 
 def samples_arg(text: str | int) -> int:
@@ -90,6 +104,8 @@ def run_audit(
     target: str,
     arch: str | None = None,
     input_shape: tuple[int, ...] | None = None,
+    input_ids: tuple[int, int] | None = None,
+    config: str | None = None,
     data: str | None = None,
     samples: int = 128,
     fix: str | Path | None = None,
@@ -106,6 +122,9 @@ def run_audit(
     ----------
     input_shape : shape of the example input with the batch first, e.g. ``(2, 3, 32, 32)``;
         defaults per built-in model (batch 2) or from ``data``.
+    input_ids : ``(N, L)``: the example is N sequences of L random token ids (from the model's
+        first embedding's vocabulary); the default for text models (``hf:bert``, ``hf:gpt2``).
+    config : JSON fields for a ``hf:TYPE`` model's configuration (:mod:`.hf`).
     data : ``random`` (standard-normal inputs of ``input_shape``), a built-in data set
         (``digits``, ...) or a data path; measures each bias's contribution on ``samples`` inputs.
     fix : write a state_dict without the redundant biases there (and, with ``fold``, everything
@@ -126,6 +145,10 @@ def run_audit(
     from ..progress import progress_bar
 
     samples = samples_arg(samples)
+    if config is not None and not is_hf(arch or target):
+        raise BiaslabError("--config applies to Hugging Face models only: pass hf:TYPE (e.g. hf:bert)")
+    if input_ids is not None and (input_shape is not None or (data not in (None, "random"))):
+        raise BiaslabError("--input-ids makes random token ids: drop --input-shape and --data DATASET")
     if fold and fix is None:
         raise BiaslabError("--fold needs --fix OUT.pt (where to write the folded model)")
     if fix is not None:
@@ -146,7 +169,7 @@ def run_audit(
                            f"{MAX_INPUT_ELEMENTS:,} values; pass fewer --samples")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_target(spec, sample_shape, ds.n_classes if ds is not None else 10)
+        model = build_target(spec, sample_shape, ds.n_classes if ds is not None else 10, config)
         adapted: list[str] = []
         if checkpoint:
             before = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_modules()}
@@ -154,15 +177,19 @@ def run_audit(
             after = {n for n, _ in model.named_parameters()} | {n for n, m in model.named_modules()
                                                                  if not isinstance(m, nn.Identity)}
             adapted = sorted(before - after)
-        if input_shape is None:
-            default = sample_shape or default_input_shape(spec)
+        vocab = _vocabulary(model, spec) if input_ids is not None or ds is None else None
+        if vocab is not None:
+            input_shape = input_ids or (2, DEFAULT_TOKENS)
+        elif input_shape is None:
+            default = sample_shape or default_input_shape(spec) or _hf_shape(model, spec)
             if default is None:
-                raise BiaslabError(f"pass --input-shape N,C,... (e.g. 2,3,32,32): {spec} is a factory, so the "
-                                   "audit does not know what input it takes")
+                raise BiaslabError(f"pass --input-shape N,C,... (e.g. 2,3,32,32) or --input-ids N,L: {spec} is a "
+                                   "factory, so the audit does not know what input it takes")
             input_shape = (2, *default)
         model = model.to(dev)
         g = torch.Generator().manual_seed(seed)
-        example = _example_input(model, input_shape, ds, g, dev)
+        example = (torch.randint(0, vocab, input_shape, generator=g).to(dev) if vocab is not None
+                   else _example_input(model, input_shape, ds, g, dev))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             findings, source = analyse(model, example)
@@ -174,8 +201,9 @@ def run_audit(
             target=target, input_shape=list(input_shape), biases=findings,
             total_params=sum(p.numel() for p in model.parameters()),
             traced=source != "hooks", graph=source, warnings=notes,
-            initial_weights=not checkpoint and ":" not in target,
-            params={"target": target, "arch": arch, "input_shape": list(input_shape), "data": data,
+            initial_weights=not checkpoint and (":" not in target or is_hf(target)),
+            params={"target": target, "arch": arch, "config": config, "input_shape": list(input_shape),
+                    "input_ids": vocab is not None, "data": data,
                     "samples": samples, "fix": str(fix) if fix else None, "fold": fold, "verify": verify,
                     "seed": seed,
                     "device": str(dev)},
@@ -185,6 +213,8 @@ def run_audit(
             if ds is not None:
                 X = torch.as_tensor(ds.X_test[:samples]).to(dev, dtype)
                 y = torch.as_tensor(ds.y_test[:samples]).to(dev)
+            elif vocab is not None:
+                X, y = torch.randint(0, vocab, (samples, *input_shape[1:]), generator=g).to(dev), None
             else:
                 X, y = torch.randn((samples, *input_shape[1:]), generator=g, dtype=torch.float64).to(dev, dtype), None
             with progress_bar(len(findings), "zeroing each bias", show_progress) as advance:
@@ -203,10 +233,26 @@ def run_audit(
     return result
 
 
+def _vocabulary(model: nn.Module, spec: str) -> int | None:
+    """The vocabulary of a text model (its first embedding), when it reads token ids."""
+    if is_hf(spec) and hf_example_shape(model)[0] != "ids":
+        return None
+    emb = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    if emb is None or not (is_hf(spec) or ":" in spec):
+        return None
+    return emb.num_embeddings
+
+
+def _hf_shape(model: nn.Module, spec: str) -> tuple[int, ...] | None:
+    return hf_example_shape(model)[1] if is_hf(spec) else None
+
+
 def _load_expression(spec: str, sample_shape: tuple[int, ...] | None, ds: Any) -> str:
     """Python that rebuilds the audited architecture, for the load instructions."""
     from .. import zoo
 
+    if is_hf(spec):
+        return f"transformers.AutoModel.from_config(<the {spec} configuration of this run>)"
     n_classes = ds.n_classes if ds is not None else 10
     if spec in zoo.ZOO:
         return f"biaslab.zoo.build_zoo_model({spec!r}, {sample_shape or zoo.ZOO_INPUT_SHAPES[spec]}, {n_classes})"

@@ -1,5 +1,6 @@
 """What ``biaslab audit TARGET`` audits: a factory in the user's code, a built-in model, a checkpoint.
 
+* ``hf:TYPE`` — a Hugging Face ``transformers`` model built offline from a configuration (:mod:`.hf`);
 * ``path/to/file.py:factory`` or ``package.module:factory`` — imports the user's code (it runs, by
   design) and calls ``factory()``, which must return an ``nn.Module``;
 * a built-in name — the zoo (:mod:`biaslab.zoo`) or the ablation models (:mod:`biaslab.models`);
@@ -87,13 +88,20 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
-def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: int = 10) -> nn.Module:
-    """Build the model named by ``spec`` (``file.py:factory``, ``module:factory`` or a built-in name).
+def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: int = 10,
+                 config: str | None = None) -> nn.Module:
+    """Build the model named by ``spec`` (``file.py:factory``, ``module:factory``, ``hf:TYPE`` or a
+    built-in name).
 
     Built-ins are built for per-sample inputs of ``in_shape`` and ``n_classes`` outputs; a user
-    factory is called without arguments. Raises :class:`BiaslabError` for an unknown name, a factory
-    that raises, or a result that is not an ``nn.Module``.
+    factory is called without arguments; ``hf:TYPE`` is built offline from its configuration
+    (``config``: JSON overrides, :mod:`.hf`). Raises :class:`BiaslabError` for an unknown name, a
+    factory that raises, or a result that is not an ``nn.Module``.
     """
+    from .hf import build_hf, is_hf
+
+    if is_hf(spec):
+        return build_hf(spec, config)
     if ":" in spec:
         factory = _factory(spec)
         if not callable(factory):
