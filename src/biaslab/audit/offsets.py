@@ -220,9 +220,15 @@ def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str
 
 
 def _apply(node: fx.Node, src: fx.Node, off: Offset, fn: Callable[[torch.Tensor], torch.Tensor],
-           dropout: float) -> Offset | None:
-    """Output offset of ``fn`` (linear) applied to the offset of ``src``."""
-    value, probe = off.full(_shape(src))
+           dropout: float, last_axis: bool = False) -> Offset | None:
+    """Output offset of ``fn`` (linear) applied to the offset of ``src``; with ``last_axis`` (``fn`` acts
+    on the last axis alone, as a linear layer does) on the compact offset, without expanding it."""
+    if last_axis:
+        shape = _shape(src)
+        value, probe = (t.expand(*t.shape[:-1], shape[-1]) if t is not None else None
+                        for t in (off.value, off.probe))
+    else:
+        value, probe = off.full(_shape(src))
     out = compact(fn(value.contiguous()) if value is not None else None, fn(probe.contiguous()), _rank(node))
     if out is not None:
         out.dropout = dropout
@@ -404,7 +410,7 @@ def _module_rule(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropo
     if isinstance(m, _LINEAR_MODULES) or (isinstance(m, nn.ConstantPad2d) and m.value == 0):
         return _apply(node, src, off, m, dropout)
     if isinstance(m, nn.Linear):
-        return _apply(node, src, off, lambda x: F.linear(x, m.weight.double()), dropout)
+        return _apply(node, src, off, lambda x: F.linear(x, m.weight.double()), dropout, last_axis=True)
     if isinstance(m, _ConvNd):
         return _apply(node, src, off, lambda x: _conv_no_bias(m, x), dropout)
     if isinstance(m, (_MaxPoolNd, _AdaptiveMaxPoolNd)):
@@ -604,9 +610,9 @@ def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str,
         return _data_dependent(node, offsets[src], src, offsets, ctx, dropout)
     w = ctx.tensors[str(weight.target)].double()
     if name == "addmm":
-        return _apply(node, src, offsets[src], lambda o: o @ w, dropout)
+        return _apply(node, src, offsets[src], lambda o: o @ w, dropout, last_axis=True)
     if name == "linear":
-        return _apply(node, src, offsets[src], lambda o: F.linear(o, w), dropout)
+        return _apply(node, src, offsets[src], lambda o: F.linear(o, w), dropout, last_axis=True)
     rest = {k: _const(_arg(node, i, k)) for i, k in enumerate(("stride", "padding", "dilation", "groups"), 3)
             if _arg(node, i, k) is not None}
     return _apply(node, src, offsets[src], lambda o: getattr(F, name)(o, w, None, **rest), dropout)
