@@ -14,6 +14,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..io import BiaslabError
 from ..results.audit import Check
+from .target import first_line
 
 __all__ = ["TOLERANCE", "N_CHECK_INPUTS", "MIN_TRAIN_BATCH", "tolerance", "check_inputs", "compare_outputs",
            "require_equivalent"]
@@ -117,7 +118,7 @@ def compare_outputs(original: nn.Module, fixed: nn.Module, inputs: list[tuple], 
             try:
                 ya, yb = (_outputs(net, args, mode == "train", seed + i) for net in (original, fixed))
             except ValueError as exc:
-                raise BiaslabError(f"the {mode}-mode check failed ({str(exc)[:120]}); in training mode "
+                raise BiaslabError(f"the {mode}-mode check failed ({first_line(exc)}); in training mode "
                                    "BatchNorm needs a batch of at least 2: pass --input-shape 2,...") from None
             for a, b in zip(ya, yb):
                 if a.numel():

@@ -41,6 +41,7 @@ from ..biases import is_bias_parameter
 from ..io import BiaslabError
 from ..results.audit import Finding
 from .norms import NORM_MODULES, norm_call
+from .target import first_line
 from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
 
 __all__ = ["find_biases", "analyse", "batchnorm_pairs", "bias_axes", "PACKED"]
@@ -219,7 +220,7 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             return ctx, stop, None
         except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
             what = describe(node, g.modules)
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            first = first_line(exc)
             return ctx, Stop(f"not analysed: {what}", f"not analysed: {what} ({first})", unknown=True), None
         for a in ins:
             pending[a] -= 1
@@ -439,7 +440,7 @@ def _graph(model: nn.Module, example: tuple) -> _Graph:
     try:
         g = _fx_graph(model, example)
     except Exception as exc:  # noqa: BLE001 - tracing failures have many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)
         g = _recorded_graph(model, example)
         warnings.warn(f"torch.fx could not trace the model ({first}); its graph was recorded from one forward "
                       "pass instead, with the control flow this example input takes", stacklevel=3)
@@ -577,12 +578,12 @@ def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list
             g = _graph(model, example)
             verdicts, relu_fed = _trace_verdicts(model, g)
     except Exception as exc:  # noqa: BLE001 - neither tracer copes: use the weaker fallback
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)
         traced = False
         try:
             verdicts, relu_fed = _hook_verdicts(model, example)
         except Exception as run_exc:  # noqa: BLE001 - the model itself fails on this input
-            msg = (str(run_exc).strip().splitlines() or [type(run_exc).__name__])[0][:200]
+            msg = first_line(run_exc)
             shapes = ", ".join(str(tuple(t.shape)) for t in example if isinstance(t, torch.Tensor))
             raise BiaslabError(f"the model fails on an example input of shape {shapes}: {msg}; "
                                "pass an --input-shape the model accepts") from None

@@ -78,8 +78,9 @@ def build_hf(target: str, config: str | None = None) -> Any:
         cfg = AutoConfig.for_model(kind, **{**TINY[kind], **overrides})
         return AutoModel.from_config(cfg)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise BiaslabError(f"cannot build {target} with --config {json.dumps(overrides)}: {first}") from None
+        from .target import first_line
+
+        raise BiaslabError(f"cannot build {target} with --config {json.dumps(overrides)}: {first_line(exc)}") from None
 
 
 def hf_example_shape(model: Any) -> tuple[str, tuple[int, ...]]:

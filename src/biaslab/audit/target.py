@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from torch import nn
 
 from ..io import BiaslabError
 
-__all__ = ["CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape", "build_target", "load_state"]
+__all__ = ["first_line", "CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape", "build_target", "load_state"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 
@@ -72,20 +73,22 @@ def _factory(spec: str) -> Any:
             loader.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
             sys.modules.pop(mod_name, None)
-            raise BiaslabError(f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}") from None
+            raise BiaslabError(f"importing {path} raised {type(exc).__name__}: {first_line(exc)}") from None
     else:
         try:
             module = importlib.import_module(where)
         except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
-            raise BiaslabError(f"cannot import module {where!r} ({type(exc).__name__}: {_first_line(exc)}); "
+            raise BiaslabError(f"cannot import module {where!r} ({type(exc).__name__}: {first_line(exc)}); "
                                "pass package.module:factory or path/to/file.py:factory") from None
     if not hasattr(module, attr):
         raise BiaslabError(f"{where} has no attribute {attr!r}; name a function that returns an nn.Module")
     return getattr(module, attr)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when empty), whole and without ANSI codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: int = 10,
@@ -109,7 +112,7 @@ def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: 
         try:
             model = factory()
         except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
-            raise BiaslabError(f"factory {spec} raised {type(exc).__name__}: {_first_line(exc)}") from None
+            raise BiaslabError(f"factory {spec} raised {type(exc).__name__}: {first_line(exc)}") from None
         if not isinstance(model, nn.Module):
             raise BiaslabError(f"factory {spec} returned a {type(model).__name__}, not a torch.nn.Module")
         return model
