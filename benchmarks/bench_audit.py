@@ -13,6 +13,7 @@ perturbation check. Memory: in a fresh subprocess each, the growth of the peak r
 reference, during one plain forward pass — next to the bytes of the model's parameters and buffers.
 
     python benchmarks/bench_audit.py [--arch resnet50|bert-base] [--batch 1] [--size 224] [--repeat 3]
+    python benchmarks/bench_audit.py --battery   # recall / wrong 'redundant' against the ground truth
 
 ``--size`` is the image side for ResNet-50 and the sequence length for BERT (default 128 there).
 """
@@ -77,6 +78,56 @@ def _audit(model, x):
     return result
 
 
+def battery() -> None:
+    """Recall and precision of ``redundant`` against the ground truth on every built-in architecture and
+    the tiny Hugging Face models: each bias (each third of a packed one) perturbed in float64, training
+    mode (:func:`biaslab.audit.verify.output_moves`)."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    from biaslab.audit.graph import PACKED, analyse
+    from biaslab.audit.hf import TINY, build_hf
+    from biaslab.audit.verify import VERIFY_TOLERANCE, output_moves
+    from biaslab.zoo import ZOO, build_zoo_model
+
+    models = {name: (lambda name=name: build_zoo_model(name, (3, 32, 32)), torch.randn(4, 3, 32, 32)) for name in ZOO}
+    models.update({f"hf:{k}": (lambda k=k: build_hf(f"hf:{k}"),
+                               torch.randn(2, 3, 16, 16) if k == "vit" else torch.randint(0, 128, (2, 8)))
+                   for k in TINY})
+    models["nn.TransformerEncoder"] = (lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(
+        32, 4, 64, dropout=0.0, batch_first=True), 2, enable_nested_tensor=False), torch.randn(2, 5, 32))
+    total = {"truly": 0, "found": 0, "false": 0, "biases": 0}
+    for name, (make, x) in models.items():
+        torch.manual_seed(0)
+        model = make().eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            findings, source = analyse(model, x)
+        moves = output_moves(model, x)
+        said = {(f.param, f.span): f.status for f in findings}
+        truly, found, false, n = 0, 0, 0, 0
+        for pname, p in model.named_parameters():
+            if "bias" not in pname.rsplit(".", 1)[-1]:
+                continue
+            thirds = PACKED.search(pname) and p.numel() % 3 == 0
+            spans = [(i * p.numel() // 3, (i + 1) * p.numel() // 3) for i in range(3)] if thirds else [None]
+            for span in spans:
+                n += 1
+                status = said.get((pname, span), said.get((pname, None)))
+                cancelled = moves(pname, slice(*span) if span else None) <= VERIFY_TOLERANCE
+                truly += cancelled
+                found += cancelled and status == "redundant"
+                false += (not cancelled) and status == "redundant"
+        print(f"{name:24s} {source:9s} biases/parts {n:4d}  truly redundant {truly:3d}  found {found:3d}  "
+              f"wrong 'redundant' {false}")
+        for k, v in zip(("truly", "found", "false", "biases"), (truly, found, false, n)):
+            total[k] += v
+    print(f"all: {total['biases']} biases/parts, {total['truly']} truly redundant, {total['found']} found "
+          f"({100 * total['found'] / max(total['truly'], 1):.0f} %), {total['false']} wrong 'redundant'")
+
+
 def memory_child(what: str, arch: str, batch: int, size: int) -> None:
     """Run in a subprocess: print the peak RSS growth (bytes) of one audit or one forward pass."""
     import torch
@@ -123,8 +174,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--battery", action="store_true",
+                        help="instead: recall of 'redundant' against perturbation on every built-in and hf: model")
     parser.add_argument("--child", choices=["audit", "forward"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.battery:
+        battery()
+        return
     if args.child:
         memory_child(args.child, args.arch, args.batch, args.size)
         return
