@@ -48,6 +48,24 @@ def _zero_text(res: AuditResult) -> str:
             "structure, not from these values.")
 
 
+def _partial_text(res: AuditResult) -> str:
+    partial = [f for f in res.biases if f.status == "active" and f.cancelled_fraction is not None]
+    if not partial:
+        return ""
+    fractions = [f.cancelled_fraction for f in partial]
+    return (f"{len(partial)} active biases are partly cancelled: normalisations remove their mean, "
+            f"{fmt_pct(min(fractions))} to {fmt_pct(max(fractions))} of ‖b‖² with the current values.")
+
+
+def _verify_text(res: AuditResult) -> str:
+    if not res.verified:
+        return ""
+    checked = [f for f in res.biases if f.verified is not None]
+    confirmed = sum(bool(f.verified) for f in checked)
+    return (f"--verify: perturbing each of the {len(checked)} redundant biases (float64, training mode) left the "
+            f"output unchanged for {confirmed} of them.")
+
+
 def _contrib_text(res: AuditResult) -> str:
     if not res.contributions:
         return ""
@@ -82,7 +100,7 @@ def _fix_text(fix: FixRecord) -> str:
 
 def summary(res: AuditResult) -> str:
     """The counts, the zero-now note, the contributions and the fix, one paragraph each."""
-    parts = [_counts_text(res), _zero_text(res), _contrib_text(res)]
+    parts = [_counts_text(res), _partial_text(res), _zero_text(res), _verify_text(res), _contrib_text(res)]
     if res.fix is not None:
         parts.append(_fix_text(res.fix))
     parts += [f"Warning: {w}" for w in res.warnings]
@@ -144,8 +162,10 @@ def _panel(ax, y: list[int], values: list[float | None], colors: list[str], scal
     """
     ax.set_xlabel(label, fontsize=9)
     shown = [v * scale for v in values if v is not None]
-    if not shown:
-        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="grey")
+    if not shown or not any(shown):
+        zero = "0 for every bias" if len(shown) == len(values) else "0 where measured, n/a for the rest"
+        ax.text(0.5, 0.5, empty if not shown else zero, ha="center", va="center",
+                transform=ax.transAxes, color="grey")
         ax.set_xticks([])
         return
     positive = [v for v in shown if v > 0]
