@@ -43,6 +43,17 @@ FACTORY = textwrap.dedent("""
     def branchy():
         return Branchy()
 
+    class Text(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.fc, self.norm = nn.Embedding(50, 8), nn.Linear(8, 8), nn.LayerNorm(8)
+
+        def forward(self, ids):
+            return self.norm(self.fc(self.emb(ids)).sum(-1, keepdim=True).expand(-1, -1, 8))
+
+    def text():
+        return Text()
+
     def double():
         torch.manual_seed(0)
         return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2)).double()
@@ -346,3 +357,11 @@ def test_verify_catches_a_wrong_redundant_verdict():
             f.status = "redundant"
     verified = {f.param: f.verified for f in verify_findings(model, findings, x)}
     assert verified == {"0.bias": True, "1.bias": None, "4.bias": True, "5.bias": None, "9.bias": False}
+
+
+def test_input_ids_feed_a_text_factory_random_token_ids(factory, tmp_path):
+    res = run(f"{factory}:text", "--input-ids", "3,7", "--json", "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["input_shape"] == [3, 7] and d["params"]["input_ids"] is True
+    assert {b["param"]: b["status"] for b in d["biases"]}["fc.bias"] == "redundant"

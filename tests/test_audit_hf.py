@@ -48,7 +48,8 @@ def test_attention_biases_of_hugging_face_models(target):
 
 def test_cli_audits_and_folds_a_bert_config(tmp_path):
     res = CliRunner().invoke(app, ["audit", "hf:bert", "--config", '{"num_hidden_layers": 1}', "--input-ids", "3,5",
-                                   "--fix", str(tmp_path / "bert.pt"), "--fold", "--json", "--out", str(tmp_path / "o")])
+                                   "--fix", str(tmp_path / "bert.pt"), "--fold", "--json",
+                                   "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["input_shape"] == [3, 5] and d["params"]["config"] == '{"num_hidden_layers": 1}'

@@ -106,7 +106,8 @@ CASES = {
         lambda: Fn(lambda s, x: (lambda t: s.bn(t[0] + t[1]) * s.bn2(t[0] * t[1]))(s.c(x).chunk(2, 1)), c=conv(3, 8),
                    bn=nn.BatchNorm2d(4), bn2=nn.BatchNorm2d(4)), IMG, {"c.bias": "active"}),
     "split into two norms": (
-        lambda: Fn(lambda s, x: (lambda t: s.bn(t[0]) + s.ln(t[1].permute(0, 2, 3, 1)).permute(0, 3, 1, 2))(s.c(x).split(4, 1)),
+        lambda: Fn(lambda s, x: (lambda t: s.bn(t[0]) + s.ln(t[1].permute(0, 2, 3, 1)).permute(0, 3, 1, 2))(
+            s.c(x).split(4, 1)),
                    c=conv(3, 8), bn=nn.BatchNorm2d(4), ln=nn.LayerNorm(4)), IMG, {"c.bias": "active"}),
     "transpose into BatchNorm1d": (
         lambda: Fn(lambda s, x: s.bn(s.fc(x).transpose(1, 2)), fc=nn.Linear(6, 4), bn=nn.BatchNorm1d(4)),
@@ -215,3 +216,33 @@ def test_statuses_do_not_depend_on_the_bias_values(case):
     after = find_biases(model, x)
     assert {f.param: f.status for f in after} == before
     assert all(f.zero_now for f in after)
+
+
+class RelativePositionAttention(nn.Module):
+    """Swin / MaxViT-style: a learned table of relative-position biases added to the attention scores."""
+
+    def __init__(self, tokens=4, heads=2, dim=6):
+        super().__init__()
+        self.heads, self.qk = heads, nn.Linear(dim, 2 * dim)
+        self.relative_position_bias_table = nn.Parameter(torch.randn(2 * tokens - 1, heads))
+        idx = torch.arange(tokens)
+        self.register_buffer("index", (idx[:, None] - idx[None, :] + tokens - 1).reshape(-1))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k = self.qk(x).reshape(b, t, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        table = self.relative_position_bias_table[self.index].reshape(t, t, self.heads).permute(2, 0, 1)
+        return torch.softmax(q @ k.transpose(-2, -1) + table, dim=-1)
+
+
+def test_relative_position_table_has_a_constant_part_that_softmax_removes():
+    model = _double(RelativePositionAttention)
+    x = torch.randn(3, 4, 6, dtype=torch.float64)
+    f = {f.param: f for f in find_biases(model, x)}["relative_position_bias_table"]
+    table = model.relative_position_bias_table.detach()
+    assert f.status == "active" and f.cancelled_fraction == pytest.approx(
+        float(table.numel() * table.mean() ** 2 / table.pow(2).sum()))
+    moved = copy.deepcopy(model)
+    with torch.no_grad():  # the constant part really cancels: subtract it and nothing changes
+        moved.relative_position_bias_table -= table.mean()
+    assert torch.allclose(moved(x), model(x), atol=1e-12)

@@ -8,13 +8,17 @@ Library API::
     findings = find_biases(model, example_input)          # list[Finding], one per bias parameter
     slim = remove_redundant_biases(model, example_input)  # new module, same function (train and eval)
     fast = fold_batchnorm(model.eval(), example_input)    # new module, BatchNorm folded (eval only)
+    folded, what, checks = fold_biases(model.eval(), example_input)  # every foldable bias folded
 
 Both transformations compare their result with the original on sample inputs and raise
 instead of returning a different function.
 
-Modules: :mod:`.graph` (the torch.fx analysis), :mod:`.fix` (removal, folding), :mod:`.check`
-(numerical equivalence checks), :mod:`.contrib` (what each bias contributes on data),
-:mod:`.target` (what to audit), :mod:`.run` (the command's library function).
+Modules: :mod:`.graph` (following each bias through the model's graph), :mod:`.offsets` (the
+offset algebra, a rule per op), :mod:`.norms` (recognising normalisations), :mod:`.record`
+(graphs recorded from one forward pass where torch.fx fails), :mod:`.fix` (removal, folding),
+:mod:`.check` (numerical equivalence checks), :mod:`.verify` (the perturbation ground truth),
+:mod:`.contrib` (what each bias contributes on data), :mod:`.target` and :mod:`.hf` (what to
+audit), :mod:`.run` (the command's library function).
 """
 
 from ..results.audit import STATUSES, AuditResult, Check, Contribution, Finding

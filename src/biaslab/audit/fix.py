@@ -249,7 +249,7 @@ def _fold_affine(model: nn.Module, f: Finding) -> None:
     or a conv without padding) into that layer's bias; remove (or, for a part, zero) ``f``'s bias."""
     target = model.get_submodule(f.consumer)
     w = target.weight.detach().double()
-    v = torch.as_tensor(f.fold_value, dtype=torch.float64)
+    v = torch.as_tensor(f.fold_value, dtype=torch.float64, device=w.device)
     if isinstance(target, nn.Linear):
         vec = v.expand(*v.shape[:-1], target.in_features).reshape(-1, target.in_features)[0]
         delta = w @ vec

@@ -118,7 +118,8 @@ def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, to
             calls.setdefault(str(node.target), []).append(node)
         elif node.op == "get_attr":
             attrs.setdefault(str(node.target), []).append(node)
-    return _Graph(source, modules, {k: v.detach() for k, v in tensors.items()}, order, {n: i for i, n in enumerate(order)},
+    return _Graph(source, modules, {k: v.detach().cpu() for k, v in tensors.items()}, order,
+                  {n: i for i, n in enumerate(order)},
                   calls, attrs)
 
 
@@ -150,7 +151,7 @@ def _owner(name: str) -> str:
 def _seeds(g: _Graph, pname: str, p: torch.Tensor, gen: torch.Generator, span: slice | None,
            constant: bool) -> dict[fx.Node, Offset] | None:
     """Where the bias enters the graph, each with its offset; None if it never does."""
-    value = p.detach().double().reshape(-1).clone()
+    value = p.detach().double().cpu().reshape(-1).clone()
     probe = torch.randn(value.shape, generator=gen, dtype=torch.float64)
     if constant:
         mask = torch.zeros_like(value, dtype=torch.bool)

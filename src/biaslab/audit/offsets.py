@@ -184,10 +184,15 @@ def _rank(node: fx.Node) -> int:
     return len(node.meta["shape"])
 
 
+def _constant(t: torch.Tensor) -> torch.Tensor:
+    """A parameter or buffer as the rules use it: float64 if floating (indices stay integers)."""
+    return t.double() if t.is_floating_point() else t
+
+
 def _standin(node: fx.Node, ctx: Context) -> torch.Tensor:
     """A random positive tensor shaped like ``node``'s output: the data, as far as structure goes."""
     if node.op == "get_attr":
-        return ctx.tensors[str(node.target)].double()
+        return _constant(ctx.tensors[str(node.target)])
     return torch.rand(_shape(node), generator=ctx.generator, dtype=torch.float64) + 0.5
 
 
@@ -204,7 +209,7 @@ def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str
             full = off.full(_shape(a))
             return (full[0] if which == "value" else full[1]).contiguous()
         if a.op == "get_attr":
-            return ctx.tensors[str(a.target)].double()
+            return _constant(ctx.tensors[str(a.target)])
         if "shape" in a.meta:
             return torch.zeros(_shape(a), dtype=torch.float64)
         if "shapes" in a.meta:
@@ -410,7 +415,7 @@ def _module_rule(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropo
     if isinstance(m, _LINEAR_MODULES) or (isinstance(m, nn.ConstantPad2d) and m.value == 0):
         return _apply(node, src, off, m, dropout)
     if isinstance(m, nn.Linear):
-        return _apply(node, src, off, lambda x: F.linear(x, m.weight.double()), dropout, last_axis=True)
+        return _apply(node, src, off, lambda x: F.linear(x, m.weight.detach().double().cpu()), dropout, last_axis=True)
     if isinstance(m, _ConvNd):
         return _apply(node, src, off, lambda x: _conv_no_bias(m, x), dropout)
     if isinstance(m, (_MaxPoolNd, _AdaptiveMaxPoolNd)):
@@ -429,7 +434,7 @@ def _module_rule(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropo
 
 
 def _conv_no_bias(m: _ConvNd, x: torch.Tensor) -> torch.Tensor:
-    w = m.weight.double()
+    w = m.weight.detach().double().cpu()
     if m.transposed:
         n = len(m.kernel_size)
         fn = getattr(F, f"conv_transpose{n}d")
@@ -462,7 +467,10 @@ def _sum(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, dr
         sign = (-1.0 if name == "sub" else 1.0) * (alpha if isinstance(alpha, (int, float)) else 1.0) if i == 1 else 1.0
         pad = (1,) * (rank - off.probe.dim())
         probe = probe + sign * off.probe.reshape(pad + tuple(off.probe.shape))
-        value = None if value is None or off.value is None else value + sign * off.value.reshape(pad + tuple(off.value.shape))
+        if value is not None and off.value is not None:
+            value = value + sign * off.value.reshape(pad + tuple(off.value.shape))
+        else:
+            value = None
         scale += float(off.probe.abs().max())
     if float(probe.abs().max()) <= PROBE_RTOL * scale:  # e.g. pool(x) - x of an offset that pooling keeps
         ctx.cancelled.append(("the difference of two branches", "difference"))
@@ -608,7 +616,7 @@ def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str,
         raise Stop(f"not analysed: {name}", f"not analysed: the offset reaches {name} as a weight", unknown=True)
     if not (isinstance(weight, fx.Node) and weight.op == "get_attr"):
         return _data_dependent(node, offsets[src], src, offsets, ctx, dropout)
-    w = ctx.tensors[str(weight.target)].double()
+    w = _constant(ctx.tensors[str(weight.target)])
     if name == "addmm":
         return _apply(node, src, offsets[src], lambda o: o @ w, dropout, last_axis=True)
     if name == "linear":

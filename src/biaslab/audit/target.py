@@ -23,7 +23,8 @@ from torch import nn
 
 from ..io import BiaslabError
 
-__all__ = ["first_line", "CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape", "build_target", "load_state"]
+__all__ = ["first_line", "CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape",
+           "build_target", "load_state"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 

@@ -38,7 +38,8 @@ def _forward(net: nn.Module, args: tuple, seed: int) -> list[torch.Tensor]:
         return [t.double() for t in tree_leaves(net(*args)) if isinstance(t, torch.Tensor)]
 
 
-def output_moves(model: nn.Module, example: torch.Tensor | tuple, seed: int = 0) -> Callable[[str, slice | None], float]:
+def output_moves(model: nn.Module, example: torch.Tensor | tuple,
+                 seed: int = 0) -> Callable[[str, slice | None], float]:
     """A function ``moves(param, span)``: the relative output change when ``param`` (or its slice
     ``span``) is perturbed, in a float64 copy of ``model`` in training mode. ``model`` is untouched."""
     net = copy.deepcopy(model).double().train()
@@ -54,8 +55,8 @@ def output_moves(model: nn.Module, example: torch.Tensor | tuple, seed: int = 0)
             p = params[param]
             saved = p.detach().clone()
             target = p[span] if span is not None else p
-            delta = torch.randn(target.shape, generator=g, dtype=torch.float64) + torch.randn(
-                (), generator=g, dtype=torch.float64)
+            delta = (torch.randn(target.shape, generator=g, dtype=torch.float64) + torch.randn(
+                (), generator=g, dtype=torch.float64)).to(target.device)
             with torch.no_grad():
                 target.add_(delta)
                 try:

@@ -251,7 +251,8 @@ def console_table(res: AuditResult):
         t.add_column("verified", justify="left", no_wrap=True)
     contrib = {c.param: c for c in res.contributions or []}
     if contrib:
-        for col in ("‖b‖/‖Wx‖", "ReLU flips", "Δ output", *(("Δ acc",) if res.baseline_accuracy is not None else ())):
+        accuracy = ("Δ acc",) if res.baseline_accuracy is not None else ()
+        for col in ("‖b‖/‖Wx‖", "ReLU flips", "Δ output", *accuracy):
             t.add_column(col, justify="right", no_wrap=True)
     t.add_column("why", justify="left")
     for f in res.biases:
