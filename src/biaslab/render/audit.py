@@ -43,7 +43,7 @@ def _zero_text(res: AuditResult) -> str:
     if not zero:
         return ""
     shown = ", ".join(zero[:4]) + (f" and {len(zero) - 4} more" if len(zero) > 4 else "")
-    origin = " (this built-in model has its initial weights)" if res.initial_weights else ""
+    origin = " (the model has its random initial weights, not trained ones)" if res.initial_weights else ""
     return (f"{len(zero)} biases are exactly zero now{origin}: {shown}. Their statuses come from the model's "
             "structure, not from these values.")
 
