@@ -165,3 +165,14 @@ def test_fold_biases_folds_every_foldable_bias(dtype, tol):
         assert torch.allclose(folded(x), model(x), rtol=tol, atol=tol)
     again = {f.label: f.status for f in find_biases(folded, x)}
     assert "norm.bias" not in again and again["attn.in_proj_bias[key]"] == "redundant"
+
+
+def test_removal_zeroes_the_redundant_key_part_of_a_packed_bias():
+    torch.manual_seed(0)
+    model = Block().double()
+    with torch.no_grad():
+        model.attn.in_proj_bias.uniform_(-1, 1)
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    fixed = remove_redundant_biases(model, x)  # checked in train and eval mode before it returns
+    bias = fixed.attn.in_proj_bias.detach()
+    assert torch.all(bias[8:16] == 0) and torch.equal(bias[:8], model.attn.in_proj_bias.detach()[:8])

@@ -7,7 +7,7 @@ Every transformation checks its result numerically before returning it (:mod:`.c
 raises :class:`BiaslabError` instead of returning a model that computes something else.
 
 * :func:`remove_redundant_biases` — ``bias = None`` for every bias :func:`find_biases` finds
-  redundant; a following BatchNorm / InstanceNorm that keeps running statistics gets its
+  redundant (a redundant part of a packed bias is zeroed); a following BatchNorm / InstanceNorm that keeps running statistics gets its
   ``running_mean`` lowered by what the bias added, so the model is unchanged in eval mode as well
   as in training mode. Checked in both modes.
 * :func:`fold_batchnorm` — ``W' = W·s``, ``b' = (b − μ)·s + β`` with ``s = γ / √(σ² + ε)``; the
@@ -53,6 +53,8 @@ def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
 
     For each finding with ``corrections`` the named ``running_mean`` buffers are lowered by them:
     each estimates the mean of an input which, without the bias, is lower by exactly that much.
+    A part of a packed bias (attention's key part of ``in_proj_bias``) cannot be removed alone:
+    it is set to zero.
     """
     with torch.no_grad():
         for f in findings:
@@ -60,10 +62,11 @@ def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
                 mean = model.get_buffer(buffer)
                 mean.sub_(torch.as_tensor(shift).to(mean))
             layer = model.get_submodule(f.module)
+            attr = f.param.rsplit(".", 1)[-1]
             if f.part is not None:
-                raise BiaslabError(f"cannot remove only the {f.part} part of {f.param}; remove_redundant_biases "
-                                   "keeps packed biases whole")
-            setattr(layer, f.param.rsplit(".", 1)[-1], None)
+                getattr(layer, attr).view(-1)[slice(*f.span)] = 0.0
+            else:
+                setattr(layer, attr, None)
     return model
 
 
@@ -79,7 +82,7 @@ def remove_biases(model: nn.Module, findings: list[Finding], example_input: torc
     BiaslabError
         if either check exceeds the tolerance for the model's dtype: the copy is not returned.
     """
-    redundant = [f for f in findings if f.status == "redundant" and f.part is None]
+    redundant = [f for f in findings if f.status == "redundant"]
     fixed = drop_biases(copy.deepcopy(model), redundant)
     if not redundant:
         return fixed, []

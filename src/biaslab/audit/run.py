@@ -82,7 +82,7 @@ def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Pat
             torch.save(fixed.state_dict(), tmp)
     except OSError as exc:
         raise BiaslabError(f"cannot write --fix {path}: {exc.strerror or exc}; pass a writable file path") from None
-    removed = [f.param for f in findings if f.status == "redundant"]
+    removed = [f.label for f in findings if f.status == "redundant"]
     load = f"model = {load_expr}; biaslab.audit.load_fixed(model, {str(path)!r})"
     if fold:
         load += "; model.eval()  (folded BatchNorm: inference only)"

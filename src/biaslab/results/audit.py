@@ -111,6 +111,7 @@ class Check:
 class FixRecord:
     """What ``--fix`` wrote: the file, the biases removed, what was folded, the checks it passed.
 
+    ``removed`` lists the redundant biases taken out (a part of a packed bias is zeroed instead);
     ``folded`` lists BatchNorm modules folded into the layer before them, then ``"bias → layer"``
     for every other bias moved into the layer it reaches; ``not_folded`` names each BatchNorm left
     in place and why.
