@@ -15,7 +15,8 @@ instead of returning a different function.
 
 Modules: :mod:`.graph` (following each bias through the model's graph), :mod:`.offsets` (the
 offset algebra, a rule per op), :mod:`.norms` (recognising normalisations), :mod:`.record`
-(graphs recorded from one forward pass where torch.fx fails), :mod:`.fix` (removal, folding),
+(graphs recorded from one forward pass where torch.fx fails), :mod:`.hooks` (the order-based
+fallback), :mod:`.verdicts` (what a verdict holds), :mod:`.fix` (removal, folding),
 :mod:`.check` (numerical equivalence checks), :mod:`.verify` (the perturbation ground truth),
 :mod:`.contrib` (what each bias contributes on data), :mod:`.target` and :mod:`.hf` (what to
 audit), :mod:`.run` (the command's library function).

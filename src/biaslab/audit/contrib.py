@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 
 from ..results.audit import Contribution, Finding
-from .graph import bias_axes
+from .verdicts import bias_axes
 
 __all__ = ["Contribution", "bias_contributions"]
 

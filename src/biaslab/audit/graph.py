@@ -28,23 +28,24 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
-from torch.nn.modules.instancenorm import _InstanceNorm
 
 from ..biases import is_bias_parameter
 from ..io import BiaslabError
 from ..results.audit import Finding
+from .hooks import confirm, hook_verdicts
 from .norms import NORM_MODULES, norm_call
-from .target import first_line
 from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
+from .target import first_line
+from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
-__all__ = ["find_biases", "analyse", "batchnorm_pairs", "bias_axes", "PACKED"]
+__all__ = ["find_biases", "analyse", "batchnorm_pairs", "PACKED"]
 
 #: Parameter names of packed query/key/value biases, judged per third when the thirds differ.
 PACKED = re.compile(r"(^|\.)(in_proj_bias|(qkv|c_attn|query_key_value|Wqkv)\.bias)$")
@@ -53,32 +54,6 @@ _FOLD_PASS = {"Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Alp
               "contiguous", "clone", "dropout", "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
               "transpose", "permute", "getitem", "chunk", "split", "unbind", "matmul", "bmm",
               "scaled_dot_product_attention", "size", "dim", "numel", "getattr"}
-_RELU = {"relu", "relu6", "leaky_relu", "prelu", "ReLU", "ReLU6", "LeakyReLU", "PReLU"}
-
-
-def bias_axes(module: nn.Module, rank: int) -> tuple[int, ...] | None:
-    """Axes of ``module``'s output (of ``rank`` dims) along which its ``bias`` lies; None if unknown."""
-    if getattr(module, "bias", None) is None:
-        return None
-    if isinstance(module, nn.Linear):
-        return (rank - 1,)
-    if isinstance(module, nn.LayerNorm):
-        return tuple(range(rank - len(module.normalized_shape), rank))
-    if isinstance(module, (_ConvNd, _BatchNorm, _InstanceNorm, nn.GroupNorm)):
-        return (1,) if rank >= 2 else None
-    return None
-
-
-@dataclass
-class _Verdict:
-    status: str
-    short: str
-    reason: str
-    consumer: str | None = None
-    cancelled_fraction: float | None = None
-    corrections: dict[str, torch.Tensor] = field(default_factory=dict)
-    unknown: bool = False
-    fold_value: torch.Tensor | None = None
 
 
 class _Recorder(fx.Interpreter):
@@ -311,7 +286,7 @@ def _via(ctx: Context) -> str:
     return f" (through {_listing(ctx.via, 4)})" if ctx.via else ""
 
 
-def _verdict(g: _Graph, pname: str, p: torch.Tensor, span: slice | None = None) -> _Verdict:
+def _verdict(g: _Graph, pname: str, p: torch.Tensor, span: slice | None = None) -> Verdict:
     gen = torch.Generator().manual_seed(hash(pname) % (2**31))
     seeds = _seeds(g, pname, p, gen, span, constant=False)
     if seeds is None:
@@ -319,25 +294,25 @@ def _verdict(g: _Graph, pname: str, p: torch.Tensor, span: slice | None = None) 
     ctx, stop, _ = _propagate(g, seeds, gen)
     if stop is None:
         if not ctx.cancelled:
-            return _Verdict("redundant", "output unused", "nothing downstream uses what it adds")
+            return Verdict("redundant", "output unused", "nothing downstream uses what it adds")
         by = _cancelled_text(ctx.cancelled)
         corrections = {buf: vec for buf, vec in ctx.corrections.values()}
         tail = "; the running means absorb it (corrected on removal)" if corrections else ""
-        return _Verdict("redundant", f"cancelled by {by}",
+        return Verdict("redundant", f"cancelled by {by}",
                         f"every path from it{_via(ctx)} ends in a normalisation or softmax that removes it: {by}{tail}",
                         ctx.cancelled[0][1], 1.0, corrections)
     _, _, reached = _propagate(g, seeds, torch.Generator().manual_seed(1), fold=True)
     if reached is not None:
         target, value = reached
-        return _Verdict("foldable", f"folds into '{target}'",
+        return Verdict("foldable", f"folds into '{target}'",
                         f"reaches '{target}' through exact ops only: in eval mode it folds into that layer's bias "
                         f"(it matters otherwise: {stop.reason})", target, fold_value=value)
     bn = _bn_after_affine(g, pname)
     if bn is not None:
-        return _Verdict("foldable", f"folds into '{bn}'",
+        return Verdict("foldable", f"folds into '{bn}'",
                         f"BatchNorm with running statistics right after '{bn}': in eval mode it folds into that "
                         "layer's weight and bias", bn)
-    verdict = _Verdict("active", stop.short, f"{stop.reason}{_via(ctx)}", unknown=stop.unknown)
+    verdict = Verdict("active", stop.short, f"{stop.reason}{_via(ctx)}", unknown=stop.unknown)
     if stop.partial:
         const = _seeds(g, pname, p, gen, span, constant=True)
         if const is not None:
@@ -351,15 +326,15 @@ def _verdict(g: _Graph, pname: str, p: torch.Tensor, span: slice | None = None) 
     return verdict
 
 
-def _unseeded(g: _Graph, pname: str) -> _Verdict:
+def _unseeded(g: _Graph, pname: str) -> Verdict:
     """A bias the traced graph never adds: inside a layer fx keeps whole, or unused."""
     mname = _owner(pname)
     for leaf in g.calls:
         if leaf and (mname == leaf or mname.startswith(leaf + ".")):
             what = f"{type(g.modules[leaf]).__name__} '{leaf}'"
-            return _Verdict("active", f"not analysed: {type(g.modules[leaf]).__name__}",
+            return Verdict("active", f"not analysed: {type(g.modules[leaf]).__name__}",
                             f"not analysed: {what} is traced as one op, and no rule looks inside it", unknown=True)
-    return _Verdict("active", "not analysed: not in the graph",
+    return Verdict("active", "not analysed: not in the graph",
                     "not analysed: the traced graph never uses it (it may be used outside forward)", unknown=True)
 
 
@@ -412,13 +387,12 @@ def batchnorm_pairs(gm: fx.GraphModule) -> list[tuple[str, str]]:
 def _feeds_relu(g: _Graph, pname: str) -> bool:
     node = _layer_output(g, pname)
     users = _data_users(node) if node is not None else []
-    return len(users) == 1 and op_name(users[0], g.modules) in _RELU
+    return len(users) == 1 and op_name(users[0], g.modules) in RELU
 
 
-def _trace_verdicts(model: nn.Module, g: _Graph) -> tuple[dict[str, list[tuple[str | None, slice | None,
-                                                                                    _Verdict]]], set[str]]:
+def _trace_verdicts(model: nn.Module, g: _Graph) -> tuple[Verdicts, set[str]]:
     """Verdicts per bias parameter (a list of parts for packed biases) and the biases that feed a ReLU."""
-    out: dict[str, list[tuple[str | None, slice | None, _Verdict]]] = {}
+    out: Verdicts = {}
     relu: set[str] = set()
     for pname, p in model.named_parameters():
         if not is_bias_parameter(pname):
@@ -447,99 +421,6 @@ def _graph(model: nn.Module, example: tuple) -> _Graph:
                       "pass instead, with the control flow this example input takes", stacklevel=3)
         return g
     return _recorded_graph(model, example) if _opaque(g, model) else g
-
-
-def _hook_verdicts(model: nn.Module, example: tuple) -> tuple[dict[str, list[tuple[str | None, slice | None,
-                                                                                       _Verdict]]], set[str]]:
-    """Order-based verdicts: run the model, match each layer's output tensor to the next module that reads it.
-
-    A ``redundant`` here is only a candidate; :func:`_confirm` keeps it only if perturbing the bias
-    leaves the output unchanged.
-    """
-    records: list[tuple[str, nn.Module, list[torch.Tensor], Any]] = []
-    handles = []
-    for name, m in model.named_modules():
-        if not list(m.children()):
-            def hook(mod, inputs, output, name=name):
-                records.append((name, mod, [t for t in inputs if isinstance(t, torch.Tensor)], output))
-            handles.append(m.register_forward_hook(hook))
-    try:
-        _run(model, example)
-    finally:
-        for h in handles:
-            h.remove()
-    counts: dict[str, int] = {}
-    for name, *_ in records:
-        counts[name] = counts.get(name, 0) + 1
-    out: dict[str, list[tuple[str | None, slice | None, _Verdict]]] = {}
-    relu: set[str] = set()
-    for i, (name, m, ins, y) in enumerate(records):
-        pname = f"{name}.bias" if name else "bias"
-        if pname in out or not isinstance(getattr(m, "bias", None), nn.Parameter) or not isinstance(y, torch.Tensor):
-            continue
-        nxt = next(((n2, m2) for n2, m2, ins2, _ in records[i + 1:] if any(t is y for t in ins2)), None)
-        if nxt is not None and type(nxt[1]).__name__ in _RELU:
-            relu.add(pname)
-        out[pname] = [(None, None, _order_verdict(m, y, nxt, counts, records, i))]
-    return out, relu
-
-
-def _order_verdict(m: nn.Module, y: torch.Tensor, nxt: tuple[str, nn.Module] | None, counts: dict[str, int],
-                   records: list, i: int) -> _Verdict:
-    name = records[i][0]
-    axes = bias_axes(m, y.dim())
-    if counts[name] == 1 and axes == (1,) and nxt is not None and counts[nxt[0]] == 1:
-        norm = nxt[1]
-        cancels = isinstance(norm, (_BatchNorm, _InstanceNorm)) or (
-            isinstance(norm, nn.GroupNorm) and norm.num_groups == norm.num_channels)
-        if cancels:
-            tracks = getattr(norm, "running_mean", None) is not None
-            corrections = {f"{nxt[0]}.running_mean": m.bias.detach().double()} if tracks else {}
-            return _Verdict("redundant", f"cancelled by {type(norm).__name__} '{nxt[0]}'",
-                            f"the next module to read its output is {type(norm).__name__} '{nxt[0]}', which "
-                            "subtracts the per-channel mean", nxt[0], 1.0, corrections)
-    prev = records[i - 1] if i else None
-    if (isinstance(m, _BatchNorm) and m.running_mean is not None and prev is not None
-            and isinstance(prev[1], (nn.Linear, _ConvNd)) and any(t is prev[3] for t in records[i][2])):
-        return _Verdict("foldable", f"folds into '{prev[0]}'",
-                        f"BatchNorm with running statistics right after '{prev[0]}': in eval mode it folds into "
-                        "that layer's weight and bias", prev[0])
-    what = f"{type(nxt[1]).__name__} '{nxt[0]}'" if nxt else "no module (a functional op or the output)"
-    return _Verdict("active", f"next module: {what}", f"the next module to read its output is {what}")
-
-
-def _confirm(model: nn.Module, verdicts: dict[str, list[tuple[str | None, slice | None, _Verdict]]],
-             example: tuple) -> None:
-    """Keep an order-based ``redundant`` only where perturbing the bias leaves the output unchanged."""
-    from .verify import VERIFY_TOLERANCE, output_moves
-
-    guesses = [(pname, v) for pname, parts in verdicts.items() for _, _, v in parts if v.status == "redundant"]
-    if not guesses:
-        return
-    moves = output_moves(model, example)
-    for pname, v in guesses:
-        change = moves(pname, None)
-        if change <= VERIFY_TOLERANCE:
-            v.reason += (f"; confirmed by perturbing it (float64, training mode): the output moved by "
-                         f"{change:.1e} of its size")
-        else:
-            v.status, v.short, v.consumer, v.cancelled_fraction, v.corrections = (
-                "active", "used elsewhere too (perturbation)", None, None, {})
-            v.reason = (f"the execution order suggests it is cancelled, but perturbing the bias (float64, training "
-                        f"mode) moves the output by {change:.2g} of its size: its output is also used somewhere "
-                        "the order cannot show")
-
-
-def _run(model: nn.Module, example: tuple) -> Any:
-    """One forward pass in eval mode without gradients; the model's train/eval flags are restored."""
-    flags = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(*example)
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
 
 
 def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[Finding]:
@@ -582,7 +463,7 @@ def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list
         first = first_line(exc)
         traced = False
         try:
-            verdicts, relu_fed = _hook_verdicts(model, example)
+            verdicts, relu_fed = hook_verdicts(model, example)
         except Exception as run_exc:  # noqa: BLE001 - the model itself fails on this input
             msg = first_line(run_exc)
             shapes = ", ".join(str(tuple(t.shape)) for t in example if isinstance(t, torch.Tensor))
@@ -596,19 +477,18 @@ def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list
         for m, flag in flags.items():
             m.training = flag
     if not traced:
-        _confirm(model, verdicts, example)
+        confirm(model, verdicts, example)
     return _findings(model, verdicts, relu_fed, traced), (g.source if traced else "hooks")
 
 
-def _findings(model: nn.Module, verdicts: dict[str, list[tuple[str | None, slice | None, _Verdict]]],
-              relu_fed: set[str], traced: bool) -> list[Finding]:
+def _findings(model: nn.Module, verdicts: Verdicts, relu_fed: set[str], traced: bool) -> list[Finding]:
     modules = dict(model.named_modules())
     findings = []
     for pname, p in model.named_parameters():
         if not is_bias_parameter(pname):
             continue
         mname = _owner(pname)
-        parts = verdicts.get(pname) or [(None, None, _Verdict(
+        parts = verdicts.get(pname) or [(None, None, Verdict(
             "active", f"not analysed: {type(modules[mname]).__name__}",
             f"not analysed: a bias inside {type(modules[mname]).__name__} '{mname}', which the order-based "
             "fallback does not model", unknown=True))]
