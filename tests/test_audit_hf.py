@@ -68,3 +68,21 @@ def test_bad_hugging_face_input_is_one_line(tmp_path, args, words):
     res = CliRunner().invoke(app, ["audit", *args, "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
     assert all(w in res.stderr for w in words), res.stderr
+
+
+def test_gpt2_value_bias_folds_into_its_conv1d_projection():
+    from biaslab.audit import fold_biases
+
+    torch.manual_seed(0)
+    model = build_target("hf:gpt2").eval()
+    with torch.no_grad():  # Hugging Face starts biases at zero: give them values, so the fold has work to do
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.uniform_(-0.5, 0.5)
+    x = torch.randint(0, 128, (2, 8))
+    folded, names, checks = fold_biases(model, x)
+    assert "h.0.attn.c_attn.bias[value] → h.0.attn.c_proj" in names
+    assert all(c.passed for c in checks) and {c.dtype for c in checks} == {"float32", "float64"}
+    assert min(c.max_rel_diff for c in checks if c.dtype == "float64") < 1e-10
+    with torch.no_grad():
+        assert torch.allclose(folded(x).last_hidden_state, model(x).last_hidden_state, atol=1e-5)

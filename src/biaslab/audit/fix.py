@@ -7,8 +7,9 @@ Every transformation checks its result numerically before returning it (:mod:`.c
 raises :class:`BiaslabError` instead of returning a model that computes something else.
 
 * :func:`remove_redundant_biases` — ``bias = None`` for every bias :func:`find_biases` finds
-  redundant (a redundant part of a packed bias is zeroed); a following BatchNorm / InstanceNorm that keeps running statistics gets its
-  ``running_mean`` lowered by what the bias added, so the model is unchanged in eval mode as well
+  redundant (a redundant part of a packed bias is zeroed); a following BatchNorm / InstanceNorm
+  that keeps running statistics gets its ``running_mean`` lowered by what the bias added, so the
+  model is unchanged in eval mode as well
   as in training mode. Checked in both modes.
 * :func:`fold_batchnorm` — ``W' = W·s``, ``b' = (b − μ)·s + β`` with ``s = γ / √(σ² + ε)``; the
   BatchNorm becomes ``nn.Identity``. Valid in eval mode only; checked in eval mode, in the
@@ -33,7 +34,7 @@ from torch.nn.modules.conv import _ConvNd
 from ..io import BiaslabError, safe_torch_load
 from ..results.audit import Check, Finding
 from .check import N_CHECK_INPUTS, check_inputs, require_equivalent
-from .graph import batchnorm_pairs, find_biases
+from .graph import batchnorm_pairs, find_biases, is_conv1d
 from .norms import NORM_MODULES
 from .target import load_state
 
@@ -248,14 +249,16 @@ def _fold(model: nn.Module, example_input: torch.Tensor | tuple, affine: bool) -
 
 
 def _fold_affine(model: nn.Module, f: Finding) -> None:
-    """Move the offset ``f.fold_value`` that ``f``'s bias adds at the input of ``f.consumer`` (a linear layer
-    or a conv without padding) into that layer's bias; remove (or, for a part, zero) ``f``'s bias."""
+    """Move the offset ``f.fold_value`` that ``f``'s bias adds at the input of ``f.consumer`` (a linear layer,
+    GPT-2's ``Conv1D`` or a conv without padding) into that layer's bias; remove (or, for a part, zero)
+    ``f``'s bias."""
     target = model.get_submodule(f.consumer)
     w = target.weight.detach().double()
     v = torch.as_tensor(f.fold_value, dtype=torch.float64, device=w.device)
-    if isinstance(target, nn.Linear):
-        vec = v.expand(*v.shape[:-1], target.in_features).reshape(-1, target.in_features)[0]
-        delta = w @ vec
+    if isinstance(target, nn.Linear) or is_conv1d(target):
+        n_in = w.shape[0] if is_conv1d(target) else w.shape[1]  # Conv1D stores its weight as (in, out)
+        vec = v.expand(*v.shape[:-1], n_in).reshape(-1, n_in)[0]
+        delta = vec @ w if is_conv1d(target) else w @ vec
     else:
         groups, per = target.groups, w.shape[1]
         vec = v.expand(1, per * groups, *v.shape[2:]).reshape(per * groups, -1)[:, 0]

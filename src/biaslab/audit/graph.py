@@ -45,7 +45,7 @@ from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
 from .target import first_line
 from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
-__all__ = ["find_biases", "analyse", "batchnorm_pairs", "PACKED"]
+__all__ = ["find_biases", "analyse", "batchnorm_pairs", "is_conv1d", "PACKED"]
 
 #: Parameter names of packed query/key/value biases, judged per third when the thirds differ.
 PACKED = re.compile(r"(^|\.)(in_proj_bias|(qkv|c_attn|query_key_value|Wqkv)\.bias)$")
@@ -53,7 +53,7 @@ _PARTS = ("query", "key", "value")
 _FOLD_PASS = {"Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Flatten", "Unflatten",
               "contiguous", "clone", "dropout", "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
               "transpose", "permute", "getitem", "chunk", "split", "unbind", "matmul", "bmm",
-              "scaled_dot_product_attention", "size", "dim", "numel", "getattr"}
+              "scaled_dot_product_attention", "size", "dim", "numel", "getattr", "cat", "concat", "stack", "expand"}
 
 
 class _Recorder(fx.Interpreter):
@@ -232,14 +232,15 @@ def _fold_target(g: _Graph, node: fx.Node, ins: list[fx.Node], offsets: dict[fx.
     """``node``'s layer when it can absorb the offset of its input in eval mode: a linear layer mixing
     only the axis the offset varies along, or a conv without padding (offset constant per channel)."""
     layer = _layer_of(g, node)
-    if layer is None or ins != [node.args[0]]:
+    data = node.args[1] if op_name(node, g.modules) == "addmm" else node.args[0]
+    if layer is None or ins != [data]:
         return None
     name, m = layer
     off = offsets[ins[0]]
     if not isinstance(off, Offset) or off.value is None or off.dropout:
         return None
     rank = off.probe.dim()
-    if isinstance(m, nn.Linear) and off.varies <= {rank - 1}:
+    if (isinstance(m, nn.Linear) or is_conv1d(m)) and off.varies <= {rank - 1}:
         return name
     if isinstance(m, _ConvNd) and not m.transposed and off.varies <= {1}:
         padding = m.padding if isinstance(m.padding, tuple) else (m.padding,)
@@ -250,18 +251,26 @@ def _fold_target(g: _Graph, node: fx.Node, ins: list[fx.Node], offsets: dict[fx.
 
 def _layer_of(g: _Graph, node: fx.Node) -> tuple[str, nn.Module] | None:
     """The conv / linear module ``node`` runs, called exactly once: a ``call_module`` node, or a
-    functional ``linear`` / ``convNd`` whose weight is that module's (as in a recorded graph)."""
+    functional ``linear`` / ``convNd`` / ``addmm`` (GPT-2's ``Conv1D``) whose weight is that
+    module's (as in a recorded graph)."""
     if node.op == "call_module":
         name = str(node.target)
         return (name, g.modules[name]) if len(g.calls[name]) == 1 else None
-    if op_name(node, g.modules) not in ("linear", "conv1d", "conv2d", "conv3d") or len(node.args) < 2:
+    kind = op_name(node, g.modules)
+    if kind not in ("linear", "conv1d", "conv2d", "conv3d", "addmm") or len(node.args) < (3 if kind == "addmm" else 2):
         return None
-    weight = node.args[1]
+    weight = node.args[2] if kind == "addmm" else node.args[1]
     if not isinstance(weight, fx.Node) or weight.op != "get_attr" or len(weight.users) != 1:
         return None
     name = _owner(str(weight.target))
     m = g.modules.get(name)
-    return (name, m) if isinstance(m, (nn.Linear, _ConvNd)) and str(weight.target).endswith("weight") else None
+    ok = is_conv1d(m) if kind == "addmm" else isinstance(m, (nn.Linear, _ConvNd))
+    return (name, m) if ok and str(weight.target).endswith("weight") else None
+
+
+def is_conv1d(m: nn.Module | None) -> bool:
+    """Is ``m`` a GPT-2-style ``Conv1D``: a linear layer with its weight stored as (in, out), run by addmm?"""
+    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and getattr(m, "bias", None) is not None
 
 
 def _layer_output(g: _Graph, pname: str) -> fx.Node | None:
