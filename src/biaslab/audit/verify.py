@@ -18,14 +18,11 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from ..results.audit import Finding
+from ..results.audit import VERIFY_TOLERANCE, Finding
 from .check import check_inputs
 
 __all__ = ["VERIFY_TOLERANCE", "output_moves", "verify_findings"]
 
-#: A perturbed bias counts as cancelled when the output moves by at most this much relative to the
-#: largest output (float64 rounding through a deep network stays below 1e-12).
-VERIFY_TOLERANCE = 1e-8
 
 
 def _as_double(args: tuple) -> tuple:

@@ -15,13 +15,17 @@ import numpy as np
 
 from .base import Claim, Result
 
-__all__ = ["STATUSES", "Finding", "Contribution", "Check", "FixRecord", "AuditResult", "finding_claim"]
+__all__ = ["STATUSES", "VERIFY_TOLERANCE", "Finding", "Contribution", "Check", "FixRecord", "AuditResult", "finding_claim"]
 
 #: The three verdicts, from "delete it" to "it matters".
 STATUSES = ("redundant", "foldable", "active")
 
 #: Reasons that start with this prefix mean: no rule for that op, so the status is a default.
 NOT_ANALYSED = "not analysed"
+
+#: ``--verify``: a perturbed bias counts as cancelled when the output moves by at most this much
+#: relative to the largest output (float64 rounding through a deep network stays below 1e-12).
+VERIFY_TOLERANCE = 1e-8
 
 
 @dataclass
@@ -186,5 +190,7 @@ def finding_claim(f: Finding) -> Claim:
     evidence = {"bias": f.label, "status": f.status, "reason": f.reason, "consumer": f.consumer,
                 "cancelled_fraction": f.cancelled_fraction, "zero_now": f.zero_now, "traced": f.traced,
                 "verified": f.verified}
+    if f.verified is not None:
+        evidence["verify_tolerance"] = VERIFY_TOLERANCE
     return Claim.decide(f.label, holds, evidence, true="{bias} is {status}: {reason}",
                         false="{bias} is {status}: {reason}", unknown="{bias} is {status} ({reason})")
