@@ -225,7 +225,7 @@ def test_state_dict_mismatch_lists_the_keys(tmp_path):
     (["cnn-bn", "--samples", "1e12", "--data", "random"], ["--samples must be between 1 and 100,000", "1e12"]),
     (["cnn-bn", "--samples", "many"], ["--samples must be a whole number"]),
     (["{f}:make", "--input-shape", "2,1,1e6,1e6"], ["--input-shape 2,1,1e6,1e6 has 2e+12 elements", "limit"]),
-    (["cnn-bn", "--fix", "/dev/null"], ["cannot write --fix /dev/null", "not a regular file"]),
+    (["cnn-bn", "--fix", "/dev/null"], ["--fix /dev/null exists and is not a regular file"]),
 ])
 def test_bad_input_is_one_line_and_exit_2(factory, tmp_path, args, words):
     res = run(*[a.format(f=factory, d=tmp_path) for a in args], "--out", tmp_path / "o")

@@ -22,6 +22,7 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
     classic = {c["id"]: c for c in d["claims"]}
     assert classic["bias_lowers_regression_error"]["holds"] is True
     assert "href=\"#regression\"" in page and "id='regression'" in page
+    assert (tmp_path / "explore.html").is_file() and 'href="explore.html"' in page
     for name in names:
         saved = json.loads((tmp_path / name / "results.json").read_text())
         assert saved["command"] == name
@@ -30,6 +31,13 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
     n_figures = sum(len(list(tmp_path.joinpath(n).glob("*.png"))) for n in names)
     assert page.count("data:image/png;base64,") == n_figures
     assert (tmp_path / "report.md").is_file()
+
+    # `biaslab report` rebuilds the demo's page and every section from the results files alone
+    for f in [tmp_path / "report.html", *tmp_path.glob("*/*.png")]:
+        f.unlink()
+    rebuilt = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == n_figures
 
 
 def test_demo_uses_the_steps_given(tmp_path):

@@ -189,7 +189,7 @@ def test_csv_errors(tmp_path):
     with pytest.raises(BiaslabError, match="does not exist"):
         run_regression(csv=tmp_path / "missing.csv", x_columns=["a"], y_column="b")
     p = tmp_path / "bad.csv"
-    p.write_text("a,b,name\n1,2,x\n2,nan,y\n")
+    p.write_text("a,b,name\n1,2,x\n2,nan,y\n3,4,z\n")
     with pytest.raises(BiaslabError, match="not numeric"):
         run_regression(csv=p, x_columns=["a"], y_column="name")
     with pytest.raises(BiaslabError, match="NaN"):

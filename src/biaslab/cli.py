@@ -2,7 +2,9 @@
 
 Every command takes ``--seed``, ``--out DIR`` (results.json, figures, report.html),
 ``--json`` (the result on stdout) and ``--quiet``. User mistakes raise
-:class:`biaslab.io.BiaslabError`; they are printed as one line on stderr with exit code 2.
+:class:`biaslab.io.BiaslabError`; every command runs inside :func:`biaslab.errors.one_line_errors`,
+which prints them (and OS errors, image bombs, MemoryError) as one line on stderr with exit
+code 2, and a Ctrl-C as one line with exit code 130.
 """
 
 from __future__ import annotations
@@ -15,12 +17,24 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
+from .errors import check_stdout_open, one_line_errors, stdout_errors
 from .io import BiaslabError
+
+
+class _Commands(TyperGroup):
+    """The command group: runs every command inside :func:`one_line_errors` (the one error boundary)."""
+
+    def invoke(self, ctx: typer.Context):
+        with one_line_errors():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
     name="biaslab",
+    cls=_Commands,
     help="See, compute and measure what the bias term does in activation(Σ(input * kernel) + bias).",
     add_completion=False,
     no_args_is_help=True,
@@ -28,7 +42,26 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; results are deterministic for a seed.")]
+
+def _seed(value: int) -> int:
+    from .validate import check_seed
+
+    return check_seed(value)
+
+
+def _threads(value: int | None) -> int | None:
+    if value is not None:
+        from .threads import set_threads
+
+        set_threads(value)
+    return value
+
+
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", callback=_seed, help="Random seed, 0 <= SEED < 2**32; results are deterministic for a seed.")]
+#: Applied while the options are parsed (its callback calls threads.set_threads), before any work.
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", callback=_threads, help="CPU threads for torch and BLAS [default: torch's choice].")]
 OutOpt = Annotated[
     Optional[Path],
     typer.Option("--out", help="Output directory for results.json, figures and report [default: biaslab-out/<command>]."),
@@ -37,12 +70,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json output).")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Figure format: png or svg.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when present), cpu, cuda, cuda:N.")]
-
-
-def fail(message: str) -> typer.Exit:
-    """Print one line on stderr and return the exit-code-2 exception to raise."""
-    print(f"biaslab: error: {message}", file=sys.stderr)
-    return typer.Exit(2)
 
 
 def split_list(value: str | None, cast: Callable = str, name: str = "value") -> list:
@@ -75,31 +102,33 @@ def make_console():
 
 
 def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, json_output: bool, quiet: bool):
-    """Check the output location, run ``build`` (a library call returning a Result), save, print.
+    """Check the output location and stdout, lock the folder, run ``build`` (a library call returning
+    a Result), save, print.
 
-    BiaslabError from any step becomes one stderr line and exit code 2.
+    Everything that can be checked without the result is checked before ``build`` runs; the
+    folder's lock (``OUT/.biaslab.lock``) is held until the files are written.
     """
-    from .outputs import check_format, prepare_out_dir, save_outputs
+    from .outputs import check_format, locked_out_dir, save_outputs
     from .render import renderer
     from .results import payload
 
     out_dir = out if out is not None else Path("biaslab-out") / command
-    try:
-        check_format(fmt)
-        prepare_out_dir(out_dir)
+    check_format(fmt)
+    if json_output or not quiet:
+        check_stdout_open()
+    with locked_out_dir(out_dir):
         result = build()
         saved = save_outputs(result, out_dir, fmt)
-    except BiaslabError as exc:
-        raise fail(str(exc)) from None
-    if json_output:
-        print(json.dumps(payload(result)))
-    elif not quiet:
-        render = renderer(result.command)
-        console = make_console()
-        console.print(render.summary(result), soft_wrap=False)
-        if hasattr(render, "console_table"):
-            console.print(render.console_table(result))
-        console.print(f"[dim]results: {saved.results}  report: {saved.report}[/dim]")
+    with stdout_errors():
+        if json_output:
+            print(json.dumps(payload(result)))
+        elif not quiet:
+            render = renderer(result.command)
+            console = make_console()
+            console.print(render.summary(result), soft_wrap=False)
+            if hasattr(render, "console_table"):
+                console.print(render.console_table(result))
+            console.print(f"[dim]results: {saved.results}  report: {saved.report}[/dim]")
     return result
 
 
@@ -192,6 +221,7 @@ def relu(
 
 @app.command()
 def demo(
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 42,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -200,23 +230,23 @@ def demo(
 ) -> None:
     """Run every experiment on quick settings and write one HTML report, opening with the classic claims."""
     from .demo import run_demo
-    from .outputs import check_format, prepare_out_dir, save_demo
+    from .outputs import check_format, locked_out_dir, save_demo
     from .render.demo import summary
     from .results import payload
 
     out_dir = out if out is not None else Path("biaslab-out") / "demo"
-    try:
-        check_format(fmt)
-        prepare_out_dir(out_dir)
+    check_format(fmt)
+    if json_output or not quiet:
+        check_stdout_open()
+    with locked_out_dir(out_dir):
         res = run_demo(seed=seed, show_progress=show_progress(quiet, json_output))
         saved = save_demo(res, res.parts, out_dir, fmt)
-    except BiaslabError as exc:
-        raise fail(str(exc)) from None
-    if json_output:
-        print(json.dumps(payload(res)))
-    elif not quiet:
-        print(summary(res))
-        print(saved.report)
+    with stdout_errors():
+        if json_output:
+            print(json.dumps(payload(res)))
+        elif not quiet:
+            print(summary(res))
+            print(saved.report)
 
 
 @app.command()
@@ -233,14 +263,14 @@ def report(
     """Rebuild figures, report.html and report.md from results.json alone (no experiment is re-run)."""
     from .outputs import rebuild
 
-    try:
-        saved = rebuild(list(dirs), out, fmt)
-    except BiaslabError as exc:
-        raise fail(str(exc)) from None
-    if json_output:
-        print(json.dumps({"report": str(saved.report), "figures": [str(f) for f in saved.figures]}))
-    elif not quiet:
-        print(saved.report)
+    if json_output or not quiet:
+        check_stdout_open()
+    saved = rebuild(list(dirs), out, fmt)
+    with stdout_errors():
+        if json_output:
+            print(json.dumps({"report": str(saved.report), "figures": [str(f) for f in saved.figures]}))
+        elif not quiet:
+            print(saved.report)
 
 
 @app.command()
@@ -273,6 +303,7 @@ def conv(
     check_torch: Annotated[
         bool, typer.Option(help="Also compute the maps with torch.nn.functional.conv2d and report the difference.")
     ] = True,
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -302,6 +333,38 @@ def conv(
 
 
 @app.command()
+def explore(
+    builtin: Annotated[
+        Optional[str], typer.Option(help="scikit-image picture for the conv panel [default: camera, as biaslab conv].")
+    ] = None,
+    image: Annotated[Optional[Path], typer.Option(help="Your own image file (PNG, JPEG, ...) instead.")] = None,
+    random: Annotated[int, typer.Option("--random", help="Random (He-normal) kernels to offer beside the bank.")] = 2,
+    max_size: Annotated[int, typer.Option(help="Block-average larger images down to at most this many pixels a side.")] = 512,
+    from_dir: Annotated[Optional[Path], typer.Option(
+        "--from", help="Add a panel for a saved run: the --out directory of biaslab denoise (σ slider) or "
+                       "biaslab ablate (shift slider).")] = None,
+    open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
+    seed: SeedOpt = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: biaslab-out/explore].")] = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write explore.html: move the bias and watch (threshold, 2-D unit, regression, conv). Offline, one file."""
+    from .explore import write_explorer
+
+    page = write_explorer(out if out is not None else Path("biaslab-out") / "explore", builtin=builtin,
+                          image=image, max_size=max_size, random=random, seed=seed, run=from_dir)
+    if json_output:
+        print(json.dumps({"explorer": str(page), "bytes": page.stat().st_size}))
+    elif not quiet:
+        print(page)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(page.resolve().as_uri())
+
+
+@app.command()
 def ablate(
     model: Annotated[str, typer.Option(help="Model(s), comma-separated: linear, mlp, cnn, cnn-bn.")] = "cnn",
     dataset: Annotated[
@@ -327,6 +390,7 @@ def ablate(
     max_train: Annotated[Optional[int], typer.Option(help="Use at most this many training samples (stratified).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs and 3 seeds: about a minute on 2 CPU cores.")] = False,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -390,6 +454,7 @@ def denoise(
         Optional[int], typer.Option(help="Side of the centre crop of each test image [default: 192; 128 with --quick].")
     ] = None,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -425,6 +490,7 @@ def denoise_apply(
     image: Annotated[Path, typer.Option(help="Your image (PNG, JPEG, ...).")],
     sigma: Annotated[float, typer.Option(help="Gaussian noise to add first, 0-255 scale (0: denoise as is).")] = 25.0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -473,6 +539,7 @@ def audit(
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a checked fix."""
 
@@ -488,13 +555,20 @@ def audit(
     emit("audit", build, out, fmt, json_output, quiet)
 
 
-def main() -> None:
-    """Console entry point."""
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run ``biaslab ARGV`` and return the exit code (see :mod:`biaslab.errors`)."""
     # torch's OpenMP threads spin-wait by default, which costs several times the run time
     # on a busy machine with few cores; set before torch is imported (the user's value wins).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    app()
+    try:
+        # Each command runs inside one_line_errors (see _Commands); this handles what comes before
+        # a command starts: top-level options, an unknown command, building the parser.
+        with one_line_errors():
+            code = typer.main.get_command(app).main(args=argv, prog_name="biaslab", standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -247,6 +247,9 @@ def load_data_path(
     names = None
     if not p.exists():
         raise BiaslabError(f"--data {p} does not exist; pass an MNIST IDX directory, an image folder or an .npz file")
+    if not (p.is_file() or p.is_dir()):
+        raise BiaslabError(f"--data {p} is neither a file nor a directory; pass an MNIST IDX directory, "
+                           "an image folder or an .npz file")
     if p.is_file():
         if p.suffix.lower() != ".npz":
             raise BiaslabError(

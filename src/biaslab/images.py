@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from .io import BiaslabError
+from .validate import MAX_IMAGE_PIXELS, check_finite
 
-__all__ = ["BUILTIN_IMAGES", "builtin_image", "load_image", "to_grey", "list_images"]
+__all__ = ["BUILTIN_IMAGES", "builtin_image", "open_image", "load_image", "to_grey", "list_images"]
 
 #: Natural images bundled with scikit-image (no download needed).
 BUILTIN_IMAGES = (
@@ -60,23 +61,54 @@ def builtin_image(name: str, color: bool = False) -> np.ndarray:
     return _shape(getattr(skimage.data, name)(), color)
 
 
-def load_image(path: str | Path, color: bool = False) -> np.ndarray:
-    """Read a PNG/JPEG/... file as float64 in [0, 1]: (H, W) grey or (H, W, 3) with ``color``."""
-    from PIL import Image, UnidentifiedImageError
+def open_image(path: str | Path):
+    """Open an image file lazily (header only) and check its size against :data:`MAX_IMAGE_PIXELS`.
+
+    Returns an open ``PIL.Image.Image`` (use it in a ``with`` block). A missing, unreadable
+    or corrupt file, and an image whose header claims too many pixels (a decompression bomb),
+    raise :class:`BiaslabError` before any pixel is decoded.
+    """
+    import warnings
+
+    from PIL import Image
 
     p = Path(path)
     if not p.is_file():
-        raise BiaslabError(f"image {p} does not exist; pass the path of a PNG or JPEG file")
+        raise BiaslabError(f"image {p} does not exist or is not a file; pass the path of a PNG or JPEG file")
+    # PIL's guard, with our limit: it checks the header's size when the file is opened (a warning
+    # over the limit, made an error here; an error over twice the limit, also for any other reader).
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BiaslabError(
+            f"image {p} is too large: its header claims more than {MAX_IMAGE_PIXELS:,} pixels (the limit); "
+            "downscale it first"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG, JPEG or TIFF file") from None
+    return im
+
+
+def load_image(path: str | Path, color: bool = False) -> np.ndarray:
+    """Read a PNG/JPEG/... file as float64 in [0, 1]: (H, W) grey or (H, W, 3) with ``color``.
+
+    The header is checked first (:func:`open_image`); NaN or infinite pixels (float TIFF) are refused.
+    """
+    p = Path(path)
+    with open_image(p) as im:
+        try:
             im.load()
             if im.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F", "1"):
                 im = im.convert("RGB")
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG or JPEG file") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise BiaslabError(f"cannot read image {p}: {exc}; use a PNG, JPEG or TIFF file") from None
     if arr.size == 0:
         raise BiaslabError(f"image {p} is empty")
+    check_finite(f"image {p}", arr)
     return _shape(arr, color)
 
 

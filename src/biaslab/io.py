@@ -6,20 +6,33 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "BiaslabError",
+    "STALE_SECONDS",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
     "atomic_path",
+    "name_max",
+    "read_text",
+    "remove_stale_temps",
     "safe_torch_load",
     "to_jsonable",
 ]
+
+#: A temporary file of ours older than this (seconds) belongs to a run that died: removed at the next run.
+STALE_SECONDS = 60.0
+#: mkstemp/mkdtemp's random part: 8 characters of this alphabet.
+_RANDOM = "[a-z0-9_]{8}"
+#: Our temporary names: atomic writes ``.NAME.XXXXXXXX.ext.tmp``, staging folders and write probes.
+TEMP_PATTERN = re.compile(rf"^\..+\.{_RANDOM}(\.[^./]*)?\.tmp$|^\.biaslab-(staging|probe)-{_RANDOM}$")
 
 
 class BiaslabError(ValueError):
@@ -33,25 +46,73 @@ def _umask() -> int:
     return mask
 
 
+def name_max(folder: str | os.PathLike[str]) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` allows (255 when unknown)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], prefix: str = "", suffix: str = "",
+                       max_age: float = STALE_SECONDS) -> list[Path]:
+    """Remove temporary files and folders of ours in ``folder`` left by a run that died.
+
+    Only names of our own pattern (:data:`TEMP_PATTERN`) that start with ``prefix`` and end
+    with ``suffix`` and were last modified more than ``max_age`` seconds ago are removed;
+    ``max_age=0`` takes every one (for a folder whose lock we hold). Returns what was removed.
+    """
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(suffix) and TEMP_PATTERN.match(entry.name)):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < max_age:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # gone already, or not ours to remove
+        removed.append(Path(entry.path))
+    return removed
+
+
 class atomic_path:
     """Context manager yielding a temporary path next to ``path``; renamed onto it on success.
 
     Readers never see a half-written file: either the old file (or none) or the
-    complete new one. On error the temporary file is removed.
+    complete new one. The target must be a regular file or a new name (a device such as
+    ``/dev/null``, a folder or a symlink is refused). On error the temporary file is
+    removed; temporary files of the same target left by a killed run are removed on entry.
+    The new file gets the mode a plain ``open()`` gives (0666 less the umask).
     """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
 
     def __enter__(self) -> Path:
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        limit = name_max(folder)
+        if len(os.fsencode(self.path.name)) > limit:
+            raise BiaslabError(f"file name {self.path.name[:40]}... is longer than {limit} bytes; choose a shorter name")
         if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
             raise BiaslabError(
                 f"refusing to write {self.path}: it exists and is not a regular file; choose a new file name"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=f"{self.path.suffix}.tmp", dir=self.path.parent
-        )
+        # ".NAME.XXXXXXXX.ext.tmp" is 14 bytes longer than NAME.ext: shorten NAME in the temp name if needed.
+        suffix = f"{self.path.suffix}.tmp"
+        room = limit - len(os.fsencode(suffix)) - 10
+        stem = os.fsencode(self.path.stem)[:max(room, 1)].decode("utf-8", "ignore")
+        remove_stale_temps(folder, prefix=f".{stem}.", suffix=suffix)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=folder)
         os.close(fd)
         # mkstemp creates 0600; give the file the mode a plain open() would (0666 less the umask).
         os.chmod(tmp, 0o666 & ~_umask())
@@ -75,6 +136,27 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """Read a UTF-8 text file; a folder, a non-regular file or bytes that are not UTF-8 → :class:`BiaslabError`.
+
+    Parameters
+    ----------
+    path : the file.
+    what : what the file is, for the message (e.g. ``"runs file"``).
+    """
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise BiaslabError(f"{what} {p} is not a regular file; remove it or choose another location")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BiaslabError(
+            f"{what} {p} is not UTF-8 text (byte {exc.start}); remove or rename it, or choose another location"
+        ) from None
+    except OSError as exc:
+        raise BiaslabError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -8,12 +8,13 @@ image exactly the kernel.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .validate import check_finite
 from .io import BiaslabError
+from .validate import check_finite, readable_file
 
 __all__ = ["KERNELS", "named_kernel", "load_kernel_file", "random_kernels", "spread_over_channels"]
 
@@ -50,22 +51,37 @@ def named_kernel(name: str, channels: int = 1) -> np.ndarray:
     return spread_over_channels(kernel, channels)
 
 
+#: A .txt kernel grid larger than this (bytes) is refused before it is parsed.
+MAX_TEXT_KERNEL_BYTES = 1024**2
+
+
+def _load_text_grid(p: Path) -> np.ndarray:
+    if p.stat().st_size > MAX_TEXT_KERNEL_BYTES:
+        raise BiaslabError(f"kernel file {p} is over {MAX_TEXT_KERNEL_BYTES // 1024} KiB; a kernel grid is small")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "input contained no data" and the like: refused, not printed
+            return np.loadtxt(p, ndmin=2)
+    except (OSError, ValueError, UserWarning) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BiaslabError(f"cannot read kernel file {p}: {msg[:200]}") from None
+
+
 def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:
     """Kernels from a .npy file ((kH, kW), (C, kH, kW) or (K, C, kH, kW)) or a .txt grid (kH, kW).
 
     Returns a list of (C, kH, kW) arrays. Raises :class:`BiaslabError` for a missing or
     unreadable file, a wrong shape or non-finite weights.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise BiaslabError(f"kernel file {p} does not exist; pass a .npy or .txt file of weights")
+    p = readable_file("--kernel-file", path, ".npy or .txt file of weights")
     if p.suffix.lower() not in (".npy", ".txt"):
         raise BiaslabError(f"kernel file {p} must end in .npy or .txt")
-    try:
-        weights = np.load(p, allow_pickle=False) if p.suffix.lower() == ".npy" else np.loadtxt(p, ndmin=2)
-    except (OSError, ValueError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BiaslabError(f"cannot read kernel file {p}: {msg[:200]}") from None
+    if p.suffix.lower() == ".npy":
+        from .formats import load_npy
+
+        weights = load_npy(p, "kernel file")  # header checked before the weights are read
+    else:
+        weights = _load_text_grid(p)
     if not np.issubdtype(weights.dtype, np.number) or np.issubdtype(weights.dtype, np.complexfloating):
         raise BiaslabError(f"kernel file {p} holds {weights.dtype} values; it must hold real numbers")
     weights = weights.astype(np.float64)

@@ -10,51 +10,168 @@ The layout is the same for every command::
 A run renders everything into a staging folder inside OUT first and moves the files into
 place only when all of them exist, results.json last: a failure while rendering leaves the
 previous complete set, never a results.json that disagrees with its report.
+
+A run holds ``OUT/.biaslab.lock`` (:func:`locked_out_dir`) from before its work starts until
+its files are written: a second run into the same folder fails at once with a clear message.
+Temporary files of ours left there by a killed run are removed when the next run takes the lock.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import BiaslabError, atomic_write_json
+from .io import BiaslabError, atomic_write_json, remove_stale_temps
 from .results import Result, load_results, payload
 
-__all__ = ["SavedOutputs", "FIGURE_FORMATS", "check_format", "prepare_out_dir", "save_outputs", "rebuild"]
+__all__ = [
+    "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
+    "check_format", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
+]
 
 FIGURE_FORMATS = ("png", "svg")
+#: Files every command writes into OUT: each must be a regular file or absent before a run starts.
+OUTPUT_FILES = ("results.json", "report.html", "report.md")
+#: A run refuses to start with less free space than this in OUT (results, figures, report, weights).
+MIN_FREE_BYTES = 32 * 1024**2
+#: The lock file a run holds in OUT.
+LOCK_NAME = ".biaslab.lock"
+_held_locks: dict[str, int] = {}  # real path of OUT → nesting depth, so one run may lock its OUT twice
 
 
 @dataclass
 class SavedOutputs:
     out_dir: Path
-    results: Path
+    results: Path | None  # None for a comparison of several runs, which has no results.json of its own
     figures: list[Path]
     report: Path
 
 
 def check_format(fmt: str) -> str:
-    if fmt not in FIGURE_FORMATS:
-        raise BiaslabError(f"unknown figure format {fmt!r}; use one of {', '.join(FIGURE_FORMATS)}")
-    return fmt
+    """``fmt`` if it is one of :data:`FIGURE_FORMATS`, else :class:`BiaslabError`."""
+    from .validate import check_choice
+
+    return check_choice("figure format", fmt, FIGURE_FORMATS)
+
+
+def check_targets(out: Path, names: list[str] | tuple[str, ...]) -> None:
+    """Refuse if any ``out/name`` exists and is not a regular file (a folder, a device, a symlink)."""
+    for name in names:
+        target = out / name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise BiaslabError(
+                f"cannot write {target}: it exists and is not a regular file; remove it or choose another --out"
+            )
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` and check that files can be written there, before any work is done."""
+    """Create ``out_dir`` and check that files can be written there, before any work is done.
+
+    Refuses (:class:`BiaslabError`) a path that is a file, a folder that cannot be created or
+    written (read-only, a parent that is a file, ``/proc``, a name that is too long), less than
+    :data:`MIN_FREE_BYTES` free, and an output name (:data:`OUTPUT_FILES`) that is a folder.
+    """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BiaslabError(f"--out {out} is a file; pass a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".biaslab-probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.write(fd, b"biaslab")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free = shutil.disk_usage(out).free
     except OSError as exc:
         raise BiaslabError(f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable directory") from None
+    if free < MIN_FREE_BYTES:
+        raise BiaslabError(
+            f"only {free // 1024**2} MiB free in --out {out}; a run needs {MIN_FREE_BYTES // 1024**2} MiB: "
+            "free some space or choose another directory"
+        )
+    check_targets(out, OUTPUT_FILES)
     return out
+
+
+def _lock_owner(path: Path) -> str:
+    try:
+        return f" (pid {int(path.read_text().strip())})"
+    except (OSError, ValueError):
+        return ""
+
+
+def _take_lock(lock: Path, out: Path) -> int | None:
+    """Open and flock ``lock``; the fd, or None where the file system has no flock."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            raise BiaslabError(f"cannot create the lock file {lock}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BiaslabError(
+                f"another biaslab run{_lock_owner(lock)} is writing into {out}; wait for it to finish "
+                "or choose another --out"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return None
+            raise
+        try:  # the run before us may have removed the file between our open and our flock: start again
+            if os.stat(lock, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@contextmanager
+def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
+    """:func:`prepare_out_dir`, then hold ``OUT/.biaslab.lock`` for the block.
+
+    A second run (another process) into the same folder gets :class:`BiaslabError` at once.
+    Taking the lock also removes temporary files of ours that a killed run left in OUT; the
+    lock file is removed when the block ends. Re-entrant within a process. File systems
+    without ``flock`` are used unlocked.
+    """
+    out = prepare_out_dir(out_dir)
+    key = os.path.realpath(out)
+    if key in _held_locks:
+        _held_locks[key] += 1
+        try:
+            yield out
+        finally:
+            _held_locks[key] -= 1
+        return
+    lock = out / LOCK_NAME
+    fd = _take_lock(lock, out)
+    try:
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        remove_stale_temps(out, prefix=".biaslab-", max_age=0)  # staging and probes exist only under the lock
+        remove_stale_temps(out)
+        _held_locks[key] = 1
+        try:
+            yield out
+        finally:
+            del _held_locks[key]
+    finally:
+        if fd is not None:
+            lock.unlink(missing_ok=True)  # while still holding it: see _take_lock
+            os.close(fd)
 
 
 def _title(result: Result) -> str:
@@ -67,29 +184,33 @@ def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> Saved
     from .render.report import write_report
 
     check_format(fmt)
-    out = prepare_out_dir(out_dir)
-    stage = Path(tempfile.mkdtemp(prefix=".biaslab-staging-", dir=out))
-    try:
-        figures = render_figures(result, stage, fmt)
-        write_report(stage, _title(result), render_sections(result, figures))
-        atomic_write_json(stage / "results.json", payload(result))
-        names = [f.name for f in figures] + ["report.md", "report.html", "results.json"]
-        for name in names:
-            os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    with locked_out_dir(out_dir) as out:
+        stage = Path(tempfile.mkdtemp(prefix=".biaslab-staging-", dir=out))
+        try:
+            figures = render_figures(result, stage, fmt)
+            write_report(stage, _title(result), render_sections(result, figures))
+            atomic_write_json(stage / "results.json", payload(result))
+            names = [f.name for f in figures] + ["report.md", "report.html", "results.json"]
+            check_targets(out, names)  # all or nothing: refuse before the first file is moved
+            for name in names:
+                os.replace(stage / name, out / name)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     return SavedOutputs(out, out / "results.json", [out / f.name for f in figures], out / "report.html")
 
 
 def save_demo(result: Result, parts: dict[str, Result], out_dir: str | Path, fmt: str = "png") -> SavedOutputs:
     """Save each part in ``out_dir/<name>/`` and the demo's own results.json and report."""
+    from .explore import write_explorer
     from .render.demo import demo_report
 
     check_format(fmt)
-    out = prepare_out_dir(out_dir)
-    saved = {name: save_outputs(part, out / name, fmt) for name, part in parts.items()}
-    report = demo_report(result, parts, {n: s.figures for n, s in saved.items()}, out)
-    results = atomic_write_json(out / "results.json", payload(result))
+    with locked_out_dir(out_dir) as out:
+        saved = {name: save_outputs(part, out / name, fmt) for name, part in parts.items()}
+        # The explorer beside the report, on the demo's conv settings (camera at 256 pixels).
+        explorer = write_explorer(out, max_size=256, seed=result.params.get("seed", 0))
+        report = demo_report(result, parts, {n: s.figures for n, s in saved.items()}, out, explorer=explorer.name)
+        results = atomic_write_json(out / "results.json", payload(result))
     return SavedOutputs(out, results, [f for s in saved.values() for f in s.figures], report)
 
 
@@ -121,5 +242,6 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
         )
     if commands[0] == "demo":
         raise BiaslabError("compare demo sections one command at a time: biaslab report DEMO1/ablate DEMO2/ablate")
-    out = prepare_out_dir(out_dir if out_dir is not None else Path("biaslab-out") / "report")
-    return compare_report(results, [Path(d) for d in dirs], out, fmt)
+    with locked_out_dir(out_dir if out_dir is not None else Path("biaslab-out") / "report") as out:
+        figures, report = compare_report(results, [Path(d) for d in dirs], out, fmt)
+    return SavedOutputs(out, None, figures, report)

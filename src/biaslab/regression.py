@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import BiaslabError
-from .validate import check_finite
+from .validate import bounded_int, check_choice, check_finite, finite_number
 from .results import Claim
 from .results.regression import FitStats, RegressionResult, ResidualTrend
 
@@ -30,9 +30,20 @@ __all__ = [
     "r2",
     "residual_trend",
     "regression_claims",
+    "check_fit_data",
     "RegressionResult",
     "run_regression",
 ]
+
+#: ``--n``: points on the line, at least MIN_POINTS (a line and a residual trend) and at most MAX_POINTS.
+MIN_POINTS = 3
+MAX_POINTS = 1_000_000
+#: Every input and target must satisfy |v| <= VALUE_LIMIT, so that squares and sums of squares stay finite.
+VALUE_LIMIT = 1e150
+#: Each input column must spread over at least this much, absolutely and relative to its largest |x|:
+#: narrower, the points cannot be told apart in float64 (e.g. ``--x-max 1e-320``).
+MIN_SPREAD = 1e-150
+MIN_RELATIVE_SPREAD = 1e-9
 
 
 @dataclass(frozen=True)
@@ -61,19 +72,38 @@ def make_line_data(
     Uses ``np.random.RandomState(seed)``, the legacy global generator's algorithm, so the
     defaults give exactly the numbers of ``np.random.seed(42)`` in the original snippet.
     """
-    if n < 2:
-        raise BiaslabError(f"--n must be at least 2 (got {n}): a line needs two points")
-    if not noise >= 0:
-        raise BiaslabError(f"--noise must be >= 0 (got {noise}); it is a standard deviation")
+    bounded_int("--n", n, MIN_POINTS, MAX_POINTS)
+    finite_number("--noise", noise, 0.0, VALUE_LIMIT)
+    for name, v in (("--slope", slope), ("--intercept", intercept), ("--x-min", x_min), ("--x-max", x_max)):
+        finite_number(name, v, -VALUE_LIMIT, VALUE_LIMIT)
     if not x_max > x_min:
         raise BiaslabError(f"--x-min ({x_min}) must be smaller than --x-max ({x_max})")
-    for name, v in (("slope", slope), ("intercept", intercept), ("x-min", x_min), ("x-max", x_max)):
-        if not np.isfinite(v):
-            raise BiaslabError(f"--{name} must be a finite number (got {v})")
     rng = np.random.RandomState(seed)
     X = np.linspace(x_min, x_max, n).reshape(-1, 1)
     y = slope * X + intercept + rng.normal(0, noise, size=(n, 1))
     return X, y
+
+
+def check_fit_data(X: np.ndarray, y: np.ndarray, names: list[str]) -> None:
+    """Refuse data the fits cannot use, before fitting: NaN/inf, |values| over :data:`VALUE_LIMIT`,
+    an input column that does not vary (all zeros) or varies too little to tell its points apart."""
+    check_finite("data", X)
+    check_finite("targets", y)
+    for what, values in (("inputs", X), ("targets", y)):
+        if values.size and float(np.max(np.abs(values))) > VALUE_LIMIT:
+            raise BiaslabError(
+                f"the {what} reach |v| = {float(np.max(np.abs(values))):.3g}; values up to {VALUE_LIMIT:g} "
+                "are supported: rescale the data"
+            )
+    for j, name in enumerate(names):
+        col = X[:, j]
+        spread, size = float(np.ptp(col)), float(np.max(np.abs(col)))
+        if not (spread >= MIN_SPREAD and spread >= MIN_RELATIVE_SPREAD * size):
+            raise BiaslabError(
+                f"input {name!r} spans {spread:.3g} (from {float(col.min()):.6g} to {float(col.max()):.6g}): too "
+                f"little to fit a slope; it needs a range of at least {MIN_SPREAD:g} and {MIN_RELATIVE_SPREAD:g} "
+                "times its largest value"
+            )
 
 
 def fit_linear(X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> LinearFit:
@@ -198,14 +228,17 @@ def run_regression(
     true_params = None
     if csv is not None and dataset is not None:
         raise BiaslabError("use either --dataset or --csv, not both")
+    if feature is not None and dataset is None:
+        raise BiaslabError("--feature chooses a column of --dataset diabetes; add --dataset diabetes or drop it")
+    if (x_columns or y_column) and csv is None:
+        raise BiaslabError("--x and --y choose columns of --csv FILE; add --csv or drop them")
     if csv is not None:
         from .formats import load_csv_columns
 
         X, y = load_csv_columns(csv, list(x_columns or []), y_column or "")
         names, source = list(x_columns or []), f"csv:{Path(csv).name}"
     elif dataset is not None:
-        if dataset != "diabetes":
-            raise BiaslabError(f"unknown dataset {dataset!r}; the regression command knows: diabetes")
+        check_choice("dataset", dataset, ("diabetes",))
         from .datasets import load_diabetes_xy
 
         X, y, names = load_diabetes_xy(feature or "bmi")
@@ -214,8 +247,7 @@ def run_regression(
         X, y = make_line_data(n, slope, intercept, noise, x_min, x_max, seed)
         names, source = ["x"], "line"
         true_params = {"slope": slope, "intercept": intercept, "noise": noise}
-    check_finite("data", X)
-    check_finite("targets", y)
+    check_fit_data(X, y, names)
     X_test = y_test = None
     if test_fraction:
         X, X_test, y, y_test = train_test_split(X, y, test_fraction, seed)

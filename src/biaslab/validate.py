@@ -1,15 +1,47 @@
-"""The one boundary for user input: checks that turn bad values into a clear :class:`BiaslabError`."""
+"""The one boundary for user input: checks that turn bad values into a clear :class:`BiaslabError`.
+
+Every command checks its options and files here *before* any work starts, so a bad input
+costs one line on stderr and exit code 2, never a traceback, a hang or a half-written folder.
+Each bound is a named constant, listed in the README's "Limits" section.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
-from .io import BiaslabError
+from .io import BiaslabError, name_max
 
-__all__ = ["check_finite", "check_output_file", "parse_count", "parse_shape"]
+__all__ = [
+    "SEED_LIMIT",
+    "MAX_ARRAY_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "check_finite",
+    "finite_number",
+    "bounded_int",
+    "check_seed",
+    "check_choice",
+    "check_allocation",
+    "readable_file",
+    "writable_file",
+    "call_user_code",
+    "parse_count",
+    "parse_shape",
+]
+
+T = TypeVar("T")
+
+#: Seeds are 0 <= seed < SEED_LIMIT in every command (NumPy's legacy generator takes 32 bits).
+SEED_LIMIT = 2**32
+#: Largest array one file (IDX, .npy, .npz member) may decode to, checked against its header first.
+MAX_ARRAY_BYTES = 2 * 1024**3
+#: Largest image (width × height) read from a file, checked against its header before decoding.
+MAX_IMAGE_PIXELS = 50_000_000
 
 
 def check_finite(name: str, values: np.ndarray) -> np.ndarray:
@@ -21,17 +53,151 @@ def check_finite(name: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def check_output_file(path: str | Path, option: str) -> Path:
-    """Refuse an output ``path`` that is a directory, a link or any other non-regular file (``/dev/null``)
-    before any work starts; :func:`biaslab.io.atomic_path` refuses the same when it writes."""
+def finite_number(
+    name: str, value: float, low: float | None = None, high: float | None = None, *, open_low: bool = False
+) -> float:
+    """``value`` as a float, refused unless finite and within ``[low, high]`` (``(low, high]`` with ``open_low``).
+
+    Parameters
+    ----------
+    name : the option, e.g. ``"--lr"``, for the message.
+    value : the user's value.
+    low, high : bounds (None: unbounded on that side).
+    open_low : exclude ``low`` itself (for "must be > 0").
+
+    Returns
+    -------
+    float
+    """
+    v = float(value)
+    if not math.isfinite(v):
+        raise BiaslabError(f"{name} must be a finite number (got {value})")
+    too_low = low is not None and (v <= low if open_low else v < low)
+    if too_low or (high is not None and v > high):
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise BiaslabError(f"{name} must be in {'(' if open_low else '['}{lo}, {hi}] (got {value})")
+    return v
+
+
+def bounded_int(name: str, value: int, low: int, high: int) -> int:
+    """``value`` refused unless it is an integer with ``low <= value <= high``.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise BiaslabError(f"{name} must be a whole number (got {value!r})")
+    if not low <= value <= high:
+        raise BiaslabError(f"{name} must be between {low} and {high} (got {value})")
+    return int(value)
+
+
+def check_seed(seed: int, name: str = "--seed") -> int:
+    """The one seed rule of every command: ``0 <= seed < 2**32``."""
+    return bounded_int(name, seed, 0, SEED_LIMIT - 1)
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` refused unless it is one of ``choices``."""
+    if value not in choices:
+        raise BiaslabError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+def check_allocation(name: str, shape: Sequence[int], itemsize: int, limit: int = MAX_ARRAY_BYTES) -> int:
+    """Refuse an array of ``shape`` × ``itemsize`` bytes over ``limit``, before it is allocated.
+
+    Returns
+    -------
+    int
+        The number of bytes.
+    """
+    if any(int(s) < 0 for s in shape):
+        raise BiaslabError(f"{name} claims a negative size {tuple(shape)}; the file is corrupt")
+    nbytes = math.prod(int(s) for s in shape) * int(itemsize)
+    if nbytes > limit:
+        raise BiaslabError(
+            f"{name} would need {nbytes / 1024**3:.3g} GiB (shape {tuple(int(s) for s in shape)}); "
+            f"the limit is {limit / 1024**3:.3g} GiB: use a smaller file"
+        )
+    return nbytes
+
+
+def readable_file(name: str, path: str | os.PathLike[str], what: str = "file") -> Path:
+    """``path`` refused unless it is an existing, non-empty regular file (not a folder, not ``/dev/null``)."""
     p = Path(path)
-    if p.is_dir():
-        raise BiaslabError(f"cannot write {option} {p}: it is a directory; pass a file path such as {p / 'fixed.pt'}")
-    if p.is_symlink() or (p.exists() and not p.is_file()):
-        raise BiaslabError(f"cannot write {option} {p}: it exists and is not a regular file; choose a new file name")
-    if p.parent.exists() and not p.parent.is_dir():
-        raise BiaslabError(f"cannot write {option} {p}: {p.parent} is not a directory")
+    if not p.exists():
+        raise BiaslabError(f"{name} {p} does not exist; pass the path of a {what}")
+    if not p.is_file():
+        raise BiaslabError(f"{name} {p} is not a regular file; pass the path of a {what}")
+    if p.stat().st_size == 0:
+        raise BiaslabError(f"{name} {p} is empty; pass the path of a {what}")
     return p
+
+
+def writable_file(name: str, path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that ``path`` can be written as a new or replaced regular file.
+
+    Refuses a target that exists and is not a regular file (``/dev/null``, a folder), a name
+    longer than the file system allows, and a folder that is missing-and-uncreatable,
+    read-only or not a folder.
+    """
+    import tempfile
+
+    p = Path(path)
+    folder = p.parent
+    if folder.exists() and not folder.is_dir():
+        raise BiaslabError(f"{name} {p}: {folder} is not a folder")
+    limit = name_max(folder) if folder.is_dir() else 255
+    if len(os.fsencode(p.name)) > limit:
+        raise BiaslabError(f"{name}: the file name is longer than {limit} bytes; choose a shorter one")
+    if p.is_symlink() or (p.exists() and not p.is_file()):
+        raise BiaslabError(f"{name} {p} exists and is not a regular file; choose a new file name")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+
+        fd, probe = tempfile.mkstemp(prefix=".biaslab-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BiaslabError(f"cannot write {name} {p}: {exc.strerror or exc}; choose a writable location") from None
+    return p
+
+
+def call_user_code(fn: Callable[..., T], what: str, *args: Any, **kwargs: Any) -> T:
+    """Call the user's code (a model factory, a forward pass) and turn its failures into :class:`BiaslabError`.
+
+    ``sys.exit(N)`` inside ``fn`` becomes "the {what} exited (sys.exit(N))" instead of silently
+    setting biaslab's exit code; a KeyboardInterrupt that ``fn`` raised itself (no Ctrl-C was
+    pressed) and any exception become one line naming ``what``. A real Ctrl-C passes through.
+
+    Parameters
+    ----------
+    fn : the user's callable.
+    what : what it is, for the message, e.g. ``"model factory resnet.py:make"``.
+    *args, **kwargs : passed to ``fn``.
+
+    Returns
+    -------
+    Whatever ``fn`` returns.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except SystemExit as exc:
+        raise BiaslabError(f"the {what} exited (sys.exit({exc.code!r})) instead of returning") from None
+    except KeyboardInterrupt:
+        from .errors import ctrl_c_pressed
+
+        if ctrl_c_pressed() is not False:  # a real Ctrl-C, or no way to tell
+            raise
+        raise BiaslabError(f"the {what} raised KeyboardInterrupt (no Ctrl-C was pressed)") from None
+    except BiaslabError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise BiaslabError(f"the {what} failed: {type(exc).__name__}{': ' + first if first else ''}") from None
 
 
 def parse_count(option: str, text: str | int, low: int, high: int) -> int:

@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..io import BiaslabError, atomic_path
 from ..results.audit import AuditResult, FixRecord, finding_claim
-from ..validate import check_output_file, parse_count, parse_shape
+from ..validate import parse_count, parse_shape, writable_file
 from .contrib import bias_contributions
 from .fix import fold_biases, load_fixed, remove_biases
 from .graph import analyse
@@ -152,7 +152,10 @@ def run_audit(
     if fold and fix is None:
         raise BiaslabError("--fold needs --fix OUT.pt (where to write the folded model)")
     if fix is not None:
-        check_output_file(fix, "--fix")
+        if Path(fix).is_dir():
+            raise BiaslabError(f"cannot write --fix {fix}: it is a folder; pass a file path such as "
+                               f"{Path(fix) / 'fixed.pt'}")
+        writable_file("--fix", fix)
     checkpoint = _is_checkpoint(target)
     if checkpoint and arch is None:
         raise BiaslabError(f"{target} is a checkpoint: pass --arch (a built-in name or file.py:factory) to say "

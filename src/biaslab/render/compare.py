@@ -19,10 +19,11 @@ def _labels(dirs: list[Path]) -> list[str]:
     return labels
 
 
-def compare_report(results: list[Result], dirs: list[Path], out_dir: Path, fmt: str = "png"):
-    """Render each run's figures into ``out_dir/<run>/`` and one report comparing them."""
-    from ..outputs import SavedOutputs
+def compare_report(results: list[Result], dirs: list[Path], out_dir: Path, fmt: str = "png") -> tuple[list[Path], Path]:
+    """Render each run's figures into ``out_dir/<run>/`` and one report comparing them.
 
+    Returns the figures and the path of report.html.
+    """
     labels = _labels(dirs)
     ids = list(dict.fromkeys(c.id for r in results for c in r.claims))
     table = []
@@ -44,4 +45,4 @@ def compare_report(results: list[Result], dirs: list[Path], out_dir: Path, fmt: 
             s.anchor = f"{label}-{s.anchor}"
             sections.append(s)
     report = write_report(out_dir, f"biaslab {results[0].command}: {len(results)} runs compared", sections)
-    return SavedOutputs(out_dir, None, figures, report)
+    return figures, report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from ..results import Result
@@ -26,15 +27,24 @@ def _sections(parts: dict[str, Result], figures: dict[str, list[Path]]) -> list[
     return out
 
 
-def demo_report(result: DemoResult, parts: dict[str, Result], figures: dict[str, list[Path]], out_dir: Path) -> Path:
-    """Write ``report.html``/``report.md`` for the demo into ``out_dir``; return the HTML path."""
+def demo_report(result: DemoResult, parts: dict[str, Result], figures: dict[str, list[Path]], out_dir: Path,
+                explorer: str | None = None) -> Path:
+    """Write ``report.html``/``report.md`` for the demo into ``out_dir``; return the HTML path.
+
+    ``explorer`` is the file name of the interactive page written beside the report, linked first.
+    """
     links = {c.id: c.evidence["section"] for c in result.claims if "section" in c.evidence}
     seed = result.params.get("seed")
+    link_html = link_md = ""
+    if explorer:
+        link_html = (f'<p>Move the bias yourself: <a href="{html.escape(explorer)}">the interactive explorer</a> '
+                     "(one offline page beside this report).</p>")
+        link_md = f"Move the bias yourself: [the interactive explorer]({explorer}).\n\n"
     return write_report(
         out_dir,
         "biaslab demo: what the bias term does",
         _sections(parts, figures),
         meta=f"seed {seed}; each section's data is in <section>/results.json; `biaslab report {out_dir}` rebuilds this page",
-        intro_html=claims_intro_html(result.claims, links),
-        intro_md="## The claims, measured\n\n" + md_claims(result.claims, links),
+        intro_html=link_html + claims_intro_html(result.claims, links),
+        intro_md=link_md + "## The claims, measured\n\n" + md_claims(result.claims, links),
     )

@@ -20,8 +20,8 @@ __all__ = ["SCHEMA_VERSION", "Claim", "Result", "encode", "decode", "INLINE_ARRA
 #: Version of the results.json layout; a file of another version is refused with a clear message.
 SCHEMA_VERSION = 2
 
-#: Arrays with at most this many elements are stored as readable JSON lists; larger ones as
-#: zlib-compressed base64 of their raw bytes (same dtype, shape and values).
+#: Finite arrays with at most this many elements are stored as readable JSON lists; larger ones,
+#: and any holding inf or NaN, as zlib-compressed base64 of their raw bytes (same dtype, shape, values).
 INLINE_ARRAY_LIMIT = 1024
 
 
@@ -88,8 +88,9 @@ def _encode_array(a: np.ndarray) -> dict[str, Any]:
     if a.dtype == object:
         raise TypeError("object arrays cannot be stored in results")
     head = {"__ndarray__": str(a.dtype), "shape": list(a.shape)}
-    if a.size <= INLINE_ARRAY_LIMIT:
-        return {**head, "data": encode(a.reshape(-1).tolist())}
+    finite = a.dtype.kind in "biu" or (a.dtype.kind == "f" and bool(np.isfinite(a).all()))
+    if a.size <= INLINE_ARRAY_LIMIT and finite:  # JSON has no inf/NaN: such arrays go binary, exactly
+        return {**head, "data": a.reshape(-1).tolist()}
     raw = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
     return {**head, "zlib": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
 
@@ -98,8 +99,7 @@ def _decode_array(d: dict[str, Any]) -> np.ndarray:
     dtype = np.dtype(d["__ndarray__"])
     shape = tuple(int(s) for s in d["shape"])
     if "data" in d:
-        values = [np.nan if v is None else v for v in d["data"]]
-        return np.asarray(values, dtype=dtype).reshape(shape)
+        return np.asarray(d["data"], dtype=dtype).reshape(shape)
     raw = zlib.decompress(base64.b64decode(d["zlib"]))
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 

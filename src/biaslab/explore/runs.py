@@ -1,0 +1,86 @@
+"""An optional fifth panel from a saved run (``biaslab explore --from DIR``).
+
+A ``biaslab denoise`` output gives a σ slider over its PSNR table; a ``biaslab ablate``
+output gives a shift slider over each configuration's accuracies under distribution
+shift. The numbers are read from results.json (:func:`biaslab.results.load_results`) as the
+run stored them, never recomputed; the sentences shown are the run's own claims.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RUN_COMMANDS", "run_panel", "denoise_panel", "ablate_panel"]
+
+#: Commands whose output ``--from`` accepts.
+RUN_COMMANDS = ("denoise", "ablate")
+
+
+def _floats(values) -> list[float | None]:
+    """Plain floats for JSON; a missing or non-finite value (NaN: not measured; ∞: a noiseless input's PSNR) is None."""
+    return [float(v) if v is not None and math.isfinite(v) else None for v in values]
+
+
+def _claims(result, keep=lambda claim: True) -> list[dict[str, Any]]:
+    return [{"id": c.id, "text": c.text, "holds": c.holds} for c in result.claims if keep(c)]
+
+
+def denoise_panel(result) -> dict[str, Any]:
+    """The σ slider's data: PSNR of the noisy input and of both networks at each test σ (0–255 scale)."""
+    return {
+        "command": "denoise",
+        "sigmas": _floats(result.sigmas),
+        "psnr": {name: _floats(result.psnr[name]) for name in ("noisy", "with_bias", "bias_free")},
+        "gain_db": _floats(result.gain_db),
+        "train_sigma_max": float(result.train_sigma_max),
+        "claims": _claims(result),
+    }
+
+
+def ablate_panel(result) -> dict[str, Any]:
+    """The shift slider's data: per configuration and shift, each variant's accuracy band at each level."""
+    configurations = []
+    for cfg in result.configurations:
+        shifts = {
+            kind: {
+                "levels": _floats(levels),
+                "variants": {
+                    name: {
+                        "mean": _floats(runs.shift_bands[kind].mean),
+                        "low": _floats(runs.shift_bands[kind].low),
+                        "high": _floats(runs.shift_bands[kind].high),
+                        "band": runs.shift_bands[kind].kind,
+                        "confidence": runs.shift_bands[kind].confidence,
+                    }
+                    for name, runs in cfg.variants.items()
+                },
+                "claims": _claims(result, lambda c, kind=kind, cfg=cfg: c.id.startswith(f"{cfg.name}/")
+                                  and c.id.endswith(f"/{kind}")),
+            }
+            for kind, levels in cfg.shift_levels.items()
+        }
+        configurations.append({"name": cfg.name, "seeds": len(cfg.seeds), "shifts": shifts})
+    return {"command": "ablate", "configurations": configurations}
+
+
+def run_panel(directory: str | Path) -> dict[str, Any]:
+    """The panel for the run saved in ``directory`` (a ``biaslab denoise`` or ``biaslab ablate`` output).
+
+    Raises
+    ------
+    BiaslabError : when ``directory`` holds no results.json, an unreadable one, or another command's.
+    """
+    from ..io import BiaslabError
+    from ..results import load_results
+
+    result = load_results(directory)
+    if result.command == "denoise":
+        return denoise_panel(result)
+    if result.command == "ablate":
+        return ablate_panel(result)
+    raise BiaslabError(
+        f"--from {directory} holds a biaslab {result.command} run; pass the --out directory of "
+        f"biaslab {' or biaslab '.join(RUN_COMMANDS)}"
+    )

@@ -1,0 +1,273 @@
+"""``biaslab explore`` in a real browser: every slider gives the library's numbers.
+
+Headless Chromium from the Debian package ``chromium`` (``.ci/run`` installs it), driven by
+Playwright; one browser for the module. Skipped, with the reason, where either is missing.
+Set BIASLAB_SCREENSHOTS=DIR to keep the desktop and phone screenshots.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biaslab.activations import activate, threshold
+from biaslab.conv import explain_pixel, weighted_sum
+from biaslab.explore import write_explorer
+from biaslab.explore.data import explore_kernels
+from biaslab.feature_maps import prepare_image
+from biaslab.regression import fit_linear, make_line_data, mse
+from biaslab.render.text import fmt_fixed
+
+CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set BIASLAB_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page_file(tmp_path_factory):
+    """The default page: camera at 512 px (as biaslab conv), the bank and 2 random kernels, seed 0."""
+    return write_explorer(tmp_path_factory.mktemp("explore"))
+
+
+@pytest.fixture(scope="module")
+def page(browser, page_file):
+    """The page loaded from disk; it must make no request beyond its own file and log no error."""
+    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    requests, errors = [], []
+    pg.on("request", lambda r: requests.append(r.url))
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.goto(page_file.as_uri())
+    pg.wait_for_selector("body[data-ready=true]", timeout=20000)
+    yield pg
+    assert errors == []
+    assert requests == [page_file.as_uri()]  # offline: nothing but the file itself
+    pg.close()
+
+
+def set_inputs(page, values: dict) -> None:
+    """Set each input's value and fire its input event, then let one animation frame pass."""
+    page.evaluate(
+        """async (values) => {
+            for (const [id, value] of Object.entries(values)) {
+                const el = document.getElementById(id);
+                el.value = String(value);
+                el.dispatchEvent(new Event("input", { bubbles: true }));
+            }
+            await new Promise((resolve) => requestAnimationFrame(resolve));
+        }""",
+        values,
+    )
+
+
+def text(page, element_id: str) -> str:
+    return page.inner_text(f"#{element_id}").strip()
+
+
+def percent(page, element_id: str) -> float:
+    shown = text(page, element_id)
+    assert shown.endswith("%") and len(shown.split(".")[1]) == 2, shown  # percent, 1 decimal
+    return float(shown[:-1])
+
+
+@pytest.fixture(scope="module")
+def library_sums():
+    picture, _, _ = prepare_image("camera", None, False, 512)
+    return picture, {name: weighted_sum(picture, w[None, None], padding="same")[0] for name, w in explore_kernels(2, 0)}
+
+
+def test_conv_active_share_is_the_library_s_for_every_kernel(page, library_sums):
+    _, sums = library_sums
+    options = page.eval_on_selector_all("#conv-kernel option", "els => els.map(e => e.value)")
+    assert options == ["gaussian", "sobel-x", "sobel-y", "laplacian", "sharpen", "random-1", "random-2"]
+    for name in options:
+        for b in (-0.5, -0.13, 0.0, 0.07, 0.5):
+            set_inputs(page, {"conv-kernel": name, "conv-bias": b})
+            library = sums[name] > -b  # KernelMap.stats: active where Σ > −b
+            shown = percent(page, "conv-active-fraction")
+            assert abs(shown - 100 * library.mean()) <= 0.05 + 1e-9, (name, b)  # the library's, rounded
+            assert int(page.get_attribute("#conv-active-fraction", "data-count")) == int(library.sum()), (name, b)
+
+
+def test_conv_keyboard_moves_the_bias(page, library_sums):
+    _, sums = library_sums
+    set_inputs(page, {"conv-kernel": "sobel-x", "conv-bias": 0})
+    page.focus("#conv-bias")
+    page.keyboard.press("ArrowRight")
+    assert text(page, "conv-bias-value") == "0.01"
+    assert abs(percent(page, "conv-active-fraction") - 100 * (sums["sobel-x"] > -0.01).mean()) <= 0.05 + 1e-9
+
+
+@pytest.mark.parametrize("kernel, b, pixel", [("sobel-x", -0.1, (100, 200)), ("laplacian", 0.3, (0, 3)),
+                                               ("random-2", 0.9, (511, 37))])
+def test_clicking_a_pixel_explains_it_as_the_library_does(page, library_sums, kernel, b, pixel):
+    picture, _ = library_sums
+    weights = dict(explore_kernels(2, 0))[kernel]
+    set_inputs(page, {"conv-kernel": kernel, "conv-bias": b})
+    page.locator("#conv-map").scroll_into_view_if_needed()
+    box = page.evaluate("""() => { const c = document.getElementById("conv-map"), r = c.getBoundingClientRect();
+        return { x: r.left + c.clientLeft, y: r.top + c.clientTop, width: c.clientWidth, height: c.clientHeight }; }""")
+    page.mouse.click(box["x"] + (pixel[1] + 0.5) / 512 * box["width"], box["y"] + (pixel[0] + 0.5) / 512 * box["height"])
+    explain = page.locator("#conv-explain")
+    row, col = int(explain.get_attribute("data-row")), int(explain.get_attribute("data-col"))
+    assert abs(row - pixel[0]) <= 1 and abs(col - pixel[1]) <= 1  # a map pixel is < 1 CSS pixel: clicks round
+    assert f"Output ({row}, {col})" in explain.inner_text()
+    e = explain_pixel(picture, weights[None], (row, col), b, "relu", padding="same")
+    grids = page.eval_on_selector_all(
+        "#conv-explain table", "ts => ts.map(t => Array.from(t.rows, r => Array.from(r.cells, c => c.textContent)))")
+    for shown, expected in zip(grids, (e.patch[0], e.kernel[0], e.product[0])):
+        assert np.array(shown, dtype=float) == pytest.approx(expected, abs=5e-4 + 1e-12)
+    assert len(grids) == 3
+    assert float(page.inner_text("#conv-explain .sum")) == pytest.approx(e.total, rel=1e-5, abs=1e-9)
+    assert float(page.inner_text("#conv-explain .pre")) == pytest.approx(e.pre_activation, rel=1e-3, abs=1e-9)
+    assert float(page.inner_text("#conv-explain .output")) == pytest.approx(e.output, rel=1e-3, abs=1e-9)
+    assert float(explain.get_attribute("data-output")) == pytest.approx(e.output, rel=1e-12, abs=1e-12)
+    assert ("on" if e.output > 0 else "off") == page.inner_text("#conv-explain .on, #conv-explain .off")
+
+
+def test_keys_move_the_explained_pixel_into_the_zero_padding(page):
+    set_inputs(page, {"conv-kernel": "gaussian", "conv-bias": 0})
+    page.focus("#conv-map")
+    for key in ["Shift+ArrowUp"] * 60 + ["Shift+ArrowLeft"] * 60 + ["ArrowDown"]:
+        page.keyboard.press(key)
+    explain = page.locator("#conv-explain")
+    assert (explain.get_attribute("data-row"), explain.get_attribute("data-col")) == ("1", "0")
+    assert page.locator("#conv-explain td.pad").count() == 3 * 3  # the left column, in each of the 3 grids
+
+
+@pytest.mark.parametrize("intercept, slope, noise", [(2.0, 3.0, 2.0), (-1.5, 0.7, 0.4), (5.0, -5.0, 5.0),
+                                                     (0.0, 2.0, 0.0)])
+def test_regression_mse_is_the_library_s(page, intercept, slope, noise):
+    set_inputs(page, {"reg-intercept": intercept, "reg-slope": slope, "reg-noise": noise})
+    X, y = make_line_data(slope=slope, intercept=intercept, noise=noise, seed=42)
+    for fit_intercept, element_id in ((True, "reg-mse-with"), (False, "reg-mse-without")):
+        expected = mse(y, fit_linear(X, y, fit_intercept).predict(X))
+        assert text(page, element_id) == fmt_fixed(expected, 4), (element_id, expected)
+
+
+def test_regression_starts_on_the_classic_numbers(browser, page_file):
+    fresh = browser.new_page()
+    fresh.goto(page_file.as_uri())
+    fresh.wait_for_selector("body[data-ready=true]")
+    assert (text(fresh, "reg-mse-without"), text(fresh, "reg-mse-with")) == ("4.4679", "3.3006")  # issue 14
+    fresh.click("#reg-redraw")  # the page's own generator: other data, still least squares
+    assert text(fresh, "reg-mse-with") != "3.3006" and "own generator" in text(fresh, "reg-source")
+    fresh.click("#reg-classic")
+    assert text(fresh, "reg-mse-with") == "3.3006"
+    fresh.close()
+
+
+@pytest.mark.parametrize("w, b", [(1.0, 0.0), (2.0, -1.3), (-0.7, 2.1), (0.3, 0.1), (0.0, 1.0)])
+def test_relu_threshold_is_minus_b_over_w(page, w, b):
+    set_inputs(page, {"relu-w": w, "relu-b": b})
+    t = threshold(w, b)
+    assert text(page, "relu-threshold") == ("none (w = 0)" if t is None else fmt_fixed(t, 3))
+    assert text(page, "relu-w-value") == f"{w:.1f}" and text(page, "relu-b-value") == fmt_fixed(b, 1)
+
+
+def test_activation_curves_are_the_library_s(page):
+    z = np.linspace(-8, 8, 161)
+    for name in ("relu", "leaky_relu", "sigmoid", "tanh", "gelu"):
+        set_inputs(page, {"relu-activation": name})
+        shown = page.evaluate("([name, z]) => z.map(window.biaslabExplore.activations[name])", [name, z.tolist()])
+        # gelu's 1 + erf(z/√2) cancels for z ≪ 0, in SciPy as on the page: a few ulps of 1 apart
+        np.testing.assert_allclose(shown, activate(z, name), rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def grid_share(w1: float, w2: float, b: float, n: int = 3000) -> float:
+    """Share of [−3, 3]² where w1·x1 + w2·x2 + b > 0, on an n × n grid of cell centres."""
+    centres = -3 + (np.arange(n) + 0.5) * 6 / n
+    return float(np.mean(w1 * centres[:, None] + w2 * centres[None, :] + b > 0))
+
+
+@pytest.mark.parametrize("w1, w2, b", [(1.0, 1.0, 0.0), (1.0, 0.5, 1.2), (-2.0, 0.3, -2.5), (0.0, 0.0, 1.0),
+                                       (0.0, 0.0, 0.0), (0.0, 1.0, -6.0), (2.5, -1.5, 5.5)])
+def test_plane_active_share_is_the_area_numpy_measures(page, w1, w2, b):
+    set_inputs(page, {"plane-w1": w1, "plane-w2": w2, "plane-b": b})
+    assert percent(page, "plane-active-fraction") == pytest.approx(100 * grid_share(w1, w2, b), abs=0.1)
+
+
+def test_screenshots_desktop_and_phone(browser, page_file, tmp_path):
+    """Screenshots at 1280 and 375 px: nothing wider than the phone's screen; kept with BIASLAB_SCREENSHOTS."""
+    keep = os.environ.get("BIASLAB_SCREENSHOTS")
+    out = Path(keep) if keep else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 375, "height": 800})):
+        pg = browser.new_page(viewport=viewport)
+        pg.goto(page_file.as_uri())
+        pg.wait_for_selector("body[data-ready=true]")
+        assert pg.evaluate("document.documentElement.scrollWidth") <= viewport["width"], name  # no sideways scroll
+        pg.screenshot(path=str(out / f"explore_{name}.png"), full_page=True)
+        assert (out / f"explore_{name}.png").stat().st_size > 50_000
+        pg.close()
+
+
+@pytest.fixture(scope="module")
+def run_pages(tmp_path_factory):
+    """Small pages with a saved-run panel: one for a denoise run, one for an ablate run."""
+    from biaslab.explore.data import explorer_data
+    from biaslab.explore.page import render_page
+    from biaslab.explore.runs import ablate_panel, denoise_panel
+    from test_explore import fake_ablate, fake_denoise
+
+    out = tmp_path_factory.mktemp("runs")
+    base = explorer_data(builtin="coins", max_size=48, random=0)
+    pages = {}
+    for name, panel in (("denoise", denoise_panel(fake_denoise())), ("ablate", ablate_panel(fake_ablate()))):
+        pages[name] = out / f"{name}.html"
+        pages[name].write_text(render_page({**base, "run": panel}), encoding="utf-8")
+    return pages
+
+
+def table_rows(page):
+    return page.eval_on_selector_all("#run-table tr", "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent])")
+
+
+def test_denoise_run_panel_moves_over_sigma(browser, run_pages):
+    pg = browser.new_page()
+    pg.goto(run_pages["denoise"].as_uri())
+    pg.wait_for_selector("body[data-ready=true]")
+    assert pg.is_visible("#run") and pg.is_visible("#run-level")
+    assert table_rows(pg)[2] == ["bias-free", "18.25 dB"]  # starts at the largest σ
+    assert "10× its maximum" in text(pg, "run-where")
+    set_inputs(pg, {"run-level": 1})
+    assert text(pg, "run-level-value") == "5"
+    assert table_rows(pg) == [["noisy input", "34.20 dB"], ["with bias", "36.00 dB"], ["bias-free", "35.90 dB"],
+                              ["bias-free − with bias", "−0.10 dB"]]
+    assert "inside the training range" in text(pg, "run-where")
+    set_inputs(pg, {"run-level": 0})
+    assert table_rows(pg)[0] == ["noisy input", "n/a"]
+    assert "ahead by 8.75 dB" in text(pg, "run-claims")
+    pg.close()
+
+
+def test_ablate_run_panel_moves_over_the_shift(browser, run_pages):
+    pg = browser.new_page()
+    pg.goto(run_pages["ablate"].as_uri())
+    pg.wait_for_selector("body[data-ready=true]")
+    assert text(pg, "run-level-value") == "brightness +2"  # starts at the strongest shift
+    assert table_rows(pg)[1][1] == "0.4000 (95% CI 0.3700–0.4300)"
+    assert "brightness +2 the biases help" in text(pg, "run-claims")
+    set_inputs(pg, {"run-shift": "contrast"})
+    assert text(pg, "run-level-value") == "contrast ×0.1"
+    assert "contrast ×0.1 no significant" in text(pg, "run-claims") and "brightness" not in text(pg, "run-claims")
+    set_inputs(pg, {"run-level": 1})
+    assert table_rows(pg) == [["with-bias", "0.9000 (95% CI 0.8800–0.9200)"], ["no-bias", "0.9200 (95% CI 0.9000–0.9400)"]]
+    pg.close()
+
+
+def test_without_a_run_there_is_no_fifth_panel(page):
+    assert not page.is_visible("#run") and not page.is_visible("#run-link")

@@ -1,0 +1,109 @@
+"""What every command writes, and `biaslab report`, which rebuilds it from results.json alone."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from biaslab.cli import app
+from biaslab.outputs import save_outputs
+from biaslab.regression import run_regression
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def regression_dir(tmp_path):
+    out = tmp_path / "reg"
+    assert run("regression", "--quiet", "--out", out).exit_code == 0
+    return out
+
+
+def test_a_failed_render_keeps_the_previous_complete_set(tmp_path, monkeypatch):
+    save_outputs(run_regression(), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr("biaslab.render.render_figures", broken)
+    with pytest.raises(RuntimeError):
+        save_outputs(run_regression(intercept=7.0), tmp_path)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == before  # no new results.json beside an old report, no staging folder left
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_output_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        saved = save_outputs(run_regression(), tmp_path)
+    finally:
+        os.umask(old)
+    for path in (saved.results, saved.report, *saved.figures, tmp_path / "report.md"):
+        assert path.stat().st_mode & 0o777 == mode, path
+
+
+def test_report_rebuilds_figures_and_report_from_results_json_alone(regression_dir):
+    md = (regression_dir / "report.md").read_text()
+    for name in ("report.html", "report.md", "regression.png"):
+        (regression_dir / name).unlink()
+    res = run("report", regression_dir)
+    assert res.exit_code == 0, res.output
+    assert (regression_dir / "regression.png").stat().st_size > 10_000
+    assert (regression_dir / "report.md").read_text() == md
+    assert "bias lowers the train MSE" in (regression_dir / "report.html").read_text()
+
+
+def test_report_puts_several_runs_side_by_side(tmp_path, regression_dir):
+    other = tmp_path / "flat"
+    assert run("regression", "--quiet", "--intercept", "0", "--out", other).exit_code == 0
+    out = tmp_path / "cmp"
+    res = run("report", regression_dir, other, "--out", out)
+    assert res.exit_code == 0, res.output
+    page = (out / "report.html").read_text()
+    assert "Claims across runs" in page and "reg: Linear regression" in page and "flat: Linear regression" in page
+    md = (out / "report.md").read_text()
+    # the claim that holds on the classic data does not hold when the true intercept is 0
+    assert "| bias_lowers_mse | holds | does not hold |" in md
+    assert (out / "reg" / "regression.png").is_file() and (out / "flat" / "regression.png").is_file()
+
+
+@pytest.mark.parametrize("content,words", [
+    ('{"schema": "biaslab.regression/1", "command": "regression", "biaslab_version": "0.1.0"}',
+     "schema 'biaslab.regression/1'"),
+    ("not json", "not valid JSON"),
+])
+def test_report_refuses_old_or_broken_results_in_one_line(tmp_path, content, words):
+    (tmp_path / "results.json").write_text(content)
+    res = run("report", tmp_path)
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in res.output
+
+
+def test_report_refuses_to_mix_commands(tmp_path, regression_dir):
+    relu = tmp_path / "relu"
+    assert run("relu", "--quiet", "--out", relu).exit_code == 0
+    res = run("report", regression_dir, relu, "--out", tmp_path / "cmp")
+    assert res.exit_code == 2 and "one command" in res.stderr
+
+
+def test_report_of_a_regression_run_does_not_import_torch(regression_dir):
+    code = (
+        "import sys\nfrom biaslab.cli import app\n"
+        f"try:\n    app(['report', {str(regression_dir)!r}, '--quiet'])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_json_output_is_the_results_file(regression_dir, tmp_path):
+    res = run("regression", "--json", "--out", tmp_path / "again")
+    assert json.loads(res.stdout) == json.loads((regression_dir / "results.json").read_text())
