@@ -1,43 +1,80 @@
 import json
+import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import biaslab.train
-from biaslab.ablate import MODEL_DEFAULTS, AblationInterrupted, read_runs, run_ablate
+from biaslab.ablate import MIN_DROP, MODEL_DEFAULTS, AblationInterrupted, read_runs, run_ablate
+from biaslab.ablate.claims import bias_helps_under_shift, bias_needed
+from biaslab.ablate.shifts import SHIFTS
 from biaslab.cli import app
-from biaslab.io import BiaslabError, to_jsonable
+from biaslab.io import BiaslabError
+from biaslab.render import summary
+from biaslab.render.ablate import sections
+from biaslab.results import from_payload, payload
+from biaslab.stats import paired_comparison
 
 runner = CliRunner()
 TINY = dict(epochs=2, seeds=2, max_train=60)
 
 
-def test_library_run_structure_and_resume(tmp_path):
-    res = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, **TINY)
-    d = res.to_dict()
-    assert res.trained == 4 and res.resumed == 0
-    v = d["variants"]
-    assert set(v) == {"with-bias", "no-bias"}
-    assert v["with-bias"]["params"] == 4 * 3 + 3 and v["no-bias"]["params"] == 4 * 3
-    for side in v.values():
-        assert len(side["test_acc"]) == 2 and side["mean"] == pytest.approx(np.mean(side["test_acc"]))
-        assert side["std"] == pytest.approx(np.std(side["test_acc"], ddof=1))
-        assert len(side["curves"]["test_acc"]) == 2 and len(side["curves"]["test_acc"][0]) == 2
-        assert set(side["shift"]) == {"brightness", "contrast", "noise"}
-    (c,) = d["comparisons"]
-    assert (c["a"], c["b"]) == ("with-bias", "no-bias")
-    assert c["verdict"] in ("bias helps", "no significant difference", "bias hurts")
-    assert c["diff_mean"] == pytest.approx(np.mean(v["with-bias"]["test_acc"]) - np.mean(v["no-bias"]["test_acc"]))
-    assert len(read_runs(tmp_path / "runs.jsonl")) == 4
+@pytest.fixture(scope="module")
+def iris_tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("iris")
+    return out, run_ablate(models=["linear"], datasets=["iris"], out_dir=out, **TINY)
 
-    again = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, **TINY)
+
+def test_library_run_structure_and_resume(iris_tiny):
+    out, res = iris_tiny
+    assert res.trained == 4 and res.resumed == 0
+    (cfg,) = res.configurations
+    assert set(cfg.variants) == {"with-bias", "no-bias"}
+    wb, nb = cfg.variants["with-bias"], cfg.variants["no-bias"]
+    assert (wb.params, nb.params) == (4 * 3 + 3, 4 * 3) and (wb.biases, nb.biases) == (3, 0)
+    for side in (wb, nb):
+        assert side.test_acc.shape == (2,) and side.summary.mean == pytest.approx(side.test_acc.mean())
+        assert side.summary.std == pytest.approx(np.std(side.test_acc, ddof=1))
+        assert side.curves["test_acc"].shape == (2, 2) and set(side.shift) == set(SHIFTS)
+    (c,) = cfg.comparisons
+    assert (c.a, c.b) == ("with-bias", "no-bias")
+    assert c.diff_mean == pytest.approx(wb.test_acc.mean() - nb.test_acc.mean())
+    ids = [cl.id for cl in res.claims]
+    assert ids[:2] == ["bias_needed", "bias_helps_under_shift"]
+    assert set(ids[2:]) == {"linear/iris/no-bias", *(f"linear/iris/no-bias/{k}" for k in SHIFTS)}
+    assert len(read_runs(out / "runs.jsonl")) == 4
+
+    again = run_ablate(models=["linear"], datasets=["iris"], out_dir=out, **TINY)
     assert again.trained == 0 and again.resumed == 4
-    assert to_jsonable(again.to_dict()["variants"]) == to_jsonable(d["variants"])  # rebuilt from runs.jsonl
-    more = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, epochs=2, seeds=3, max_train=60)
+    assert payload(again)["configurations"] == payload(res)["configurations"]  # rebuilt from runs.jsonl
+    more = run_ablate(models=["linear"], datasets=["iris"], out_dir=out, epochs=2, seeds=3, max_train=60)
     assert more.trained == 2 and more.resumed == 4  # only the new seed trains
-    longer = run_ablate(models=["linear"], datasets=["iris"], out_dir=tmp_path, epochs=3, seeds=2, max_train=60)
-    assert longer.trained == 4  # other settings: a different configuration
+
+
+def test_result_round_trips_through_json(iris_tiny):
+    _, res = iris_tiny
+    back = from_payload(json.loads(json.dumps(payload(res))))
+    assert payload(back) == payload(res)
+    assert summary(back) == summary(res)
+
+
+def test_shift_verdict_is_taken_at_the_strongest_level(iris_tiny):
+    _, res = iris_tiny
+    (cfg,) = res.configurations
+    wb, nb = cfg.variants["with-bias"], cfg.variants["no-bias"]
+    for s in cfg.shift_comparisons:
+        strongest = SHIFTS[s.kind][-1]
+        assert s.level == strongest and cfg.shift_levels[s.kind][-1] == strongest
+        d = wb.shift[s.kind][:, -1] - nb.shift[s.kind][:, -1]
+        assert s.comparison.diff_mean == pytest.approx(d.mean(), abs=1e-12)
+        claim = res.claim(f"linear/iris/no-bias/{s.kind}")
+        assert claim.evidence["level"] == strongest and claim.evidence["diff"] == s.comparison.diff_mean
+        assert claim.evidence["acc_a"] == pytest.approx(wb.shift[s.kind][:, -1].mean())
+    # the weakest contrast level is no shift at all: its accuracies are the clean ones
+    np.testing.assert_allclose(wb.shift["contrast"][:, 0], wb.test_acc, atol=1e-12)
 
 
 def test_edited_data_file_is_not_resumed(tmp_path):
@@ -53,19 +90,19 @@ def test_edited_data_file_is_not_resumed(tmp_path):
 def test_same_seed_is_deterministic(tmp_path):
     a = run_ablate(models=["mlp"], datasets=["wine"], out_dir=tmp_path / "a", **TINY)
     b = run_ablate(models=["mlp"], datasets=["wine"], out_dir=None, **TINY)  # as in the demo: nothing kept
-    assert b.runs_file is None and b.to_dict()["runs_file"] is None and "reused" not in b.summary()
-    assert to_jsonable(a.to_dict()["variants"]) == to_jsonable(b.to_dict()["variants"])
+    assert b.runs_file is None and "reused" not in summary(b)
+    assert payload(a)["configurations"] == payload(b)["configurations"]
 
 
-def test_interrupt_keeps_finished_batches_and_resume_skips_them(tmp_path, monkeypatch):
+def test_interrupt_keeps_finished_configurations_and_resume_skips_them(tmp_path, monkeypatch):
     real = biaslab.train.train_batched
     calls = []
 
-    def interrupted_on_second(model, *args, **kwargs):
-        calls.append(model)
+    def interrupted_on_second(*args, **kwargs):
+        calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(model, *args, **kwargs)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(biaslab.train, "train_batched", interrupted_on_second)
     grid = dict(models=["linear", "mlp"], datasets=["iris"], out_dir=tmp_path, **TINY)
@@ -75,8 +112,7 @@ def test_interrupt_keeps_finished_batches_and_resume_skips_them(tmp_path, monkey
     monkeypatch.setattr(biaslab.train, "train_batched", real)
     res = run_ablate(**grid)
     assert res.trained == 4 and res.resumed == 4
-    assert [(c.model, c.dataset) for c in res.configs] == [("linear", "iris"), ("mlp", "iris")]
-    assert len(res.summary_table()) == 2
+    assert [(c.model, c.dataset) for c in res.configurations] == [("linear", "iris"), ("mlp", "iris")]
 
 
 def test_torn_last_line_is_ignored_and_redone(tmp_path):
@@ -92,20 +128,82 @@ def test_torn_last_line_is_ignored_and_redone(tmp_path):
 def test_cnn_bn_note_and_four_variants(tmp_path):
     res = run_ablate(models=["cnn-bn"], datasets=["digits"], variants=["with-bias", "no-bias", "conv-no-bias",
                      "head-no-bias"], out_dir=tmp_path, epochs=1, seeds=2, max_train=40)
-    d = res.to_dict()
-    assert [(c["a"], c["b"]) for c in d["comparisons"]] == [
+    (cfg,) = res.configurations
+    assert [(c.a, c.b) for c in cfg.comparisons] == [
         ("with-bias", "no-bias"), ("with-bias", "conv-no-bias"), ("with-bias", "head-no-bias")]
-    assert "BatchNorm" in res.summary() and "subtracts" in res.summary()
-    assert d["variants"]["with-bias"]["params"] - d["variants"]["conv-no-bias"]["params"] == 16 + 32
+    assert "BatchNorm" in summary(res) and "subtracts" in summary(res)
+    assert cfg.variants["with-bias"].params - cfg.variants["conv-no-bias"].params == 16 + 32
+    assert {"cnn-bn/digits/conv-no-bias", "cnn-bn/digits/head-no-bias/contrast"} <= {c.id for c in res.claims}
+
+
+# ---------------------------------------------------------------- claims
+
+
+def _cfg_with(iris_tiny, comparisons, shift=None):
+    """The iris configuration with other comparisons: the claims read nothing else."""
+    import dataclasses
+
+    _, res = iris_tiny
+    cfg = res.configurations[0]
+    shifts = cfg.shift_comparisons if shift is None else [dataclasses.replace(s, comparison=shift)
+                                                            for s in cfg.shift_comparisons]
+    return dataclasses.replace(cfg, comparisons=comparisons, shift_comparisons=shifts)
+
+
+def test_bias_needed_requires_significance_and_the_minimum_drop(iris_tiny):
+    b = np.array([0.90, 0.91, 0.92, 0.93, 0.94])
+    big = paired_comparison("with-bias", b + [0.05, 0.04, 0.06, 0.05, 0.05], "no-bias", b)
+    small = paired_comparison("with-bias", b + [0.004, 0.005, 0.006, 0.005, 0.005], "no-bias", b)
+    noisy = paired_comparison("with-bias", b + [0.05, -0.04, 0.06, -0.05, 0.01], "no-bias", b)
+    assert small.verdict == "bias helps" and small.diff_mean < MIN_DROP  # significant, but below 1 pp
+    assert bias_needed([_cfg_with(iris_tiny, [big])]).holds is True
+    weak = bias_needed([_cfg_with(iris_tiny, [small])])
+    assert weak.holds is False and weak.text.startswith("Not here") and weak.evidence["threshold"] == MIN_DROP
+    assert bias_needed([_cfg_with(iris_tiny, [noisy])]).holds is False
+    assert bias_needed([_cfg_with(iris_tiny, [big]), _cfg_with(iris_tiny, [small])]).holds is False
+    none = bias_needed([_cfg_with(iris_tiny, [paired_comparison("with-bias", b, "head-no-bias", b)])])
+    assert none.holds is None and "Not measured" in none.text
+
+
+def test_bias_helps_under_shift_says_when_the_data_disagree(iris_tiny):
+    b = np.array([0.50, 0.52, 0.48, 0.51, 0.49])
+    hurts = paired_comparison("with-bias", b - [0.2, 0.25, 0.2, 0.22, 0.18], "no-bias", b)
+    helps = paired_comparison("with-bias", b + [0.2, 0.25, 0.2, 0.22, 0.18], "no-bias", b)
+    cfg = _cfg_with(iris_tiny, iris_tiny[1].configurations[0].comparisons, shift=hurts)
+    claim = bias_helps_under_shift([cfg])
+    assert claim.holds is False and claim.text.startswith("Not here") and claim.evidence["hurts"] == 3
+    assert "contrast ×0.1" in claim.text
+    good = bias_helps_under_shift([_cfg_with(iris_tiny, iris_tiny[1].configurations[0].comparisons, shift=helps)])
+    assert good.holds is True and good.evidence["helps"] == 3
+
+
+def test_texts_have_no_raw_numbers(iris_tiny):
+    _, res = iris_tiny
+    (sec,) = sections(res, [])
+    texts = [summary(res), sec.text, *(c.text for c in res.claims), json.dumps(sec.table)]
+    for text in texts:
+        for bad in ("p = 0 ", "p = 0,", "p = 0)", "inf", "nan", "-0.0000", "e-1", "c^depth", "mean 1."):
+            assert bad not in text, (bad, text)
+    assert "f(c·x) = c·f(x)" in sec.text
+    assert "clipped to [0, 1]" in sec.text
+
+
+# ---------------------------------------------------------------- input checks
 
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"models": ["resnet"]}, "unknown model 'resnet'"),
+    ({"models": [""]}, "at least one model"),
     ({"datasets": ["mnist"]}, "unknown dataset 'mnist'"),
+    ({"datasets": [" "]}, "at least one dataset"),
     ({"variants": ["with-bias", "half"]}, "unknown variant 'half'"),
     ({"variants": ["with-bias"]}, "at least two variants"),
     ({"seeds": 1}, "at least 2 for paired statistics"),
+    ({"seeds": 100_000_000}, "--seeds must be between 2 and 1000"),
+    ({"lr": math.inf}, "--lr must be a finite number"),
+    ({"lr": -1.0}, "--lr must be a positive"),
     ({"models": ["cnn"], "datasets": ["wine"]}, "needs images"),
+    ({"data_path": "x.npz", "datasets": ["wine"]}, "either --data"),
 ])
 def test_bad_input_fails_before_training(tmp_path, kwargs, match):
     with pytest.raises(BiaslabError, match=match):
@@ -116,28 +214,36 @@ def test_bad_input_fails_before_training(tmp_path, kwargs, match):
 # ---------------------------------------------------------------- command line
 
 
-def test_cli_json_shape_files_and_resume(tmp_path):
+def test_cli_json_files_report_and_resume(tmp_path):
     args = ["ablate", "--model", "linear", "--dataset", "iris", "--epochs", "2", "--seeds", "2",
             "--out", str(tmp_path), "--json"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
-    for name in ("with-bias", "no-bias"):
-        side = d["variants"][name]
-        assert isinstance(side["test_acc"], list) and len(side["test_acc"]) == 2
-        assert isinstance(side["mean"], float) and isinstance(side["std"], float)
-        assert isinstance(side["params"], int)
-    (c,) = d["comparisons"]
-    assert c["a"] == "with-bias" and c["b"] == "no-bias"
-    assert isinstance(c["diff_mean"], float) and isinstance(c["p_value"], float)
-    assert c["verdict"] in ("bias helps", "no significant difference", "bias hurts")
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["schema"] == "biaslab.ablate/2" and saved["variants"] == d["variants"]
+    assert d["schema"] == "biaslab.ablate/2" and d == json.loads((tmp_path / "results.json").read_text())
+    (cfg,) = d["configurations"]
+    assert cfg["variants"]["with-bias"]["params"] == 15
+    assert [c["id"] for c in d["claims"]][:2] == ["bias_needed", "bias_helps_under_shift"]
     for fig in ("ablate_accuracy", "ablate_curves", "ablate_shift"):
         assert (tmp_path / f"{fig}.png").stat().st_size > 10_000
-    assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64" in html and "f(c·x) = c·f(x)" in html
     again = runner.invoke(app, args[:-1])
     assert again.exit_code == 0 and "0 runs trained, 4 reused" in again.stdout
+    rebuilt = runner.invoke(app, ["report", str(tmp_path)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+
+
+def test_cli_grid_runs_valid_pairs_and_lists_the_skipped_ones(tmp_path):
+    res = runner.invoke(app, ["ablate", "--model", "cnn,mlp", "--dataset", "digits,wine", "--epochs", "1",
+                              "--seeds", "2", "--max-train", "40", "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "skipping cnn on wine" in res.stderr.splitlines()[0]  # said up front, before any progress
+    d = json.loads(res.stdout)
+    assert [(c["model"], c["dataset"]) for c in d["configurations"]] == [
+        ("cnn", "digits"), ("mlp", "digits"), ("mlp", "wine")]
+    assert [(s["model"], s["dataset"]) for s in d["skipped"]] == [("cnn", "wine")]
+    assert "Skipped cnn on wine" in (tmp_path / "report.md").read_text()
 
 
 def test_cli_grid_with_npz_images(tmp_path):
@@ -153,26 +259,35 @@ def test_cli_grid_with_npz_images(tmp_path):
     assert res.stdout == ""
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(c["model"], c["dataset"]) for c in saved["configurations"]] == [("cnn", "sq.npz"), ("linear", "sq.npz")]
-    assert len(saved["table"]) == 2
     assert saved["configurations"][0]["data"]["preprocessing"]["input_offset"] == 1.5
 
 
 @pytest.mark.parametrize("args,match", [
     (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--model", ""], "--model needs at least one model"),
+    (["--dataset", ","], "--dataset needs at least one dataset"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--seeds", "100000000"], "--seeds must be between 2 and 1000"),
+    (["--format", "bmp"], "unknown figure format 'bmp'"),
+    (["--data", "x.npz", "--dataset", "wine"], "use either --data"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["--variants", "with-bias,half"], "unknown variant 'half'"),
     (["--seeds", "1"], "--seeds must be at least 2"),
     (["--model", "cnn", "--dataset", "iris"], "needs images"),
     (["--data", "/nonexistent/x.npz"], "does not exist"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "0"], "--epochs must be between 1"),
+    (["--shift", "blur"], "unknown shift 'blur'"),
+    (["--shift", "contrast", "--shift-levels", "0.5,2"], "out of range for contrast"),
+    (["--optimizer", "lbfgs"], "unknown --optimizer"),
+    (["--momentum", "0.9"], "--optimizer sgd only"),
 ])
 def test_cli_errors(tmp_path, args, match):
     res = runner.invoke(app, ["ablate", "--out", str(tmp_path), *args])
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("biaslab: error:") and match in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("biaslab: error:") and match in lines[0], lines
     assert "Traceback" not in res.output
-    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "runs.jsonl").exists()
 
 
 def test_cli_labels_that_do_not_match_images(tmp_path):
@@ -197,5 +312,142 @@ def test_help_states_the_per_model_defaults():
     res = runner.invoke(app, ["ablate", "--help"], terminal_width=200)
     text = " ".join(res.output.split())
     for name, d in MODEL_DEFAULTS.items():
-        label = "cnn and cnn-bn" if name.startswith("cnn") else name
+        label = {"cnn": "cnn and cnn-bn", "cnn-bn": "cnn and cnn-bn", "file": "your own model"}.get(name, name)
         assert f"{label} lr {d['lr']:g}, batch {d['batch_size']}, {d['epochs']} epochs ({d['quick_epochs']}" in text
+
+
+# ---------------------------------------------------------------- the README's numbers
+# The README's ablation table (5 seeds, default epochs) is pinned here, so the README cannot drift
+# from the code: the tabular rows run in the default suite, the CNN rows (≈ 10 s each on 2 free
+# cores) are marked slow, and the demo's quick CNN setting stands in for them by default.
+
+
+def _acc(cfg, v):
+    return round(cfg.variants[v].summary.mean, 4)
+
+
+def test_readme_linear_and_mlp_on_iris():
+    res = run_ablate(models=["linear", "mlp"], datasets=["iris"], out_dir=None)
+    lin, mlp = res.configurations
+    assert (_acc(lin, "with-bias"), _acc(lin, "no-bias")) == (0.9737, 0.7895)
+    c = lin.comparisons[0]
+    assert c.constant and c.a_wins == 5 and c.verdict == "bias helps"  # +18.42 pp on every seed
+    assert (_acc(mlp, "with-bias"), _acc(mlp, "no-bias")) == (0.9895, 0.8842)
+    c = mlp.comparisons[0]
+    assert c.verdict == "bias helps" and c.p_value == pytest.approx(0.00086, abs=1e-5) and c.a_wins == 5
+    assert res.claim("bias_needed").holds is True
+
+
+def test_quick_cnn_on_digits_as_in_the_demo():
+    res = run_ablate(quick=True, out_dir=None)
+    (cfg,) = res.configurations
+    assert (_acc(cfg, "with-bias"), _acc(cfg, "no-bias")) == (0.9674, 0.9689)
+    c = cfg.comparisons[0]
+    assert c.verdict == "no significant difference" and c.p_value == pytest.approx(0.4226, abs=1e-4)
+    contrast = res.claim("cnn/digits/no-bias/contrast")
+    assert contrast.evidence["diff"] == pytest.approx(-0.2304, abs=1e-4) and contrast.holds is False
+    assert res.claim("bias_needed").holds is False and res.claim("bias_needed").text.startswith("Not here")
+
+
+@pytest.mark.slow
+def test_readme_cnn_on_digits():
+    res = run_ablate(models=["cnn"], datasets=["digits"], out_dir=None)
+    (cfg,) = res.configurations
+    assert (_acc(cfg, "with-bias"), _acc(cfg, "no-bias")) == (0.9840, 0.9836)
+    c = cfg.comparisons[0]
+    assert c.verdict == "no significant difference" and round(c.p_value, 2) == 0.70
+    contrast = next(s.comparison for s in cfg.shift_comparisons if s.kind == "contrast")
+    assert contrast.verdict == "bias hurts" and round(contrast.diff_mean, 3) == -0.205
+    assert round(contrast.p_value, 3) == 0.041
+    assert res.claim("bias_helps_under_shift").holds is False
+
+
+@pytest.mark.slow
+def test_readme_cnn_bn_on_digits():
+    res = run_ablate(models=["cnn-bn"], datasets=["digits"], variants=["with-bias", "no-bias", "conv-no-bias"],
+                     out_dir=None)
+    (cfg,) = res.configurations
+    assert (_acc(cfg, "with-bias"), _acc(cfg, "no-bias"), _acc(cfg, "conv-no-bias")) == (0.9898, 0.9898, 0.9893)
+    no_bias, conv = cfg.comparisons
+    assert no_bias.constant and no_bias.diff_mean == 0.0  # identical on every seed: no-bias, not conv-no-bias
+    assert (conv.a_wins, conv.b_wins, conv.ties) == (1, 0, 4) and conv.verdict == "no significant difference"
+
+
+# ---------------------------------------------------------------- your own model, variants
+
+
+USER = Path(__file__).parent / "models" / "user_models.py"
+
+
+def test_user_model_with_residual_layernorm_and_attention_runs_batched(tmp_path):
+    res = runner.invoke(app, ["ablate", "--model", f"{USER}:residual_attention", "--dataset", "digits", "--quick",
+                              "--epochs", "1", "--seeds", "2", "--max-train", "100", "--drop", "*.in_proj_bias",
+                              "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    (cfg,) = d["configurations"]
+    assert cfg["model"] == "user_models.py:residual_attention" and cfg["batched"] and cfg["fallback"] is None
+    assert list(cfg["variants"]) == ["with-bias", "no-bias", "drop:*.in_proj_bias"]
+    v = cfg["variants"]
+    assert v["with-bias"]["params"] - v["drop:*.in_proj_bias"]["params"] == 3 * 16  # packed q, k, v biases
+    assert v["no-bias"]["biases"] == 0 and v["with-bias"]["biases"] == v["with-bias"]["params"] - v["no-bias"]["params"]
+    ids = {c["id"] for c in d["claims"]}
+    assert {"user_models.py:residual_attention/digits/no-bias",
+            "user_models.py:residual_attention/digits/drop:*.in_proj_bias"} <= ids
+
+
+def test_model_that_cannot_batch_trains_in_a_loop_with_a_note(tmp_path):
+    res = run_ablate(models=[f"{USER}:data_dependent"], datasets=["digits"], out_dir=None, epochs=1, seeds=2,
+                     max_train=60)
+    (cfg,) = res.configurations
+    assert not cfg.batched and "vmap cannot batch DataDependent" in cfg.fallback
+    assert "vmap cannot batch DataDependent" in summary(res)
+
+
+@pytest.mark.parametrize("factory,match", [
+    ("wrong_output", r"to \(2, 3\); it must return logits of shape \(2, 10\)"),
+    ("missing", "has no attribute 'missing'"),
+])
+def test_user_model_that_does_not_fit_is_refused_up_front(tmp_path, factory, match):
+    res = runner.invoke(app, ["ablate", "--model", f"{USER}:{factory}", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(match, lines[0]), lines
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_audit_variant_removes_exactly_what_the_audit_calls_redundant(tmp_path):
+    import torch
+
+    from biaslab.ablate.variants import removed_biases
+    from biaslab.audit import find_biases
+    from biaslab.models import build_model
+
+    model = build_model("cnn-bn", in_shape=(1, 8, 8))
+    x = torch.randn(2, 1, 8, 8)
+    redundant = [f.param for f in find_biases(model, x) if f.status == "redundant"]
+    assert redundant == ["0.bias", "4.bias"] and removed_biases(model, "audit", x) == redundant
+    # SGD and 3 full epochs: BatchNorm's running mean has absorbed the initial conv bias (see the note)
+    res = run_ablate(models=["cnn-bn"], variants=["with-bias", "audit"], out_dir=None, epochs=3, seeds=2,
+                     optimizer="sgd", lr=0.05)
+    (cfg,) = res.configurations
+    assert cfg.variants["with-bias"].params - cfg.variants["audit"].params == 16 + 32
+    claim = res.claim("cnn-bn/digits/audit")
+    assert claim.evidence["diff"] == 0.0 and claim.evidence["ties"] == 2 and "identical on every one" in claim.text
+
+
+def test_drop_pattern_that_matches_nothing_is_refused(tmp_path):
+    with pytest.raises(BiaslabError, match="--drop 'nothing.*' matches no bias parameter"):
+        run_ablate(models=["mlp"], datasets=["iris"], drop=["nothing.*"], out_dir=tmp_path, epochs=1)
+
+
+def test_shift_grid_from_the_command_line_and_its_figures(tmp_path):
+    res = runner.invoke(app, ["ablate", "--model", "linear", "--dataset", "iris", "--epochs", "1", "--seeds", "2",
+                              "--shift", "contrast", "--shift-levels", "0.5,0.05", "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    (cfg,) = d["configurations"]
+    assert cfg["shift_levels"] == {"contrast": [1.0, 0.5, 0.05]}
+    assert [c["id"] for c in d["claims"] if c["id"].count("/") == 3] == ["linear/iris/no-bias/contrast"]
+    assert d["claims"][2 + 1]["evidence"]["label"] == "contrast ×0.05"
+    assert (tmp_path / "ablate_shift.png").stat().st_size > 10_000

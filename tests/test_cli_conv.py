@@ -1,4 +1,6 @@
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -69,6 +71,31 @@ def test_conv_builtin_is_deterministic(tmp_path):
     assert a == b and a["image"]["width"] == 48 and a["image"]["original_width"] == 384
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A tiny PNG file whose header claims ``width`` × ``height`` pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + \
+        chunk(b"IEND", b"")
+
+
+def test_report_rebuilds_the_figures_from_results_alone(tmp_path, picture):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["conv", "--image", str(picture), "--kernel", "sobel-x", "--explain", "0,0", "-q",
+                               "--no-check-torch", "--out", str(out)]).exit_code == 0
+    before = sorted(p.name for p in out.glob("*.png"))
+    for png in out.glob("*.png"):
+        png.unlink()
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.png")) == before
+    page = (out / "report.html").read_text()
+    assert "id='conv'" in page and "id='conv-explain'" in page
+    assert "exactly where Σ(input * kernel) &gt; −b" in page
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -84,11 +111,29 @@ def test_conv_builtin_is_deterministic(tmp_path):
         (["--stride", "2"], "padding='same' is not supported for strided"),
         (["--padding", "full"], "'same' or 'valid'"),
         (["--activation", "swish"], "unknown activation"),
+        (["--padding", "-1"], "--padding must be"),
+        (["--padding", "100000"], "between 0 and 64"),
+        (["--kernel-size", "600", "--random", "1"], "--kernel-size must be between 1 and 31"),
+        (["--random", "10000000000"], "--random must be between 0 and 16"),
+        (["--bias", ",".join(["0.1"] * 300)], "at most 12"),
+        (["--bias", "1e308"], "--bias must be in [-1e+06, 1e+06]"),
+        (["--bias", "nan"], "finite"),
+        (["--max-size", "100000"], "--max-size must be ≥ 1 and ≤ 2048"),
+        (["--stride", "0", "--padding", "valid"], "--stride must be between 1 and 64"),
+        (["--image", "{tmp}/nan.tif"], "NaN or infinite"),
+        (["--image", "{tmp}/bomb.png"], "more than 50,000,000 pixels"),
+        (["--kernel-file", "{tmp}/huge.npy"], "the limit is 2 GiB"),
     ],
 )
 def test_conv_errors_exit_2_with_one_line(tmp_path, picture, args, message):
     (tmp_path / "garbage.png").write_bytes(b"not an image at all")
     np.save(tmp_path / "wrong.npy", np.zeros((2, 2, 3, 3)))
+    nan = np.ones((6, 7), np.float32)
+    nan[2, 3] = np.nan
+    Image.fromarray(nan).save(tmp_path / "nan.tif")
+    (tmp_path / "bomb.png").write_bytes(_png_header(100_000, 100_000))
+    with open(tmp_path / "huge.npy", "wb") as f:  # a header that claims 10¹¹ kernels, and no data
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10**11, 3, 3)})
     args = [a.format(tmp=tmp_path) for a in args]
     if "--image" not in args:
         args = ["--image", str(picture), *args]

@@ -12,13 +12,17 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import biaslab.activations
+import biaslab.conv
 from biaslab.conv import (
+    METHODS,
     activate,
+    conv_method,
     conv2d,
     conv2d_pre_activation,
     conv_output_shape,
     explain_pixel,
     feature_map,
+    padding_border,
     unfold,
     weighted_sum,
 )
@@ -72,6 +76,26 @@ def test_conv2d_matches_torch_float64(problem):
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
 
 
+@settings(max_examples=60, deadline=None)
+@given(conv_problems(np.float64), st.sampled_from(METHODS))
+def test_every_method_matches_torch_float64(problem, method):
+    x, w, _, kwargs = problem
+    ours, ref = weighted_sum(x, w, method=method, **kwargs), torch_conv(x, w, None, kwargs)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("tile_bytes", [1, 300])
+def test_rows_method_in_small_tiles_matches_torch(monkeypatch, tile_bytes):
+    """Tiles of one or a few output rows: the padding rows of the first and last tiles are zeroed."""
+    monkeypatch.setattr(biaslab.conv, "TILE_BYTES", tile_bytes)
+    rng = np.random.default_rng(4)
+    for kwargs in (dict(padding=2), dict(padding=(3, 1), stride=(2, 3), dilation=(2, 1)),
+                   dict(padding="same", dilation=(3, 2)), dict(stride=3, dilation=2, groups=2)):
+        x, w = rng.standard_normal((2, 4, 13, 11)), rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 4))
+        ref = torch_conv(x, w, None, kwargs)
+        np.testing.assert_allclose(weighted_sum(x, w, method="rows", **kwargs), ref, rtol=0, atol=1e-10)
+
+
 @settings(max_examples=40, deadline=None)
 @given(conv_problems(np.float32))
 def test_conv2d_matches_torch_float32(problem):
@@ -111,6 +135,28 @@ def test_explain_pixel_agrees_with_feature_map(problem, activation, data):
     assert e.total == pytest.approx(float(np.sum(e.patch * w[0])))
     assert e.pre_activation == pytest.approx(e.total + bias)
     assert e.output == pytest.approx(float(fmap[row, col]), abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_problems(np.float64))
+def test_padding_border_counts_the_windows_that_read_zeros(problem):
+    """Brute force: a window reads the padding exactly when Σ(ones * ones) under it is below the tap count."""
+    x, w, _, kwargs = problem
+    kwargs.pop("groups")
+    ones = conv2d(np.ones((1, *x.shape[-2:])), np.ones((1, 1, *w.shape[2:])), **kwargs)[0]
+    short = ones < w.shape[2] * w.shape[3] - 0.5
+    rows, cols = short.any(axis=1), short.any(axis=0)
+    top, bottom, left, right = padding_border(x.shape[-2:], w.shape[2:], **kwargs)
+    expected_rows = np.zeros(rows.size, bool)
+    expected_rows[:top] = True
+    expected_rows[rows.size - bottom:] = True
+    expected_cols = np.zeros(cols.size, bool)
+    expected_cols[:left] = True
+    expected_cols[cols.size - right:] = True
+    interior = ~short[np.ix_(~expected_rows, ~expected_cols)]
+    assert np.all(interior)  # no window inside the border reads padding
+    assert np.all(short[expected_rows]) if expected_rows.any() else True
+    assert np.all(short[:, expected_cols]) if expected_cols.any() else True
 
 
 def test_formula_pieces_fit_together():
@@ -153,15 +199,29 @@ def test_same_padding_keeps_size_with_even_kernel_like_torch():
     np.testing.assert_allclose(out, torch_conv(x, w, None, dict(padding="same", dilation=(1, 3))), atol=1e-12)
 
 
-def test_extra_memory_is_one_unfolded_sample_and_group():
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kwargs",
+    [
+        ((6, 8, 20, 20), (8, 4, 3, 3), dict(padding=1, groups=2)),
+        ((1, 3, 96, 96), (1, 3, 7, 7), dict(padding="same")),  # the biaslab conv workload, smaller
+        ((2, 2, 12, 200), (3, 2, 3, 3), dict(dilation=(4, 1))),  # tall dilation over a short output: im2col
+    ],
+)
+def test_extra_memory_is_at_most_one_unfolded_sample_and_group(x_shape, w_shape, kwargs):
     rng = np.random.default_rng(3)
-    x, w, b = rng.standard_normal((6, 8, 20, 20)), rng.standard_normal((8, 4, 3, 3)), rng.standard_normal(8)
-    unfolded = 4 * 3 * 3 * 20 * 20 * x.itemsize  # one sample, one group, padding 1
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    h_out, w_out = conv_output_shape(x_shape[2:], w_shape[2:], 1, kwargs.get("padding", 0), kwargs.get("dilation", 1))
+    unfolded = w_shape[1] * w_shape[2] * w_shape[3] * h_out * w_out * x.itemsize  # one sample, one group
     tracemalloc.start()
-    out = conv2d(x, w, b, padding=1, groups=2)
+    out = conv2d(x, w, b, **kwargs)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak - out.nbytes <= 1.05 * unfolded
+
+
+def test_auto_picks_rows_unless_it_needs_more_memory():
+    assert conv_method((1, 3, 512, 512), (1, 3, 7, 7), padding="same") == "rows"
+    assert conv_method((2, 2, 12, 200), (3, 2, 3, 3), dilation=(4, 1)) == "im2col"
 
 
 def test_importing_conv_does_not_import_torch():
@@ -192,6 +252,11 @@ def test_wrong_shapes_raise_value_error_naming_them(x_shape, w_shape, b_shape, k
     b = None if b_shape is None else np.zeros(b_shape)
     with pytest.raises(ValueError, match=match):
         conv2d(np.zeros(x_shape), np.zeros(w_shape), b, **kwargs)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="method must be one of auto, rows, im2col"):
+        weighted_sum(np.zeros((1, 4, 4)), np.zeros((1, 1, 3, 3)), method="fft")
 
 
 def test_explain_pixel_rejects_positions_outside_the_output():

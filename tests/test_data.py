@@ -6,7 +6,7 @@ from PIL import Image
 
 from biaslab.datasets import DATASETS, load_data_path, load_dataset, make_dataset
 from biaslab.formats import load_idx_dir, load_image_folder
-from biaslab.shifts import SHIFTS, apply_shift
+from biaslab.ablate.shifts import SHIFTS, apply_shift
 from biaslab.io import BiaslabError
 
 

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from biaslab.cli import app
-from biaslab.conv import weighted_sum
 from biaslab.explore import EXPLORER_FILE, write_explorer
 from biaslab.explore.data import (
     EXPLORE_KERNELS,
@@ -22,7 +21,7 @@ from biaslab.explore.data import (
     slider_biases,
 )
 from biaslab.explore.page import render_page
-from biaslab.feature_maps import prepare_image
+from biaslab.feature_maps import kernel_sums, prepare_image
 from biaslab.kernels import named_kernel, random_kernels
 from biaslab.regression import make_line_data
 
@@ -129,10 +128,10 @@ def test_page_active_share_equals_the_library_s_at_every_slider_position(default
     corrected = 0
     for (name, weights), (shipped, z, fixed) in zip(explore_kernels(2, 0), page_sums(data)):
         assert np.array_equal(shipped, weights)
-        library = weighted_sum(picture, weights[None, None], padding="same")[0]
+        library = kernel_sums(picture, weights[None])
         np.testing.assert_allclose(z, library, rtol=0, atol=1e-12)
         page_counts = [int(np.count_nonzero(z > -b)) for b in biases]
-        library_counts = [int(np.count_nonzero(library > -b)) for b in biases]  # KernelMap.stats' rule
+        library_counts = [int(np.count_nonzero(library > -b)) for b in biases]  # fraction_active's rule
         assert page_counts == library_counts, name
         corrected += fixed
     assert corrected > 0  # on camera the page's own sums do disagree somewhere: the corrections matter
@@ -142,7 +141,7 @@ def test_page_sum_without_corrections_would_disagree():
     """Why the corrections exist: summing in another order flips units that sit exactly on a threshold."""
     picture, _, _ = prepare_image("camera", None, False, 512)
     kernel = named_kernel("sobel-y", 1)
-    library = weighted_sum(picture, kernel[None], padding="same")[0]
+    library = kernel_sums(picture, kernel)
     page = browser_weighted_sum(picture[0], kernel[0])
     flips = sum(np.count_nonzero((page > -b) != (library > -b)) for b in slider_biases())
     assert flips > 0
@@ -161,7 +160,7 @@ def test_user_image_that_is_not_k_over_255_is_shipped_as_float32(tmp_path):
     drawn = random_kernels(1, 1, 3, np.random.default_rng(5))[0][0]
     assert np.array_equal(np.array(data["kernels"][-1]["weights"]), drawn)
     for weights, z, _ in page_sums(data):
-        library = weighted_sum(picture, weights[None, None], padding="same")[0]
+        library = kernel_sums(picture, weights[None])
         assert [np.count_nonzero(z > -b) for b in slider_biases()] == [
             np.count_nonzero(library > -b) for b in slider_biases()]
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from biaslab.activations import activate, threshold
-from biaslab.conv import explain_pixel, weighted_sum
+from biaslab.conv import explain_pixel
 from biaslab.explore import write_explorer
 from biaslab.explore.data import explore_kernels
-from biaslab.feature_maps import prepare_image
+from biaslab.feature_maps import kernel_sums, prepare_image
 from biaslab.regression import fit_linear, make_line_data, mse
 from biaslab.render.text import fmt_fixed
 
@@ -86,7 +86,7 @@ def percent(page, element_id: str) -> float:
 @pytest.fixture(scope="module")
 def library_sums():
     picture, _, _ = prepare_image("camera", None, False, 512)
-    return picture, {name: weighted_sum(picture, w[None, None], padding="same")[0] for name, w in explore_kernels(2, 0)}
+    return picture, {name: kernel_sums(picture, w[None]) for name, w in explore_kernels(2, 0)}
 
 
 def test_conv_active_share_is_the_library_s_for_every_kernel(page, library_sums):
@@ -96,7 +96,7 @@ def test_conv_active_share_is_the_library_s_for_every_kernel(page, library_sums)
     for name in options:
         for b in (-0.5, -0.13, 0.0, 0.07, 0.5):
             set_inputs(page, {"conv-kernel": name, "conv-bias": b})
-            library = sums[name] > -b  # KernelMap.stats: active where Σ > −b
+            library = sums[name] > -b  # fraction_active: active where Σ > −b
             shown = percent(page, "conv-active-fraction")
             assert abs(shown - 100 * library.mean()) <= 0.05 + 1e-9, (name, b)  # the library's, rounded
             assert int(page.get_attribute("#conv-active-fraction", "data-count")) == int(library.sum()), (name, b)

@@ -123,3 +123,12 @@ def test_conv_bias_before_batchnorm_cannot_change_the_output(shift, seed):
         model[0].bias.add_(shift)
         model[4].bias.add_(-shift)
     torch.testing.assert_close(model(x), before, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generic_variant_masks_match_the_built_in_variants(name, variant):
+    """``biaslab.ablate.variants`` (any nn.Module) removes what ``build_model(name, variant)`` lacks."""
+    from biaslab.ablate.variants import variant_mask
+
+    assert variant_mask(build_model(name, "with-bias"), variant) == bias_mask(name, variant)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from biaslab.io import BiaslabError
-from biaslab.stats import VERDICTS, paired_comparison, summarize, t_interval
+from biaslab.stats import VERDICTS, WILCOXON_ZERO_METHOD, ci_band, paired_comparison, std_band, summarize, t_interval
 
 samples = st.lists(st.floats(-10, 10, allow_nan=False), min_size=2, max_size=30)
 
@@ -56,7 +56,6 @@ def test_clear_effects_and_no_effect():
     b = np.array([0.90, 0.91, 0.92, 0.93, 0.94])
     helps = paired_comparison("with-bias", b + [0.05, 0.04, 0.06, 0.05, 0.05], "no-bias", b)
     assert helps.verdict == "bias helps" and helps.a_wins == 5
-    assert "backed by 5 of 5 seeds" in helps.sentence()
     hurts = paired_comparison("with-bias", b - [0.05, 0.04, 0.06, 0.05, 0.05], "no-bias", b)
     assert hurts.verdict == "bias hurts" and hurts.b_wins == 5
     noise = paired_comparison("with-bias", b + [0.01, -0.01, 0.005, -0.004, 0.0], "no-bias", b)
@@ -69,8 +68,68 @@ def test_degenerate_differences():
     same = paired_comparison("a", b, "b", b)
     assert same.verdict == "no significant difference" and same.p_value == 1.0 and same.wilcoxon_p == 1.0
     assert same.ties == 3 and same.effect_size == 0.0
+    assert same.constant and same.diff_mean == 0.0
     constant = paired_comparison("a", b + 0.01, "b", b)  # identical gain on every seed
-    assert constant.verdict == "bias helps" and constant.p_value == 0.0
+    assert constant.verdict == "bias helps" and constant.p_value == 0.0 and constant.constant
+
+
+def test_rounding_noise_is_not_a_difference():
+    # 0.1 + 0.2 - 0.3 is 5.6e-17 in floats: a mean difference of rounding noise must print as 0.
+    a = np.array([0.1 + 0.2, 0.5, 0.7, 0.4])
+    b = np.array([0.3, 0.5, 0.7, 0.4])
+    c = paired_comparison("a", a, "b", b)
+    assert c.diff_mean == 0.0 and not math.copysign(1.0, c.diff_mean) < 0
+
+
+def test_wilcoxon_with_zero_differences_matches_scipy_zsplit():
+    """Pins the zero-difference handling: seeds where both variants tie (common with accuracies)."""
+    b = np.array([0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97])
+    b = np.r_[b, 0.98, 0.99]
+    a = b + np.array([0.0, 0.0, 0.01, 0.02, 0.03, -0.01, 0.04, 0.05, 0.06, -0.02])
+    c = paired_comparison("with-bias", a, "no-bias", b)
+    assert WILCOXON_ZERO_METHOD == "zsplit"
+    assert c.wilcoxon_p == pytest.approx(stats.wilcoxon(a, b, zero_method="zsplit").pvalue, rel=1e-12)
+    assert c.wilcoxon_p == pytest.approx(0.1015625, rel=1e-6)  # scipy 1.x, exact: pinned by value
+    # dropping the zeros ("wilcox") gives another answer here, so that change cannot pass unnoticed
+    assert c.wilcoxon_p != pytest.approx(stats.wilcoxon(a, b, zero_method="wilcox").pvalue, rel=1e-3)
+    assert c.ties == 2
+    # with many seeds scipy uses the normal approximation, where all three treatments differ
+    d = np.r_[np.zeros(10), np.arange(1, 41) % 7 - 2] / 100.0
+    many = paired_comparison("with-bias", 0.5 + d, "no-bias", np.full(d.size, 0.5))
+    assert many.ties == 16
+    assert many.wilcoxon_p == pytest.approx(stats.wilcoxon(d, zero_method="zsplit").pvalue, rel=1e-9)
+    for other in ("wilcox", "pratt"):
+        assert many.wilcoxon_p != pytest.approx(stats.wilcoxon(d, zero_method=other).pvalue, rel=1e-3)
+
+
+def test_t_test_and_interval_against_scipy_reference():
+    """A fixed case checked against scipy's paired t-test and t interval (not the code's own formula)."""
+    a = np.array([0.984, 0.991, 0.979, 0.986, 0.990])
+    b = np.array([0.980, 0.985, 0.981, 0.978, 0.983])
+    c = paired_comparison("with-bias", a, "no-bias", b)
+    ref = stats.ttest_rel(a, b)
+    d = a - b
+    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+    assert (c.t_stat, c.p_value) == (pytest.approx(ref.statistic, rel=1e-12), pytest.approx(ref.pvalue, rel=1e-12))
+    assert (c.diff_ci_low, c.diff_ci_high) == (pytest.approx(lo, rel=1e-12), pytest.approx(hi, rel=1e-12))
+    assert c.t_stat == pytest.approx(2.5877, abs=1e-4) and c.p_value == pytest.approx(0.0608, abs=1e-4)  # t on 4 d.f.
+
+
+def test_accuracy_interval_is_clipped_and_says_so():
+    s = summarize([1.0, 0.95, 1.0], bounds=(0.0, 1.0))
+    assert s.ci_high == 1.0 and s.clipped and s.ci_low == pytest.approx(t_interval([1.0, 0.95, 1.0])[0])
+    inside = summarize([0.5, 0.55, 0.6], bounds=(0.0, 1.0))
+    assert not inside.clipped
+
+
+def test_bands():
+    x = np.array([[0.9, 1.0], [1.0, 1.0], [0.8, 0.9]])
+    ci = ci_band(x)
+    lo, hi = stats.t.interval(0.95, 2, loc=x[:, 0].mean(), scale=stats.sem(x[:, 0]))
+    assert ci.kind == "ci" and ci.low[0] == pytest.approx(lo) and ci.high[0] == pytest.approx(min(hi, 1.0))
+    assert np.all(ci.high <= 1.0)
+    sd = std_band(x)
+    assert sd.kind == "std" and sd.high[0] - sd.mean[0] == pytest.approx(x[:, 0].std(ddof=1))
 
 
 @pytest.mark.parametrize("a,b,match", [

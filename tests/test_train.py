@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 from biaslab.datasets import load_dataset
 from biaslab.io import BiaslabError
 from biaslab.models import init_model
-from biaslab.train import ModelStack, TrainConfig, batch_order, train_batched, train_model
+from biaslab.train import FuncStack, LoopStack, ModelStack, TrainConfig, batch_order, train_batched, train_model
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +96,68 @@ def test_stack_evaluate_matches_each_model():
 def test_config_validation(kwargs):
     with pytest.raises(BiaslabError):
         TrainConfig(**kwargs)
+
+
+# ---------------------------------------------------------------- any model, batched with torch.func
+
+USER = Path(__file__).parent / "models" / "user_models.py"
+
+
+def _user(factory):
+    from biaslab.ablate.engines import ModelSpec
+
+    return ModelSpec(f"{USER}:{factory}")
+
+
+@pytest.mark.parametrize("factory,stack_type", [
+    ("residual_mlp", FuncStack),    # residual blocks + LayerNorm
+    ("attention", FuncStack),       # nn.MultiheadAttention (packed in_proj_bias) + LayerNorm
+    ("conv_norms", FuncStack),      # GroupNorm and BatchNorm (running statistics per model)
+    ("functional", FuncStack),      # bare parameters, F.linear in forward
+    ("gru", LoopStack),             # no vmap batching rule for aten::gru: the loop fallback
+    ("data_dependent", LoopStack),  # Python control flow on a tensor: the loop fallback
+])
+def test_user_models_batched_equal_training_each_alone_in_float64(factory, stack_type, tiny_digits):
+    from biaslab.ablate.variants import variant_mask
+
+    spec = _user(factory)
+    shape, k = tiny_digits.in_shape, tiny_digits.n_classes
+    probe = spec.build(0, shape, k)
+    masks = {v: variant_mask(probe, v) for v in ("with-bias", "no-bias")}
+    assert not all(masks["no-bias"].values())
+    runs = [("with-bias", 0), ("no-bias", 0), ("no-bias", 1)]
+    stack, hists = train_batched(lambda s: spec.build(s, shape, k), tiny_digits, runs, CFG, dtype=torch.float64,
+                                 masks=masks)
+    assert isinstance(stack, stack_type) and (stack.fallback is None) == (stack_type is FuncStack)
+    states = stack.state_dicts()
+    for i, (variant, seed) in enumerate(runs):
+        model = spec.build(seed, shape, k)
+        hist = train_model(model, tiny_digits, seed, CFG, dtype=torch.float64, mask=masks[variant])
+        ref = {n: v for n, v in model.state_dict().items() if masks[variant].get(n, True)}
+        assert set(states[i]) == set(ref)
+        for key, value in ref.items():
+            torch.testing.assert_close(states[i][key], value, atol=1e-9, rtol=0, msg=f"{factory} {variant} {key}")
+        assert hists[i].test_acc == hist.test_acc
+        np.testing.assert_allclose(hists[i].train_loss, hist.train_loss, rtol=1e-9)
+    dropped = [n for n, kept in masks["no-bias"].items() if not kept]  # the last run is no-bias
+    assert all(torch.all(model.state_dict()[n] == 0) for n in dropped)
+
+
+@pytest.mark.parametrize("optimizer,momentum,decay_bias", [("sgd", 0.9, False), ("adam", 0.0, True)])
+def test_optimizers_and_bias_decay_batched_equal_alone(optimizer, momentum, decay_bias, tiny_digits):
+    cfg = TrainConfig(epochs=1, lr=0.05, batch_size=32, optimizer=optimizer, momentum=momentum,
+                      weight_decay=0.1, decay_bias=decay_bias)
+    runs = [("with-bias", 0), ("head-no-bias", 0)]
+    stack, _ = train_batched("mlp", tiny_digits, runs, cfg, dtype=torch.float64)
+    for i, (variant, seed) in enumerate(runs):
+        model = init_model("mlp", variant, seed, tiny_digits.in_shape, tiny_digits.n_classes)
+        train_model(model, tiny_digits, seed, cfg, dtype=torch.float64)
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(stack.state_dicts()[i][key], value, atol=1e-9, rtol=0)
+
+
+def test_no_decay_bias_leaves_biases_undecayed():
+    model = torch.nn.Linear(3, 2)
+    opt = TrainConfig(weight_decay=0.5, decay_bias=False, optimizer="sgd").optimizer_for(list(model.named_parameters()))
+    decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decay[id(model.weight)] == 0.5 and decay[id(model.bias)] == 0.0

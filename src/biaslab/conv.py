@@ -16,10 +16,19 @@ the input as it is. The convolution of the textbooks (and of ``scipy.signal.conv
 flips the kernel first, ``w[o, k, kH−1−i, kW−1−j]``. For symmetric kernels (Gaussian,
 Laplacian) the two agree; for a Sobel kernel they differ in sign.
 
-All output values are computed together by *im2col*: :func:`unfold` copies the receptive
-field of every output pixel into one column, and one matrix product per sample and group
-weighs every column with every kernel. The only extra memory is that unfolded input of one
-sample and one group; no Python loop runs over output pixels or channels.
+All output values are computed together, by one of two exact methods (no Python loop runs
+over output pixels or channels):
+
+- *im2col* (:func:`unfold`): copy the receptive field of every output pixel into one column,
+  then one matrix product per sample and group weighs every column with every kernel.
+- *rows*: copy the input only ``kW`` times, shifted by each kernel column, so that the
+  patches under kernel row ``i`` are one strided matrix; one matrix product per kernel row
+  then adds that row's contribution. It reads ``kH`` times less memory than im2col, in
+  cache-sized tiles of output rows, which is what a few-channel image with a large kernel
+  (the ``biaslab conv`` workload) needs.
+
+:func:`weighted_sum` picks *rows* unless its scratch memory would exceed im2col's. Either way
+the extra memory is at most the unfolded input of one sample and one group.
 """
 
 from __future__ import annotations
@@ -33,13 +42,18 @@ from .activations import activate
 from .io import BiaslabError
 
 __all__ = [
+    "METHODS",
     "activate",
+    "fraction_active",
     "conv2d",
     "conv2d_pre_activation",
     "feature_map",
     "weighted_sum",
     "unfold",
     "conv_output_shape",
+    "conv_method",
+    "padding_border",
+    "rounding_bound",
     "explain_pixel",
     "PixelExplanation",
 ]
@@ -140,6 +154,23 @@ def conv_output_shape(
     return _geometry(tuple(in_size), _pair(kernel_size, "kernel_size", 1), stride, padding, dilation).out_size
 
 
+def padding_border(
+    in_size: tuple[int, int], kernel_size: IntPair, stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1
+) -> tuple[int, int, int, int]:
+    """How many output rows and columns (top, bottom, left, right) have a kernel window that
+    overlaps the zero padding; (0, 0, 0, 0) without padding."""
+    geom = _geometry(tuple(in_size), _pair(kernel_size, "kernel_size", 1), stride, padding, dilation)
+    counts = []
+    for axis in range(2):
+        n, n_out, s = geom.in_size[axis], geom.out_size[axis], geom.stride[axis]
+        before = geom.pad_before[axis]
+        span = geom.dilation[axis] * (geom.kernel[axis] - 1) + 1
+        first_inside = min(n_out, -(-before // s))  # first r with r·s − before ≥ 0
+        last_inside = (n + before - span) // s  # last r with r·s − before + span − 1 ≤ n − 1
+        counts += [first_inside, max(0, n_out - 1 - last_inside)]
+    return counts[0], counts[1], counts[2], counts[3]
+
+
 def unfold(
     x: np.ndarray, kernel_size: IntPair, stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1
 ) -> np.ndarray:
@@ -219,20 +250,29 @@ def weighted_sum(
     padding: Padding = 0,
     dilation: IntPair = 1,
     groups: int = 1,
+    method: str = "auto",
 ) -> np.ndarray:
     """Σ(input * kernel) at every output position: :func:`conv2d` without the bias.
 
-    Each sample and group is unfolded (im2col, :func:`unfold`) into a (Cg·kH·kW, H_out·W_out)
-    matrix of patches; one matrix product with the (O/groups, Cg·kH·kW) kernels weighs every
-    patch with every kernel. Arguments and shapes as in :func:`conv2d`.
+    Arguments and shapes as in :func:`conv2d`. ``method`` is ``"im2col"``, ``"rows"`` (see the
+    module docstring) or ``"auto"``: rows, unless its scratch memory would exceed im2col's.
+    The methods agree to rounding (the sums are added in another order).
     """
     x, weight, _, batched = _check(x, weight, None, groups)
-    z = _weighted_sum(x, weight, stride, padding, dilation, groups)
+    z = _weighted_sum(x, weight, stride, padding, dilation, groups, method)
     return z if batched else z[0]
 
 
+METHODS = ("auto", "rows", "im2col")
+
+#: Scratch memory, in bytes, of one tile of the rows method: about a core's L2 cache, so the
+#: shifted copies are still in cache when the matrix products read them.
+TILE_BYTES = 1 << 20
+
+
 def _weighted_sum(
-    x: np.ndarray, weight: np.ndarray, stride: IntPair, padding: Padding, dilation: IntPair, groups: int
+    x: np.ndarray, weight: np.ndarray, stride: IntPair, padding: Padding, dilation: IntPair, groups: int,
+    method: str = "auto",
 ) -> np.ndarray:
     """:func:`weighted_sum` of a checked (N, C, H, W) input and weight of the same dtype."""
     n = x.shape[0]
@@ -240,17 +280,129 @@ def _weighted_sum(
     geom = _geometry(x.shape[2:], (kh, kw), stride, padding, dilation)
     h_out, w_out = geom.out_size
     group_out = out_channels // groups
-    kernels = weight.reshape(groups, group_out, group_channels * kh * kw)  # one row per kernel
-    patches = np.zeros((group_channels, kh, kw, h_out, w_out), dtype=x.dtype)  # one sample, one group
-    columns = patches.reshape(group_channels * kh * kw, h_out * w_out)
-    taps = list(geom.taps())
+    if method not in METHODS:
+        raise BiaslabError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "auto":
+        method = _auto_method(geom, group_channels, group_out, x.dtype)
+    one_group = _Rows(geom, group_channels, group_out, x.dtype).allocate() if method == "rows" \
+        else _Im2col(geom, group_channels, x.dtype)
     z = np.empty((n, out_channels, h_out, w_out), dtype=x.dtype)
-    for s in range(n):
-        for g in range(groups):
-            _unfold_into(patches, x[s, g * group_channels:(g + 1) * group_channels], taps)
+    for g in range(groups):
+        kernels = weight[g * group_out:(g + 1) * group_out]
+        prepared = one_group.prepare(kernels)
+        for s in range(n):
             out = z[s, g * group_out:(g + 1) * group_out].reshape(group_out, h_out * w_out)
-            np.matmul(kernels[g], columns, out=out)  # Σ(input * kernel), all pixels at once
+            one_group(x[s, g * group_channels:(g + 1) * group_channels], prepared, out)
     return z
+
+
+def _auto_method(geom: _Geometry, group_channels: int, group_out: int, dtype: np.dtype) -> str:
+    """``rows`` unless its scratch memory would exceed im2col's (then ``im2col``)."""
+    rows = _Rows(geom, group_channels, group_out, dtype)
+    return "rows" if rows.scratch_bytes <= _Im2col.scratch_bytes_for(geom, group_channels, dtype) else "im2col"
+
+
+def conv_method(
+    x_shape: tuple[int, ...], weight_shape: tuple[int, int, int, int], stride: IntPair = 1, padding: Padding = 0,
+    dilation: IntPair = 1, groups: int = 1, dtype: np.dtype = np.float64,
+) -> str:
+    """The method (``"rows"`` or ``"im2col"``) that :func:`weighted_sum` uses with ``method="auto"``."""
+    geom = _geometry(tuple(x_shape[-2:]), tuple(weight_shape[2:]), stride, padding, dilation)
+    return _auto_method(geom, weight_shape[1], weight_shape[0] // groups, np.dtype(dtype))
+
+
+class _Im2col:
+    """One sample and group by im2col: unfold the patches, then one matrix product."""
+
+    def __init__(self, geom: _Geometry, channels: int, dtype: np.dtype):
+        self.patches = np.zeros((channels, *geom.kernel, *geom.out_size), dtype=dtype)
+        self.columns = self.patches.reshape(channels * geom.kernel[0] * geom.kernel[1], -1)
+        self.taps = list(geom.taps())
+
+    @staticmethod
+    def scratch_bytes_for(geom: _Geometry, channels: int, dtype: np.dtype) -> int:
+        """Size of the unfolded input of one sample and one group."""
+        return channels * int(np.prod(geom.kernel)) * int(np.prod(geom.out_size)) * np.dtype(dtype).itemsize
+
+    @staticmethod
+    def prepare(kernels: np.ndarray) -> np.ndarray:
+        return kernels.reshape(kernels.shape[0], -1)  # one row of Cg·kH·kW weights per kernel
+
+    def __call__(self, x: np.ndarray, kernels: np.ndarray, out: np.ndarray) -> None:
+        _unfold_into(self.patches, x, self.taps)
+        np.matmul(kernels, self.columns, out=out)  # Σ(input * kernel), all pixels at once
+
+
+class _Rows:
+    """One sample and group, one kernel row at a time, in tiles of output rows.
+
+    For kernel column j, ``shifted[c, j, t, col]`` holds input row ``t·sH + q − pad_top`` at
+    column ``col·sW + j·dW − pad_left`` (zero in the padding), where ``q`` is the residue of
+    the row offset modulo the stride. Kernel row i reads input rows ``r·sH + i·dH − pad_top``,
+    i.e. rows ``t = r + m_i`` of residue ``q_i`` with ``i·dH = q_i + m_i·sH``; for every
+    output pixel (r, col) at once that is the strided matrix ``shifted[q_i][:, :, m_i + r, :]``
+    with one row per (c, j). So Σ(input * kernel) is ``Σ_i kernel[:, :, i, :] @ that matrix``.
+    """
+
+    def __init__(self, geom: _Geometry, channels: int, out_channels: int, dtype: np.dtype):
+        self.geom, self.channels, self.out_channels, self.dtype = geom, channels, out_channels, np.dtype(dtype)
+        (kh, kw), (sh, _), (dh, _) = geom.kernel, geom.stride, geom.dilation
+        self.h_out, self.w_out = geom.out_size
+        self.row_of = [(i * dh % sh, i * dh // sh) for i in range(kh)]  # (residue q_i, first row m_i)
+        self.residues = sorted({q for q, _ in self.row_of})
+        self.reach = max(m for _, m in self.row_of)  # rows a tile reads beyond its own
+        row_bytes = len(self.residues) * channels * kw * self.w_out * self.dtype.itemsize
+        self.tile = int(min(self.h_out, max(1, TILE_BYTES // row_bytes - self.reach)))
+        self.scratch_bytes = row_bytes * (self.tile + self.reach) + (
+            out_channels * self.tile * self.w_out * self.dtype.itemsize if kh > 1 else 0)
+
+    def allocate(self) -> "_Rows":
+        kw = self.geom.kernel[1]
+        self.shifted = np.zeros((len(self.residues), self.channels, kw, self.tile + self.reach, self.w_out),
+                                dtype=self.dtype)
+        self.partial = np.empty((self.out_channels, self.tile * self.w_out), dtype=self.dtype) \
+            if self.geom.kernel[0] > 1 else None
+        self.columns = self.geom._axis_taps(1)
+        return self
+
+    def prepare(self, kernels: np.ndarray) -> np.ndarray:
+        """(Og, Cg, kH, kW) → (kH, Og, Cg·kW): the weights of each kernel row as one matrix."""
+        kh = kernels.shape[2]
+        return np.ascontiguousarray(kernels.transpose(2, 0, 1, 3)).reshape(kh, self.out_channels, -1)
+
+    def _fill(self, x: np.ndarray, first: int, count: int) -> None:
+        """Copy the input rows that output rows ``first … first + count − 1`` read."""
+        h, (sh, _), pad = x.shape[1], self.geom.stride, self.geom.pad_before[0]
+        rows = count + self.reach
+        for a, q in enumerate(self.residues):
+            lo = max(first, -((q - pad) // sh))  # first t whose input row q + t·sH − pad is ≥ 0
+            hi = min(first + rows, (h - 1 + pad - q) // sh + 1)  # past the last t inside the input
+            block = self.shifted[a]
+            if hi <= lo:
+                block[:, :, :rows] = 0
+                continue
+            if lo > first:  # top padding
+                block[:, :, :lo - first] = 0
+            if hi < first + rows:  # bottom padding
+                block[:, :, hi - first:rows] = 0
+            in_rows = slice(q + lo * sh - pad, q + (hi - 1) * sh - pad + 1, sh)
+            for j, (out_c, in_c) in enumerate(self.columns):
+                block[:, j, lo - first:hi - first, out_c] = x[:, in_rows, in_c]
+
+    def __call__(self, x: np.ndarray, kernels: np.ndarray, out: np.ndarray) -> None:
+        w_out, flat = self.w_out, self.shifted.reshape(len(self.residues), -1, (self.tile + self.reach) * self.w_out)
+        for first in range(0, self.h_out, self.tile):
+            count = min(self.tile, self.h_out - first)
+            self._fill(x, first, count)
+            tile_out = out[:, first * w_out:(first + count) * w_out]
+            for i, (q, m) in enumerate(self.row_of):
+                patches = flat[self.residues.index(q), :, m * w_out:(m + count) * w_out]
+                if i == 0:
+                    np.matmul(kernels[0], patches, out=tile_out)
+                else:
+                    partial = self.partial[:, :count * w_out]
+                    np.matmul(kernels[i], patches, out=partial)  # kernel row i's share of Σ
+                    tile_out += partial
 
 
 def conv2d_pre_activation(
@@ -328,6 +480,39 @@ def feature_map(
     arguments are those of :func:`conv2d`.
     """
     return activate(conv2d(x, weight, bias, stride, padding, dilation, groups), activation)
+
+
+def rounding_bound(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> np.ndarray:
+    """A bound on |computed − exact| Σ(input * kernel) at every output, whatever the summation order.
+
+    A sum of n products computed in floating point is off by at most γ_n · Σ|input|·|kernel|,
+    γ_n = n·u / (1 − n·u) with u the unit roundoff (Higham, *Accuracy and Stability of Numerical
+    Algorithms*, §3.1). A computed Σ smaller than this may be an exact 0 (a flat image region
+    under an edge kernel) that rounding left at ±1e-17. Arguments as in :func:`conv2d`.
+    """
+    x, weight, _, batched = _check(x, weight, None, groups)
+    n = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    u = np.finfo(x.dtype).eps / 2
+    bound = _weighted_sum(np.abs(x), np.abs(weight), stride, padding, dilation, groups)
+    bound *= n * u / (1 - n * u)
+    return bound if batched else bound[0]
+
+
+def fraction_active(total: np.ndarray, bias: float) -> float:
+    """Share of units that fire: Σ(input * kernel) + bias > 0, i.e. Σ(input * kernel) > −bias.
+
+    Strictly greater: a unit whose pre-activation is exactly 0 outputs relu(0) = 0, so it is
+    not active (flat image regions give many such ties for edge kernels).
+    """
+    total = np.asarray(total)
+    return float(np.count_nonzero(total > -bias)) / total.size if total.size else 0.0
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ DEMO_STEPS: list[DemoStep] = [
 CLASSIC_CLAIMS: list[tuple[str, str, str, str]] = [
     ("bias_lowers_regression_error", "The bias lowers the regression error (MSE 4.47 → 3.30).",
      "regression", "bias_lowers_mse"),
-    ("relu_threshold", "A ReLU outputs zero when the weighted sum is less than −b.",
+    ("relu_threshold", "A ReLU outputs zero when the weighted sum is less than the bias (precisely: at most −b).",
      "relu", "relu_zero_below_minus_b"),
     ("bias_as_crucial_as_weights", "The bias is as crucial as the weights.",
      "ablate", "bias_needed"),

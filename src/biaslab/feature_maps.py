@@ -1,231 +1,73 @@
 """``biaslab conv``: feature maps of a real image with and without bias.
 
 Each kernel gives one map of weighted sums Σ(input * kernel); each bias b turns it into the
-feature map activation(Σ + b). The bias is the unit's threshold: with a ReLU a unit fires
-exactly where Σ(input * kernel) > −b, so a negative bias keeps only the strongest responses
-and a positive one lets almost everything through. Inputs are scaled to [0, 1].
+feature map activation(Σ + b). With a ReLU a unit fires exactly where Σ(input * kernel) > −b
+(checked on every map: claim ``fires_where_sum_exceeds_minus_b``). Inputs are scaled to [0, 1].
+Every option is checked before any map is computed, so a bad one costs nothing.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .activations import ACTIVATIONS, activate
-from .conv import Padding, PixelExplanation, explain_pixel, weighted_sum
+from .conv import (
+    Padding,
+    conv_output_shape,
+    explain_pixel,
+    fraction_active,
+    padding_border,
+    rounding_bound,
+    weighted_sum,
+)
 from .io import BiaslabError
-from .render.report import Section
+from .kernels import MAX_KERNEL_SIZE, MAX_KERNELS
+from .validate import bounded_int, check_choice, finite_number
+from .results import Claim
+from .results.conv import (
+    BiasOutput,
+    BiasStats,
+    ConvResult,
+    Explanation,
+    ImageInfo,
+    KernelExplanation,
+    KernelMap,
+    Sweep,
+    SweepCurve,
+    TorchCheck,
+)
 
-__all__ = ["KernelMap", "ConvResult", "prepare_image", "downscale", "run_conv", "DEFAULT_KERNELS", "MAX_KERNELS"]
+__all__ = ["prepare_image", "downscale", "block_mean", "kernel_sums", "run_conv", "conv_claims", "DEFAULT_KERNELS",
+           "MAX_KERNELS", "MAX_BIASES", "MAX_ABS_BIAS", "MAX_KERNEL_SIZE", "MAX_PADDING", "MAX_STRIDE", "MAX_IMAGE_SIDE",
+           "TORCH_TOLERANCE"]
 
 DEFAULT_KERNELS = ("gaussian", "sobel-x", "laplacian")
-MAX_KERNELS = 16  # each kernel gets a figure
+#: At most this many biases (``--bias``): each is a column of every feature-map figure.
+MAX_BIASES = 12
+#: Biases must be finite with |b| at most this (inputs are in [0, 1]).
+MAX_ABS_BIAS = 1e6
+#: ``--padding`` adds at most this many zeros on each side.
+MAX_PADDING = 64
+#: ``--stride`` is at most this.
+MAX_STRIDE = 64
+#: ``--max-size`` is at most this: images are block-averaged to at most this many pixels a side.
+MAX_IMAGE_SIDE = 2048
+#: The maps agree with ``torch.nn.functional.conv2d`` when no value differs by more than this (float64).
+TORCH_TOLERANCE = 1e-10
+#: Biases in the sweep of active share and mean activation.
 SWEEP_POINTS = 61
-
-
-@dataclass
-class KernelMap:
-    """One kernel and its map of weighted sums Σ(input * kernel) (before any bias)."""
-
-    name: str
-    kernel: np.ndarray  # (C, kH, kW)
-    total: np.ndarray  # (H_out, W_out)
-
-    def pre_activation(self, bias: float) -> np.ndarray:
-        """Σ(input * kernel) + bias."""
-        return self.total + bias
-
-    def output(self, bias: float, activation: str) -> np.ndarray:
-        """The feature map activation(Σ(input * kernel) + bias)."""
-        return activate(self.pre_activation(bias), activation)
-
-    def stats(self, bias: float, activation: str) -> dict[str, float]:
-        """Fraction of units past the threshold (Σ > −bias), mean and max activation."""
-        out = self.output(bias, activation)
-        return {
-            "bias": bias,
-            "threshold": -bias + 0.0,
-            "fraction_active": float(np.mean(self.total > -bias)),
-            "mean_activation": float(out.mean()),
-            "max_activation": float(out.max()),
-        }
-
-
-@dataclass
-class ConvResult:
-    """Feature maps of one image for several kernels and biases."""
-
-    image: np.ndarray  # (C, H, W) in [0, 1]
-    source: str
-    original_size: tuple[int, int]  # (H, W) before downscaling
-    maps: list[KernelMap]
-    biases: list[float]
-    activation: str
-    explanations: list[list[PixelExplanation]] | None = None  # [kernel][bias]
-    torch_max_abs_diff: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    command: str = "conv"
-
-    def stats(self) -> list[dict[str, Any]]:
-        return [{"kernel": m.name, **m.stats(b, self.activation)} for m in self.maps for b in self.biases]
-
-    def sweep_biases(self) -> np.ndarray:
-        """A bias range wide enough to take every map from (almost) all to (almost) no active units."""
-        reach = max(float(np.quantile(np.abs(m.total), 0.99)) for m in self.maps)
-        half = max(1.0, 1.1 * max(abs(b) for b in self.biases), 1.1 * reach)
-        return np.linspace(-half, half, SWEEP_POINTS)
-
-    def sweep(self) -> dict[str, Any]:
-        """Fraction active and mean activation of each map over :meth:`sweep_biases`."""
-        biases = self.sweep_biases()
-        curves = {}
-        for m in self.maps:
-            ordered = np.sort(m.total, axis=None)
-            above = ordered.size - np.searchsorted(ordered, -biases, side="right")  # count of Σ > −b
-            curves[m.name] = {
-                "fraction_active": above / ordered.size,
-                "mean_activation": np.array([m.output(b, self.activation).mean() for b in biases]),
-            }
-        return {"bias": biases, "kernels": curves}
-
-    def explain_dict(self) -> dict[str, Any] | None:
-        if not self.explanations:
-            return None
-        row, col = self.explanations[0][0].position
-        kernels = []
-        for m, per_bias in zip(self.maps, self.explanations):
-            e = per_bias[0]
-            kernels.append({
-                "kernel": m.name,
-                "patch": e.patch,
-                "weights": e.kernel,
-                "product": e.product,
-                "sum": e.total,
-                "biases": [
-                    {"bias": x.bias, "pre_activation": x.pre_activation, "output": x.output,
-                     "feature_map": float(m.output(x.bias, self.activation)[row, col])}
-                    for x in per_bias
-                ],
-            })
-        return {"position": [row, col], "activation": self.activation, "kernels": kernels}
-
-    def to_dict(self) -> dict[str, Any]:
-        c, h, w = self.image.shape
-        stats = self.stats()
-        return {
-            "image": {"source": self.source, "channels": c, "height": h, "width": w,
-                      "original_height": self.original_size[0], "original_width": self.original_size[1]},
-            "output_shape": list(self.maps[0].total.shape),
-            "activation": self.activation,
-            "biases": self.biases,
-            "kernels": [
-                {
-                    "name": m.name,
-                    "weights": m.kernel,
-                    "sum_min": float(m.total.min()),
-                    "sum_max": float(m.total.max()),
-                    "sum_mean": float(m.total.mean()),
-                    "biases": [{k: v for k, v in s.items() if k != "kernel"} for s in stats if s["kernel"] == m.name],
-                }
-                for m in self.maps
-            ],
-            "sweep": self.sweep(),
-            "explain": self.explain_dict(),
-            "check": None if self.torch_max_abs_diff is None else {
-                "reference": "torch.nn.functional.conv2d", "max_abs_diff": self.torch_max_abs_diff,
-            },
-            "params": self.params,
-            "summary": self.summary(),
-        }
-
-    def _explain_text(self) -> str:
-        """The --explain breakdown as plain-text tables (3×3 grids side by side, larger ones stacked)."""
-        d = self.explain_dict()
-        if d is None:
-            return ""
-        row, col = d["position"]
-        lines = [f"Output ({row}, {col}) = {self.activation}(Σ(input * kernel) + b):"]
-        for k, per_bias in zip(d["kernels"], self.explanations or []):
-            e = per_bias[0]
-            channels = e.patch.shape[0]
-            grids = [("input patch", e.patch.sum(0)), ("kernel", e.kernel.sum(0)), ("input * kernel", e.product.sum(0))]
-            summed = f" (each grid summed over the {channels} channels)" if channels > 1 else ""
-            lines.append(f"  {k['kernel']}{summed}:")
-            width = 7 * e.kernel.shape[2]
-            rows = [["".join(f"{v:7.3f}" for v in g[r]) for r in range(g.shape[0])] for _, g in grids]
-            if e.kernel.shape[2] <= 3:
-                lines.append("    " + "  ".join(f"{name:<{width}s}" for name, _ in grids))
-                lines += ["    " + "  ".join(cells) for cells in zip(*rows)]
-            else:
-                for (name, _), block in zip(grids, rows):
-                    lines += [f"    {name}:", *(f"    {cells}" for cells in block)]
-            lines.append(f"    Σ(input * kernel) = {k['sum']:.6g}")
-            lines += [
-                f"    b = {b['bias']:+g}: Σ + b = {b['pre_activation']:.4g} → {self.activation} = {b['output']:.4g}"
-                f" (feature map: {b['feature_map']:.4g})"
-                for b in k["biases"]
-            ]
-        return "\n".join(lines)
-
-    def summary(self) -> str:
-        explain = self._explain_text()
-        return f"{self._prose()}\n\n{explain}" if explain else self._prose()
-
-    def _prose(self) -> str:
-        c, h, w = self.image.shape
-        oh, ow = self.original_size
-        shrunk = "" if (h, w) == (oh, ow) else f", block-averaged from {oh}×{ow}"
-        parts = [
-            f"Feature maps {self.activation}(Σ(input * kernel) + b) of {self.source} "
-            f"({h}×{w}{shrunk}, {'colour' if c == 3 else 'grey'}, values in [0, 1]). The bias is each unit's "
-            f"threshold: it is active exactly where Σ(input * kernel) > −b, so b = 0 (no bias) cuts at zero, "
-            "a negative bias keeps only strong responses and a positive one lets weak ones through."
-        ]
-        for m in self.maps:
-            cells = [
-                f"b = {s['bias']:g}: {100 * s['fraction_active']:.1f}% active, mean {s['mean_activation']:.3g}"
-                for s in (m.stats(b, self.activation) for b in self.biases)
-            ]
-            parts.append(f"{m.name}: " + "; ".join(cells) + ".")
-        if self.torch_max_abs_diff is not None:
-            parts.append(
-                f"The NumPy conv2d agrees with torch.nn.functional.conv2d to max |difference| "
-                f"{self.torch_max_abs_diff:.2g}."
-            )
-        d = self.explain_dict()
-        if d is not None:
-            parts += [
-                f"Output {tuple(d['position'])} of {k['kernel']}: Σ(input * kernel) = {k['sum']:.4g}; "
-                + "; ".join(f"+ b = {b['bias']:g} → {self.activation} {b['output']:.4g}" for b in k["biases"]) + "."
-                for k in d["kernels"]
-            ]
-        return "\n\n".join(parts)
-
-    def figures(self, out_dir: Path, fmt: str) -> list[Path]:
-        from .render.legacy_plots.conv import plot_activity, plot_explain, plot_feature_maps
-
-        paths = [plot_feature_maps(self, i, out_dir, fmt) for i in range(len(self.maps))]
-        paths.append(plot_activity(self, out_dir, fmt))
-        if self.explanations:
-            paths.append(plot_explain(self, out_dir, fmt))
-        return paths
-
-    def section(self, figures: list[Path]) -> Section:
-        rows = [
-            {
-                "kernel": s["kernel"], "bias": s["bias"], "active where Σ >": s["threshold"],
-                "% active": 100 * s["fraction_active"], "mean activation": s["mean_activation"],
-                "max activation": s["max_activation"],
-            }
-            for s in self.stats()
-        ]
-        return Section(f"Conv feature maps with and without bias ({self.activation})",
-                       self._prose(), figures, rows)
+#: Stored maps (previews) are block-averaged to at most this many pixels a side ...
+PREVIEW_SIDE = 256
+#: ... and to at most this many values in all (every map and the input image together).
+PREVIEW_BUDGET = 1_000_000
+#: The explanation's view of the input reaches this many pixels (at least) around the receptive field.
+EXPLAIN_MARGIN = 12
+#: An explained output equals the full feature map when they differ by at most this.
+EXPLAIN_TOLERANCE = 1e-12
 
 
 def downscale(image: np.ndarray, max_size: int) -> np.ndarray:
@@ -256,8 +98,8 @@ def prepare_image(
 
     if image is not None and builtin is not None:
         raise BiaslabError("give either --builtin or --image, not both")
-    if max_size < 1:
-        raise BiaslabError(f"--max-size must be ≥ 1, got {max_size}")
+    if not 1 <= max_size <= MAX_IMAGE_SIDE:
+        raise BiaslabError(f"--max-size must be ≥ 1 and ≤ {MAX_IMAGE_SIDE}, got {max_size}")
     if image is not None:
         picture, source = load_image(image, color=color), str(image)
     else:
@@ -293,20 +135,209 @@ def _kernels(
     return unique
 
 
-def _torch_max_abs_diff(image: np.ndarray, maps: list[KernelMap], biases: list[float], stride: int,
-                        padding: Padding) -> float:
+def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of each ``factor`` × ``factor`` block of the last two axes; edge blocks may be smaller."""
+    a = np.asarray(a, dtype=np.float64)
+    if factor <= 1:
+        return a.copy()
+    h, w = a.shape[-2:]
+    rows, cols = np.arange(0, h, factor), np.arange(0, w, factor)
+    sums = np.add.reduceat(np.add.reduceat(a, rows, axis=-2), cols, axis=-1)
+    counts = np.outer(np.diff(np.append(rows, h)), np.diff(np.append(cols, w)))
+    return sums / counts
+
+
+def _check_options(biases: Sequence[float], activation: str, random: int, kernel_size: int, stride: int,
+                   padding: Padding, explain: tuple[int, int] | None) -> list[float]:
+    """Every option that can be checked before reading the image; returns the biases as floats."""
+    check_choice("activation", activation, list(ACTIVATIONS))
+    if not biases:
+        raise BiaslabError("give at least one --bias value")
+    if len(biases) > MAX_BIASES:
+        raise BiaslabError(f"{len(biases)} --bias values given; at most {MAX_BIASES} "
+                           "(each is a column of every figure)")
+    values = [finite_number("--bias", b, -MAX_ABS_BIAS, MAX_ABS_BIAS) + 0.0 for b in biases]
+    bounded_int("--random", random, 0, MAX_KERNELS)
+    bounded_int("--kernel-size", kernel_size, 1, MAX_KERNEL_SIZE)
+    bounded_int("--stride", stride, 1, MAX_STRIDE)
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise BiaslabError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        if padding == "same" and stride != 1:
+            raise BiaslabError(f"padding='same' is not supported for strided convolutions (stride={stride}); "
+                               "use --padding valid or a number")
+    else:
+        for p in (padding, padding) if np.isscalar(padding) else tuple(padding):
+            bounded_int("--padding", p, 0, MAX_PADDING)
+    if explain is not None and (len(explain) != 2 or min(explain) < 0):
+        raise BiaslabError(f"--explain needs ROW,COL, two integers ≥ 0 (got {explain!r})")
+    return values
+
+
+def _check_geometry(image_size: tuple[int, int], kernels: list[tuple[str, np.ndarray]], stride: int,
+                    padding: Padding, explain: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """The output size of every kernel; the explained position must lie inside each."""
+    shapes = []
+    for name, kernel in kernels:
+        if max(kernel.shape[1:]) > MAX_KERNEL_SIZE:
+            raise BiaslabError(f"kernel {name} is {kernel.shape[1]}×{kernel.shape[2]}; at most "
+                               f"{MAX_KERNEL_SIZE}×{MAX_KERNEL_SIZE}")
+        out = conv_output_shape(image_size, kernel.shape[1:], stride, padding)
+        if explain is not None and not (explain[0] < out[0] and explain[1] < out[1]):
+            raise BiaslabError(f"position ({explain[0]}, {explain[1]}) is outside the {out[0]}×{out[1]} output"
+                               f"{'' if len(kernels) == 1 else ' of kernel ' + name}; "
+                               f"use 0 ≤ row < {out[0]} and 0 ≤ col < {out[1]}")
+        shapes.append(out)
+    return shapes
+
+
+def kernel_sums(picture: np.ndarray, kernel: np.ndarray, stride: int = 1, padding: Padding = "same") -> np.ndarray:
+    """Σ(input * kernel) of one (C, H, W) image and one (C, kH, kW) kernel, exact zeros kept exact.
+
+    Where the computed sum is within its rounding error of 0 (:func:`~biaslab.conv.rounding_bound`)
+    it is set to exactly 0: an edge kernel over a flat region sums to 0, and whether rounding
+    leaves +1e-17 or −1e-17 must not decide whether the unit fires. On camera with sobel-x this
+    changes the share of units with Σ > 0 from 46.9 % (im2col's summation order) or 46.6 % (the
+    rows method's) to 46.3 %, the share exact integer arithmetic gives.
+    """
+    total = weighted_sum(picture, kernel[None], stride=stride, padding=padding)[0]
+    bound = rounding_bound(picture, kernel[None], stride=stride, padding=padding)[0]
+    total[np.abs(total) <= bound] = 0.0
+    return total
+
+
+def _stats(total: np.ndarray, bias: float, activation: str) -> BiasStats:
+    out = activate(total + bias, activation)
+    return BiasStats(bias=bias, threshold=-bias + 0.0, fraction_active=fraction_active(total, bias),
+                     mean_activation=float(out.mean()), max_activation=float(out.max()))
+
+
+def _sweep_biases(totals: list[np.ndarray], biases: list[float]) -> np.ndarray:
+    """A bias range wide enough to take every map from (almost) no to (almost) all active units."""
+    reach = max(float(np.quantile(np.abs(t), 0.99)) for t in totals)
+    half = max(1.0, 1.1 * max(abs(b) for b in biases), 1.1 * reach)
+    return np.linspace(-half, half, SWEEP_POINTS)
+
+
+def _preview_factor(out_shape: tuple[int, int], maps: int) -> int:
+    """Block size so that previews have ≤ PREVIEW_SIDE pixels a side and ≤ PREVIEW_BUDGET values in all."""
+    side = math.ceil(max(out_shape) / PREVIEW_SIDE)
+    budget = math.ceil(math.sqrt(maps * out_shape[0] * out_shape[1] / PREVIEW_BUDGET))
+    return max(1, side, budget)
+
+
+def _explain(picture: np.ndarray, name: str, kernel: np.ndarray, total: np.ndarray, position: tuple[int, int],
+             biases: list[float], activation: str, stride: int, padding: Padding) -> KernelExplanation:
+    """The breakdown of one output value for one kernel, at every bias, with the input around it."""
+    per_bias = [explain_pixel(picture, kernel, position, b, activation, stride=stride, padding=padding)
+                for b in biases]
+    e = per_bias[0]
+    _, h, w = picture.shape
+    lo, hi = [], []
+    for c, s, n in zip(e.corner, e.span, (h, w)):
+        reach = max(4 * s, EXPLAIN_MARGIN)
+        centre = min(max(c + s // 2, 0), n - 1)
+        lo.append(max(0, centre - reach))
+        hi.append(min(n, centre + reach + 1))
+    kh, kw = kernel.shape[1:]
+    rows = e.corner[0] + np.arange(kh) * ((e.span[0] - 1) // max(kh - 1, 1))
+    cols = e.corner[1] + np.arange(kw) * ((e.span[1] - 1) // max(kw - 1, 1))
+    in_padding = ((rows < 0) | (rows >= h))[:, None] | ((cols < 0) | (cols >= w))[None, :]
+    row, col = position
+    return KernelExplanation(
+        kernel=name, patch=e.patch, weights=e.kernel, product=e.product, sum=e.total, corner=e.corner,
+        span=e.span, in_padding=in_padding, neighbourhood=picture[:, lo[0]:hi[0], lo[1]:hi[1]].copy(),
+        neighbourhood_origin=(lo[0], lo[1]),
+        biases=[BiasOutput(bias=x.bias, pre_activation=x.pre_activation, output=x.output,
+                           feature_map=float(activate(total[row, col] + x.bias, activation)))
+                for x in per_bias],
+    )
+
+
+def _torch_check(image: np.ndarray, kernels: list[tuple[str, np.ndarray]], totals: list[np.ndarray],
+                 biases: list[float], stride: int, padding: Padding) -> TorchCheck:
     """Largest |Σ(input * kernel) + b − torch.nn.functional.conv2d(...)| over all kernels and biases."""
     import torch
 
     diff = 0.0
     x = torch.from_numpy(image[None])
-    for m in maps:
-        weight = torch.from_numpy(np.repeat(m.kernel[None], len(biases), axis=0))
+    for (_, kernel), total in zip(kernels, totals):
+        weight = torch.from_numpy(np.repeat(kernel[None], len(biases), axis=0))
         ref = torch.nn.functional.conv2d(x, weight, torch.tensor(biases, dtype=torch.float64),
                                          stride=stride, padding=padding)[0].numpy()
-        ours = np.stack([m.pre_activation(b) for b in biases])
+        ours = np.stack([total + b for b in biases])
         diff = max(diff, float(np.abs(ours - ref).max()))
-    return diff
+    return TorchCheck("torch.nn.functional.conv2d", diff, TORCH_TOLERANCE)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"  # as the claim templates write shares
+
+
+def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches: int, units: int,
+                check: TorchCheck | None, explanation: Explanation | None = None) -> list[Claim]:
+    """Claims computed from the full-resolution maps.
+
+    - ``fires_where_sum_exceeds_minus_b``: activation(Σ + b) > 0 exactly where Σ > −b, at every
+      unit of every map and bias (``mismatches`` of ``units`` disagree); not measured for
+      sigmoid, which is positive everywhere.
+    - ``active_share_rises_with_bias:<kernel>``: the share of active units never falls as the
+      bias grows over the sweep, and rises from its first to its last bias.
+    - ``matches_torch``: the maps equal torch.nn.functional.conv2d's to ``TORCH_TOLERANCE``;
+      not measured when the check was not run.
+    - ``explain_matches_feature_map`` (with an explanation): the output computed from the
+      patch equals the full feature map there, to ``EXPLAIN_TOLERANCE``, for every kernel and bias.
+    """
+    fires = {"activation": activation} if activation == "sigmoid" else \
+        {"activation": activation, "units": units, "mismatches": mismatches}
+    claims = [Claim.decide(
+        "fires_where_sum_exceeds_minus_b", None if activation == "sigmoid" else mismatches == 0, fires,
+        true="Each unit of every map fires ({activation}(Σ + b) > 0) exactly where Σ(input * kernel) > −b: "
+             "{units} units checked, {mismatches} mismatches.",
+        false="{mismatches} of {units} units do not follow 'fires exactly where Σ(input * kernel) > −b'.",
+        unknown="Not measured: sigmoid is positive everywhere, so no unit is ever silent; its midpoint "
+                "sigmoid(0) = 0.5 sits at Σ = −b.",
+    )]
+    for m in maps:
+        curve = sweep.kernels[m.name].fraction_active
+        drop = float(max(0.0, -float(np.min(np.diff(curve))))) if curve.size > 1 else 0.0
+        ordered = sorted(m.biases, key=lambda s: s.bias)
+        shown = ", ".join(f"{_pct(s.fraction_active)} at b = {s.bias:g}" for s in ordered)
+        evidence = {"kernel": m.name, "sweep_points": int(curve.size), "sweep_min_bias": float(sweep.bias[0]),
+                    "sweep_max_bias": float(sweep.bias[-1]), "share_at_min_bias": float(curve[0]),
+                    "share_at_max_bias": float(curve[-1]), "largest_drop": drop, "at_biases_shown": shown,
+                    "biases": [s.bias for s in m.biases], "shares": [s.fraction_active for s in m.biases]}
+        claims.append(Claim.decide(
+            f"active_share_rises_with_bias:{m.name}", drop == 0 and curve[-1] > curve[0], evidence,
+            true="{kernel}: the share of active units rises with the bias and never falls, from "
+                 "{share_at_min_bias:.1%} at b = {sweep_min_bias:.3g} to {share_at_max_bias:.1%} at "
+                 "b = {sweep_max_bias:.3g} ({sweep_points} biases); at the biases shown: {at_biases_shown}.",
+            false="{kernel}: the share of active units does not rise steadily with the bias (largest fall "
+                  "{largest_drop:.1%}; {share_at_min_bias:.1%} at b = {sweep_min_bias:.3g}, "
+                  "{share_at_max_bias:.1%} at b = {sweep_max_bias:.3g}).",
+        ))
+    if check is None:
+        claims.append(Claim("matches_torch", "Not measured: the maps were not compared with "
+                            "torch.nn.functional.conv2d (run without --no-check-torch).", None, {}))
+    else:
+        evidence = {"reference": check.reference, "max_abs_diff": check.max_abs_diff, "tolerance": check.tolerance}
+        claims.append(Claim.decide(
+            "matches_torch", check.max_abs_diff <= check.tolerance, evidence,
+            true="The NumPy maps equal {reference}'s: max |difference| {max_abs_diff:.2g} ≤ {tolerance:g}.",
+            false="The NumPy maps differ from {reference}'s by up to {max_abs_diff:.2g} > {tolerance:g}.",
+        ))
+    if explanation is not None:
+        diff = max(abs(b.output - b.feature_map) for k in explanation.kernels for b in k.biases)
+        evidence = {"row": explanation.position[0], "col": explanation.position[1], "max_abs_diff": diff,
+                    "tolerance": EXPLAIN_TOLERANCE, "values": sum(len(k.biases) for k in explanation.kernels)}
+        claims.append(Claim.decide(
+            "explain_matches_feature_map", diff <= EXPLAIN_TOLERANCE, evidence,
+            true="The breakdown of output ({row}, {col}), patch × kernel summed plus b, equals the full feature map "
+                 "there: {values} values, max |difference| {max_abs_diff:.2g} ≤ {tolerance:g}.",
+            false="The breakdown of output ({row}, {col}) differs from the full feature map by up to "
+                  "{max_abs_diff:.2g} > {tolerance:g}.",
+        ))
+    return claims
 
 
 def run_conv(
@@ -335,45 +366,83 @@ def run_conv(
     color : use the three colour channels instead of grey.
     kernels, kernel_file, random, kernel_size : named bank kernels, kernels from a .npy/.txt
         file, and ``random`` random kernels of ``kernel_size``; the defaults (gaussian,
-        sobel-x, laplacian) when none is given.
-    biases, activation : the biases to compare and the activation.
+        sobel-x, laplacian) when none is given. At most :data:`MAX_KERNELS` in all, each at
+        most :data:`MAX_KERNEL_SIZE` a side.
+    biases, activation : the biases to compare (1 to :data:`MAX_BIASES`, |b| ≤
+        :data:`MAX_ABS_BIAS`) and the activation.
     explain : (row, col) of an output value to break down into patch, kernel, product, sum,
         + bias and activation.
-    stride, padding : of the convolution (default: stride 1, "same" size as the image).
-    max_size : images with a side longer than this are block-averaged down (0 < max_size).
+    stride, padding : of the convolution (default: stride 1, "same" size as the image);
+        stride ≤ :data:`MAX_STRIDE`, padding ≤ :data:`MAX_PADDING`.
+    max_size : images with a side longer than this are block-averaged down (1 … :data:`MAX_IMAGE_SIDE`).
     check_torch : also compute the maps with ``torch.nn.functional.conv2d`` and record the
-        largest difference.
+        largest difference (claim ``matches_torch``).
     seed : for the random kernels.
+    progress : report progress on stderr, once every input has been checked.
+
+    Returns
+    -------
+    A :class:`~biaslab.results.conv.ConvResult` with per-kernel statistics, the bias sweep,
+    block-averaged maps for the figures, the explanation and the claims of :func:`conv_claims`.
     """
     from .progress import progress_bar
 
-    if activation not in ACTIVATIONS:
-        raise BiaslabError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-    biases = [float(b) + 0.0 for b in biases]
-    if not biases:
-        raise BiaslabError("give at least one --bias value")
-    if not all(math.isfinite(b) for b in biases):
-        raise BiaslabError(f"--bias values must be finite numbers, got {biases}")
+    biases = _check_options(biases, activation, random, kernel_size, stride, padding, explain)
     picture, source, original_size = prepare_image(builtin, image, color, max_size)
     rng = np.random.default_rng(seed)
     chosen = _kernels(kernels, kernel_file, random, kernel_size, picture.shape[0], rng)
-    maps = []
+    shapes = _check_geometry(picture.shape[1:], chosen, stride, padding, explain)
+    largest = max(shapes, key=lambda s: s[0] * s[1])
+    factor = _preview_factor(largest, len(chosen) * (len(biases) + 1) + picture.shape[0])
+    totals = []
     with progress_bar(len(chosen), "conv: feature maps", progress) as advance:
-        for name, kernel in chosen:
-            total = weighted_sum(picture, kernel[None], stride=stride, padding=padding)[0]
-            maps.append(KernelMap(name, kernel, total))
+        for _, kernel in chosen:
+            totals.append(kernel_sums(picture, kernel, stride, padding))
             advance()
-    explanations = None
+    sweep_bias = _sweep_biases(totals, biases)
+    maps, curves, mismatches = [], {}, 0
+    for (name, kernel), total in zip(chosen, totals):
+        outputs = [activate(total + b, activation) for b in biases]
+        mismatches += sum(int(np.count_nonzero((o > 0) != (total > -b))) for o, b in zip(outputs, biases))
+        maps.append(KernelMap(
+            name=name, weights=kernel, output_shape=total.shape, sum_min=float(total.min()), sum_max=float(total.max()),
+            sum_mean=float(total.mean()), biases=[_stats(total, b, activation) for b in biases],
+            border=padding_border(picture.shape[1:], kernel.shape[1:], stride, padding),
+            preview_sum=block_mean(total, factor).astype(np.float32),
+            preview_outputs=block_mean(np.stack(outputs), factor).astype(np.float32),
+        ))
+        curves[name] = SweepCurve(
+            fraction_active=np.array([fraction_active(total, b) for b in sweep_bias]),
+            mean_activation=np.array([float(activate(total + b, activation).mean()) for b in sweep_bias]),
+        )
+    sweep = Sweep(sweep_bias, curves)
+    explanation = None
     if explain is not None:
-        explanations = [
-            [explain_pixel(picture, m.kernel, explain, b, activation, stride=stride, padding=padding) for b in biases]
-            for m in maps
-        ]
-    diff = _torch_max_abs_diff(picture, maps, biases, stride, padding) if check_torch else None
+        position = (int(explain[0]), int(explain[1]))
+        explanation = Explanation(position, [
+            _explain(picture, name, kernel, total, position, biases, activation, stride, padding)
+            for (name, kernel), total in zip(chosen, totals)])
+    check = _torch_check(picture, chosen, totals, biases, stride, padding) if check_torch else None
+    c, h, w = picture.shape
     params = {
         "builtin": builtin, "image": None if image is None else str(image), "color": color,
         "kernels": [n for n, _ in chosen], "kernel_file": None if kernel_file is None else str(kernel_file),
-        "random": random, "kernel_size": kernel_size, "stride": stride, "padding": padding,
-        "max_size": max_size, "seed": seed,
+        "random": random, "kernel_size": kernel_size, "biases": biases, "activation": activation,
+        "explain": None if explain is None else list(explain), "stride": stride, "padding": padding,
+        "max_size": max_size, "check_torch": check_torch, "seed": seed,
     }
-    return ConvResult(picture, source, original_size, maps, biases, activation, explanations, diff, params)
+    return ConvResult(
+        image=ImageInfo(source, c, h, w, int(original_size[0]), int(original_size[1])),
+        image_preview=block_mean(picture, factor).astype(np.float32),
+        preview_factor=factor,
+        output_shape=shapes[0],
+        activation=activation,
+        biases=biases,
+        kernels=maps,
+        sweep=sweep,
+        explain=explanation,
+        check=check,
+        params=params,
+        claims=conv_claims(maps, sweep, activation, mismatches, len(biases) * sum(t.size for t in totals), check,
+                           explanation),
+    )

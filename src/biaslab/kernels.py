@@ -16,7 +16,14 @@ import numpy as np
 from .io import BiaslabError
 from .validate import check_finite, readable_file
 
-__all__ = ["KERNELS", "named_kernel", "load_kernel_file", "random_kernels", "spread_over_channels"]
+__all__ = ["KERNELS", "MAX_KERNELS", "MAX_KERNEL_SIZE", "named_kernel", "load_kernel_file", "random_kernels",
+           "spread_over_channels"]
+
+#: At most this many kernels in one ``biaslab conv`` run (named, from a file and random together):
+#: each gets a figure.
+MAX_KERNELS = 16
+#: A kernel of ``biaslab conv`` has at most this many rows and columns.
+MAX_KERNEL_SIZE = 31
 
 #: The classic image-processing kernels, as 2-D weights (cross-correlation orientation).
 KERNELS: dict[str, np.ndarray] = {

@@ -12,40 +12,30 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
-from .validate import check_finite
 from .io import BiaslabError
+from .results.ablate import Band, Comparison, Summary
+from .validate import check_finite
 
 __all__ = [
     "VERDICTS",
+    "WILCOXON_ZERO_METHOD",
     "Summary",
     "Comparison",
     "summarize",
     "t_interval",
     "paired_comparison",
+    "ci_band",
+    "std_band",
 ]
 
 #: The three verdict strings, for ``a`` = the variant with more biases.
 VERDICTS = ("bias helps", "no significant difference", "bias hurts")
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Mean, sample standard deviation and two-sided t confidence interval of values."""
-
-    n: int
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-    confidence: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+#: How the Wilcoxon test treats seeds with a zero difference: ``zsplit`` splits their ranks
+#: between the positive and negative sides (ties between variants are common with accuracies).
+WILCOXON_ZERO_METHOD = "zsplit"
 
 
 def _check_values(values: np.ndarray, what: str) -> np.ndarray:
@@ -65,47 +55,38 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
     return mean - half, mean + half
 
 
-def summarize(values: np.ndarray, confidence: float = 0.95) -> Summary:
-    """:class:`Summary` of ``values`` (at least two)."""
+def summarize(values: np.ndarray, confidence: float = 0.95,
+              bounds: tuple[float, float] | None = None) -> Summary:
+    """:class:`Summary` of ``values`` (at least two).
+
+    ``bounds``: the range the values live in (``(0, 1)`` for accuracies); the t interval is
+    clipped to it and ``Summary.clipped`` says whether that changed it.
+    """
     x = _check_values(values, "a summary")
     lo, hi = t_interval(x, confidence)
-    return Summary(int(x.size), float(x.mean()), float(x.std(ddof=1)), lo, hi, confidence)
+    clipped = False
+    if bounds is not None:
+        clo, chi = max(lo, bounds[0]), min(hi, bounds[1])
+        clipped = (clo, chi) != (lo, hi)
+        lo, hi = clo, chi
+    return Summary(int(x.size), float(x.mean()), float(x.std(ddof=1)), lo, hi, confidence, clipped)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Paired comparison of variant ``a`` (more biases) with ``b`` over the same seeds."""
+def ci_band(values: np.ndarray, confidence: float = 0.95, bounds: tuple[float, float] = (0.0, 1.0)) -> Band:
+    """Mean over seeds (axis 0) of ``values`` with its t interval, clipped to ``bounds``, per column."""
+    from scipy import stats
 
-    a: str
-    b: str
-    n: int
-    diff_mean: float  # mean of a − b
-    diff_std: float
-    diff_ci_low: float
-    diff_ci_high: float
-    t_stat: float
-    p_value: float  # paired t-test, two-sided
-    wilcoxon_p: float  # Wilcoxon signed-rank, two-sided (1.0 when every difference is 0)
-    effect_size: float  # Cohen's d_z = mean(d) / sd(d)
-    a_wins: int  # seeds where a is better
-    b_wins: int
-    ties: int
-    alpha: float
-    verdict: str
+    x = np.asarray(values, dtype=np.float64)
+    mean = x.mean(axis=0)
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1)) * x.std(axis=0, ddof=1) / math.sqrt(len(x))
+    return Band(mean, np.clip(mean - half, *bounds), np.clip(mean + half, *bounds), "ci", confidence)
 
-    def sentence(self) -> str:
-        """The verdict with the evidence behind it, in one line."""
-        p = f"paired t-test p = {self.p_value:.3g}, Wilcoxon p = {self.wilcoxon_p:.3g}"
-        diff = f"{self.a} − {self.b} = {self.diff_mean:+.4f} (95% CI {self.diff_ci_low:+.4f} … {self.diff_ci_high:+.4f})"
-        if self.verdict == "no significant difference":
-            support = f"{self.a} better in {self.a_wins}, worse in {self.b_wins}, tied in {self.ties} of {self.n} seeds"
-        else:
-            won = self.a_wins if self.verdict == "bias helps" else self.b_wins
-            support = f"backed by {won} of {self.n} seeds"
-        return f"{self.verdict}: {diff}; {p}; d_z = {self.effect_size:.2f}; {support}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "summary": self.sentence()}
+def std_band(values: np.ndarray) -> Band:
+    """Mean over seeds (axis 0) of ``values`` ± one sample standard deviation, per column."""
+    x = np.asarray(values, dtype=np.float64)
+    mean, std = x.mean(axis=0), x.std(axis=0, ddof=1)
+    return Band(mean, mean - std, mean + std, "std")
 
 
 def paired_comparison(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray, alpha: float = 0.05,
@@ -127,8 +108,11 @@ def paired_comparison(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray, al
         raise BiaslabError(f"alpha must be in (0, 1) (got {alpha})")
     d = a - b
     n = d.size
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if sd <= 1e-12 * max(1.0, abs(mean)):  # all differences equal (up to rounding): t is undefined
+    mean, sd = math.fsum(d) / n, float(d.std(ddof=1))
+    if abs(mean) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # rounding noise, not a difference
+        mean = 0.0
+    constant = sd <= 1e-12 * max(1.0, abs(mean))
+    if constant:  # all differences equal (up to rounding): t is undefined
         t_stat = 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
         p = 1.0 if mean == 0.0 else 0.0
         lo = hi = mean
@@ -143,7 +127,7 @@ def paired_comparison(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray, al
     else:
         with warnings.catch_warnings():  # scipy warns that small samples use the exact distribution
             warnings.simplefilter("ignore")
-            w = float(stats.wilcoxon(a, b, zero_method="zsplit").pvalue)
+            w = float(stats.wilcoxon(a, b, zero_method=WILCOXON_ZERO_METHOD).pvalue)
     if p < alpha:
         verdict = VERDICTS[0] if mean > 0 else VERDICTS[2]
     else:
@@ -152,5 +136,5 @@ def paired_comparison(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray, al
         a=a_name, b=b_name, n=n, diff_mean=mean, diff_std=sd, diff_ci_low=lo, diff_ci_high=hi,
         t_stat=t_stat, p_value=p, wilcoxon_p=w, effect_size=dz,
         a_wins=int(np.sum(d > 0)), b_wins=int(np.sum(d < 0)), ties=int(np.sum(d == 0)),
-        alpha=alpha, verdict=verdict,
+        alpha=alpha, verdict=verdict, constant=constant,
     )

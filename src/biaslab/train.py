@@ -24,48 +24,83 @@ differ only in their biases.
 from __future__ import annotations
 
 import copy
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import stack_module_state
 from torch.nn import functional as F
 
 from .datasets import Dataset
 from .io import BiaslabError
-from .models import bias_mask, init_model
+from .biases import is_bias_parameter
+from .models import ScaleOnlyBatchNorm2d, bias_mask, init_model
 
 __all__ = [
+    "OPTIMIZERS",
     "TrainConfig",
     "RunHistory",
     "batch_order",
     "train_model",
     "evaluate_model",
     "ModelStack",
+    "FuncStack",
+    "LoopStack",
+    "hold_at_zero",
+    "make_stack",
     "train_batched",
 ]
 
 
+#: Optimisers ``--optimizer`` accepts.
+OPTIMIZERS = ("adam", "sgd")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Adam on the mean cross-entropy, fixed learning rate, mini-batches of ``batch_size``."""
+    """The optimiser on the mean cross-entropy, fixed learning rate, mini-batches of ``batch_size``.
+
+    ``optimizer`` is ``adam`` or ``sgd`` (with ``momentum``); ``weight_decay`` is L2 decay
+    (coupled, as ``torch.optim`` applies it); ``decay_bias=False`` exempts every bias parameter
+    (:func:`biaslab.biases.is_bias_parameter`) from it.
+    """
 
     epochs: int = 20
     lr: float = 3e-3
     batch_size: int = 64
     weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    decay_bias: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise BiaslabError(f"--epochs must be at least 1 (got {self.epochs})")
-        if not self.lr > 0:
-            raise BiaslabError(f"--lr must be positive (got {self.lr})")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise BiaslabError(f"--lr must be a positive finite number (got {self.lr})")
         if self.batch_size < 1:
             raise BiaslabError(f"--batch-size must be at least 1 (got {self.batch_size})")
-        if not self.weight_decay >= 0:
-            raise BiaslabError(f"weight decay must be >= 0 (got {self.weight_decay})")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise BiaslabError(f"--weight-decay must be a finite number >= 0 (got {self.weight_decay})")
+        if self.optimizer not in OPTIMIZERS:
+            raise BiaslabError(f"unknown --optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise BiaslabError(f"--momentum must be in [0, 1) (got {self.momentum})")
+        if self.momentum and self.optimizer != "sgd":
+            raise BiaslabError("--momentum applies to --optimizer sgd only (Adam has its own running averages)")
+
+    def optimizer_for(self, named: list[tuple[str, torch.Tensor]]) -> torch.optim.Optimizer:
+        """The optimiser over ``named`` parameters; bias parameters get no decay with ``decay_bias=False``."""
+        groups = [{"params": [p for n, p in named if self.decay_bias or not is_bias_parameter(n)]},
+                  {"params": [p for n, p in named if not self.decay_bias and is_bias_parameter(n)],
+                   "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
 
 
 @dataclass
@@ -112,12 +147,18 @@ def train_model(
     config: TrainConfig,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    mask: dict[str, bool] | None = None,
 ) -> RunHistory:
-    """Train one model in place with a plain loop: the reference :func:`train_batched` matches."""
+    """Train one model in place with a plain loop: the reference :func:`train_batched` matches.
+
+    ``mask`` (parameter name -> kept) holds the parameters it does not keep at exactly zero.
+    """
     device = torch.device(device)
     model.to(device=device, dtype=dtype)
+    if mask is not None:
+        hold_at_zero(model, mask)
     Xtr, ytr, Xte, yte = _tensors(ds, device, dtype)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = config.optimizer_for(list(model.named_parameters()))
     hist = RunHistory()
     for epoch in range(config.epochs):
         model.train()
@@ -140,7 +181,105 @@ def train_model(
     return hist
 
 
-class ModelStack:
+class _Stack:
+    """What every stack of ``M`` models offers: train/eval mode, evaluation, per-model state dicts.
+
+    Subclasses set ``size``, ``params`` (name -> (M, ...) tensors or, for a loop, the models'
+    own parameters), ``masks`` and ``fallback`` (None, or why the models are not batched).
+    """
+
+    size: int
+    fallback: str | None = None
+    training: bool = True
+
+    def train(self, mode: bool = True) -> "_Stack":
+        self.training = mode
+        return self
+
+    def eval(self) -> "_Stack":
+        return self.train(False)
+
+    def _stack(self, models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None) -> None:
+        """Stack the weights (a leading model dimension, as :func:`torch.func.stack_module_state`
+        makes, without its same-class check: a user's factory file imported once per seed defines
+        its class anew each time) and zero what each model's mask drops."""
+        self.size = len(models)
+        named = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in models]
+        for p, b in named[1:]:
+            if [(k, v.shape) for k, v in {**p, **b}.items()] != [(k, v.shape) for k, v in {**named[0][0], **named[0][1]}.items()]:
+                raise ValueError("the models to stack have different parameters or buffers")
+        self.params = {k: torch.stack([p[k].detach() for p, _ in named]).requires_grad_(True) for k in named[0][0]}
+        self.buffers = {k: torch.stack([b[k] for _, b in named]) for k in named[0][1]}
+        self.masks: dict[str, torch.Tensor] = {}
+        for name, p in self.params.items():
+            keep = [True if masks is None else masks[m][name] for m in range(self.size)]
+            if not all(keep):
+                mask = torch.tensor(keep, dtype=p.dtype).reshape(-1, *[1] * (p.dim() - 1))
+                with torch.no_grad():
+                    p.mul_(mask)
+                self.masks[name] = mask
+
+    def masked_params(self) -> dict[str, torch.Tensor]:
+        """The stacked parameters with each dropped one multiplied by its 0 (exact zeros, zero gradients)."""
+        return {k: v * self.masks[k] if k in self.masks else v for k, v in self.params.items()}
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "_Stack":
+        """Move weights, buffers and masks to ``device`` and floating tensors to ``dtype``.
+
+        Parameters stay optimisable leaves.
+        """
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else t.dtype)
+
+        with torch.no_grad():
+            self.params = {k: move(v).detach().requires_grad_(True) for k, v in self.params.items()}
+        self.buffers = {k: move(v) for k, v in self.buffers.items()}
+        self.masks = {k: move(v) for k, v in self.masks.items()}
+        return self
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """Each model's weights and buffers (masked parameters omitted), detached, on the CPU."""
+        out = []
+        for m in range(self.size):
+            sd = {k: v[m].detach().cpu().clone() for k, v in self.params.items()
+                  if k not in self.masks or bool(self.masks[k][m].flatten()[0])}
+            sd.update({k: v[m].detach().cpu().clone() for k, v in self.buffers.items()})
+            out.append(sd)
+        return out
+
+    def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        """(name, tensor) of every optimised tensor (names as in the single model)."""
+        return list(self.params.items())
+
+    @torch.no_grad()
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Accuracy and mean cross-entropy of every model on the same ``X, y``: two (M,) arrays."""
+        self.eval()
+        correct = torch.zeros(self.size, dtype=torch.long, device=X.device)
+        loss = torch.zeros(self.size, dtype=torch.float64, device=X.device)
+        for i in range(0, len(X), chunk):
+            xb, yb = X[i:i + chunk], y[i:i + chunk]
+            out = self(xb.unsqueeze(0).expand(self.size, *xb.shape))
+            loss += F.cross_entropy(out.transpose(1, 2), yb.expand(self.size, -1), reduction="none").sum(1)
+            correct += (out.argmax(-1) == yb).sum(1)
+        return correct.cpu().numpy() / len(X), loss.cpu().numpy() / len(X)
+
+
+def hold_at_zero(model: nn.Module, mask: dict[str, bool]) -> nn.Module:
+    """Zero the parameters ``mask`` does not keep and zero their gradients from now on.
+
+    With a zero gradient and a zero value, Adam and SGD (momentum, weight decay) never move them:
+    the model computes the function of the variant built without those tensors.
+    """
+    for name, p in model.named_parameters():
+        if not mask.get(name, True):
+            with torch.no_grad():
+                p.zero_()
+            p.register_hook(torch.zeros_like)
+    return model
+
+
+class ModelStack(_Stack):
     """``M`` models of one architecture run as one batched model.
 
     The weights are stacked with :func:`torch.func.stack_module_state` (a leading model
@@ -165,67 +304,49 @@ class ModelStack:
     def __init__(self, models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None = None) -> None:
         if not models:
             raise ValueError("ModelStack needs at least one model")
-        base = models[0]
-        unsupported = [type(m).__name__ for m in base.children() if not isinstance(m, self.LAYERS)]
-        if not isinstance(base, nn.Sequential) or unsupported:
+        if not self.supports(models[0]):
+            unsupported = [type(m).__name__ for m in models[0].children() if not isinstance(m, self.LAYERS)]
             raise TypeError(
                 "ModelStack runs nn.Sequential models of Conv2d, BatchNorm2d, ReLU, MaxPool2d, Flatten "
-                f"and Linear layers; got {type(base).__name__} with {', '.join(unsupported) or 'no layers'}"
+                f"and Linear layers; got {type(models[0]).__name__} with {', '.join(unsupported) or 'no layers'}"
             )
-        self.size = len(models)
-        self.params, self.buffers = stack_module_state(list(models))
-        self.masks: dict[str, torch.Tensor] = {}
-        for name, p in self.params.items():
-            keep = [True if masks is None else masks[m][name] for m in range(self.size)]
-            if not all(keep):
-                mask = torch.tensor(keep, dtype=p.dtype).reshape(-1, *[1] * (p.dim() - 1))
-                with torch.no_grad():
-                    p.mul_(mask)
-                self.masks[name] = mask
-        self.layers = list(copy.deepcopy(base).to("meta").named_children())  # hyper-parameters only
-        self.training = True
+        self._stack(models, masks)
+        self.layers = list(copy.deepcopy(models[0]).to("meta").named_children())  # hyper-parameters only
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "ModelStack":
-        """Move weights, buffers and masks to ``device`` and floating tensors to ``dtype``.
-
-        Parameters stay optimisable leaves.
-        """
-        def move(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else t.dtype)
-
-        with torch.no_grad():
-            self.params = {k: move(v).detach().requires_grad_(True) for k, v in self.params.items()}
-        self.buffers = {k: move(v) for k, v in self.buffers.items()}
-        self.masks = {k: move(v) for k, v in self.masks.items()}
-        return self
-
-    def train(self, mode: bool = True) -> "ModelStack":
-        self.training = mode
-        return self
-
-    def eval(self) -> "ModelStack":
-        return self.train(False)
+    @classmethod
+    def supports(cls, model: nn.Module) -> bool:
+        """True for an ``nn.Sequential`` of the layers this stack replays (and nothing else)."""
+        children = list(model.children())
+        return (type(model) is nn.Sequential and bool(children)
+                and all(type(m) in cls.LAYERS or type(m) is ScaleOnlyBatchNorm2d for m in children))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (M, B, ...) — one batch per model — → logits (M, B, n_classes)."""
         M, B = x.shape[:2]
-        params = {k: v * self.masks[k] if k in self.masks else v for k, v in self.params.items()}
+        params = self.masked_params()
         image = x.dim() == 5
         h = x.transpose(0, 1).reshape(B, -1, *x.shape[3:]) if image else x  # (B, M·C, H, W)
         if image and h.dtype != torch.float64:  # float64 has only reference kernels, slower in this layout
             h = h.contiguous(memory_format=torch.channels_last)
-        for name, layer in self.layers:
+        relu_after_pool = False
+        for i, (name, layer) in enumerate(self.layers):
             w, b = params.get(f"{name}.weight"), params.get(f"{name}.bias")
-            if isinstance(layer, nn.Conv2d):
+            if isinstance(layer, nn.ReLU) and i + 1 < len(self.layers) and isinstance(self.layers[i + 1][1], nn.MaxPool2d):
+                # max-pooling commutes with ReLU (both monotone; exactly, in floats and in gradients):
+                # pooling first applies the ReLU to a quarter of the values
+                relu_after_pool = True
+            elif isinstance(layer, nn.Conv2d):
                 h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
                              layer.stride, layer.padding, layer.dilation, M * layer.groups)
             elif isinstance(layer, nn.BatchNorm2d):
                 h = self._batch_norm(name, layer, h, w, b)
             elif isinstance(layer, nn.ReLU):
-                h = F.relu(h)
+                h = F.relu(h, inplace=True)
             elif isinstance(layer, nn.MaxPool2d):
                 h = F.max_pool2d(h, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
                                  layer.ceil_mode)
+                if relu_after_pool:
+                    h, relu_after_pool = F.relu(h), False
             elif isinstance(layer, nn.Flatten):  # each model's (C, H, W) in nn.Flatten's order
                 h = h.reshape(B, M, -1).transpose(0, 1) if image else h.reshape(M, B, -1)
                 image = False
@@ -249,59 +370,145 @@ class ModelStack:
             use_batch, momentum, layer.eps,
         )
 
-    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
-        """Each model's weights and buffers (masked parameters omitted), detached, on the CPU."""
-        out = []
-        for m in range(self.size):
-            sd = {k: v[m].detach().cpu().clone() for k, v in self.params.items()
-                  if k not in self.masks or bool(self.masks[k][m].flatten()[0])}
-            sd.update({k: v[m].detach().cpu().clone() for k, v in self.buffers.items()})
-            out.append(sd)
-        return out
 
-    @torch.no_grad()
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-        """Accuracy and mean cross-entropy of every model on the same ``X, y``: two (M,) arrays."""
-        self.eval()
-        correct = torch.zeros(self.size, dtype=torch.long, device=X.device)
-        loss = torch.zeros(self.size, dtype=torch.float64, device=X.device)
-        for i in range(0, len(X), chunk):
-            xb, yb = X[i:i + chunk], y[i:i + chunk]
-            out = self(xb.unsqueeze(0).expand(self.size, *xb.shape))
-            loss += F.cross_entropy(out.transpose(1, 2), yb.expand(self.size, -1), reduction="none").sum(1)
-            correct += (out.argmax(-1) == yb).sum(1)
-        return correct.cpu().numpy() / len(X), loss.cpu().numpy() / len(X)
+class FuncStack(_Stack):
+    """``M`` models of any architecture run as one: :func:`torch.func.vmap` over
+    :func:`torch.func.functional_call` with the stacked weights.
+
+    Each model sees its own batch, keeps its own buffers (BatchNorm running statistics update
+    the stacked buffers), and a dropped parameter is multiplied by its 0 in every forward pass.
+    ``check(x)`` runs one training and one evaluation step to find out whether vmap can batch
+    the model at all (it cannot with data-dependent control flow or random ops such as dropout).
+    """
+
+    def __init__(self, models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None = None) -> None:
+        self._stack(models, masks)
+        self.base = copy.deepcopy(models[0]).to("meta")  # the architecture; weights come from the stack
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (M, B, ...) — one batch per model — → outputs (M, B, ...)."""
+        from torch.func import functional_call, vmap
+
+        self.base.train(self.training)
+
+        def one(params, buffers, xb):
+            return functional_call(self.base, (params, buffers), (xb,))
+
+        with warnings.catch_warnings():  # ops without a batching rule run vmap's (correct) slow fallback
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            return vmap(one)(self.masked_params(), self.buffers, x)
+
+    def check(self, x: torch.Tensor) -> None:
+        """One forward and backward pass in train mode and one in eval mode on ``x`` (B, ...); no state changes."""
+        saved = {k: v.clone() for k, v in self.buffers.items()}
+        try:
+            self.train()
+            self(x.unsqueeze(0).expand(self.size, *x.shape)).sum().backward()
+            self.eval()
+            with torch.no_grad():
+                self(x.unsqueeze(0).expand(self.size, *x.shape))
+        finally:
+            for k, v in saved.items():
+                self.buffers[k].copy_(v)
+            for p in self.params.values():
+                p.grad = None
+            self.train()
+
+
+class LoopStack(_Stack):
+    """The fallback when vmap cannot batch a model: ``M`` separate models, one after another.
+
+    Dropped parameters are held at exactly zero (:func:`hold_at_zero`); ``fallback`` says why
+    the models are not batched.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None, fallback: str) -> None:
+        self.models = list(models)
+        self.size = len(self.models)
+        self.model_masks = list(masks) if masks is not None else [{} for _ in self.models]
+        self.fallback = fallback
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "LoopStack":
+        for model, mask in zip(self.models, self.model_masks):
+            model.to(device=device, dtype=dtype)
+            hold_at_zero(model, mask)
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([model.train(self.training)(x[i]) for i, model in enumerate(self.models)])
+
+    def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        return [(n, p) for model in self.models for n, p in model.named_parameters()]
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        return [{k: v.detach().cpu().clone() for k, v in model.state_dict().items() if mask.get(k, True)}
+                for model, mask in zip(self.models, self.model_masks)]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def make_stack(models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None, example: torch.Tensor,
+               device: torch.device, dtype: torch.dtype) -> _Stack:
+    """The fastest stack that runs ``models``: :class:`ModelStack` for the plain built-in
+    ``nn.Sequential`` models, :class:`FuncStack` (vmap) for anything vmap can batch, else a
+    :class:`LoopStack` whose ``fallback`` says why. ``example`` is a small input batch (B, ...)."""
+    if ModelStack.supports(models[0]):
+        return ModelStack(models, masks).to(device, dtype)
+    try:
+        stack = FuncStack(models, masks).to(device, dtype)
+        stack.check(example)
+        return stack
+    except Exception as exc:  # noqa: BLE001 - any failure to batch means: train them one by one
+        reason = (f"vmap cannot batch {type(models[0]).__name__} ({type(exc).__name__}: {_first_line(exc)}); "
+                  "its runs train one after another")
+        return LoopStack(models, masks, reason).to(device, dtype)
 
 
 def train_batched(
-    model_name: str,
+    model: str | Callable[[int], nn.Module],
     ds: Dataset,
     runs: Sequence[tuple[str, int]],
     config: TrainConfig,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[int], None] | None = None,
     dtype: torch.dtype = torch.float32,
+    masks: dict[str, dict[str, bool]] | None = None,
     **model_kwargs,
-) -> tuple[ModelStack, list[RunHistory]]:
+) -> tuple[_Stack, list[RunHistory]]:
     """Train one model per ``(variant, seed)`` in ``runs``, all at once.
 
-    Each run starts from :func:`biaslab.models.init_model` of its seed and sees the batches
-    of :func:`batch_order` for its seed, exactly as :func:`train_model` would. ``on_epoch``
-    is called with the epoch number after each epoch; ``dtype`` is the precision of weights
-    and inputs.
+    Parameters
+    ----------
+    model : a built-in name (:data:`biaslab.models.MODEL_NAMES`) or a function ``seed -> nn.Module``
+        returning the model with every bias and the initial weights of that seed.
+    runs : ``(variant, seed)`` pairs; every variant of a seed starts from the same weights and
+        sees the batches of :func:`batch_order` for its seed, exactly as :func:`train_model` would.
+    masks : variant -> parameter name -> kept (default for a built-in name: :func:`biaslab.models.bias_mask`).
+    on_epoch : called with the epoch number after each epoch.
+    dtype : the precision of weights and inputs.
 
     Returns
     -------
-    The trained :class:`ModelStack` (model ``i`` is ``runs[i]``) and one history per run.
+    The trained stack (model ``i`` is ``runs[i]``; ``stack.fallback`` is None when batched) and
+    one history per run.
     """
     device = torch.device(device)
     shape, k = ds.in_shape, ds.n_classes
-    # Every variant of a seed shares the with-bias initial weights; masks remove what it lacks.
-    full = [init_model(model_name, "with-bias", s, shape, k, **model_kwargs) for _, s in runs]
-    masks = {v: bias_mask(model_name, v, shape, k, **model_kwargs) for v in {v for v, _ in runs}}
-    stack = ModelStack(full, [masks[v] for v, _ in runs]).to(device, dtype)
+    if isinstance(model, str):
+        name = model
+        masks = masks or {v: bias_mask(name, v, shape, k, **model_kwargs) for v in {v for v, _ in runs}}
+
+        def model(seed: int) -> nn.Module:
+            return init_model(name, "with-bias", seed, shape, k, **model_kwargs)
+
+    elif masks is None:
+        raise ValueError("train_batched needs masks for a model factory")
+    full = [model(s) for _, s in runs]
     Xtr, ytr, Xte, yte = _tensors(ds, device, dtype)
-    opt = torch.optim.Adam(stack.params.values(), lr=config.lr, weight_decay=config.weight_decay)
+    stack = make_stack(full, [masks[v] for v, _ in runs], Xtr[:2], device, dtype)
+    opt = config.optimizer_for(stack.named_parameters())
     hists = [RunHistory() for _ in runs]
     seeds = [s for _, s in runs]
     n = len(ytr)

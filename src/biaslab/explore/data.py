@@ -12,7 +12,8 @@ The page recomputes only what a browser reproduces exactly. Everything else come
   and the library's weighted sums Σ(input * kernel) where the page's own float64 sum could
   disagree. The page sums each pixel's taps in row-major order; :func:`browser_weighted_sum`
   does exactly that here, and every pixel whose unit would be on a different side of its
-  threshold ``Σ > −b`` than the library's :func:`biaslab.conv.weighted_sum` says, at any
+  threshold ``Σ > −b`` than the library's :func:`biaslab.feature_maps.kernel_sums` (the sums
+  ``biaslab conv`` counts, exact zeros kept exact) says, at any
   position of the page's bias slider, is shipped with the library's value. The active share
   shown for every slider position is therefore the library's, exactly.
 
@@ -154,8 +155,7 @@ def conv_panel(
     (min, max, step) and ``kernels`` (name, weights, Σ range, corrections: flat indices and
     the library's float64 values).
     """
-    from ..conv import weighted_sum
-    from ..feature_maps import prepare_image
+    from ..feature_maps import kernel_sums, prepare_image
 
     picture, source, original_size = prepare_image(builtin, image, False, max_size)
     grey = picture[0]
@@ -163,7 +163,7 @@ def conv_panel(
     biases = slider_biases()
     kernels = []
     for name, weights in explore_kernels(random, seed):
-        library = weighted_sum(picture, weights[None, None], padding="same")[0]
+        library = kernel_sums(picture, weights[None])
         page = browser_weighted_sum(page_image, weights)
         fix = _disagreements(page, library, biases)
         kernels.append({

@@ -1,0 +1,97 @@
+"""``--engine ray``: the same results as local, one writer of runs.jsonl, resume, a killed worker retried.
+
+Ray takes several seconds to start, so the module starts it once (2 CPUs) and the default suite
+runs one test; the others are marked slow.
+"""
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import biaslab.ablate.run
+from biaslab.ablate import AblationInterrupted, read_runs, run_ablate
+from biaslab.results import payload
+
+ray = pytest.importorskip("ray")
+
+GRID = dict(models=["linear", "mlp"], datasets=["iris", "wine"], epochs=2, seeds=2)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def test_ray_gives_the_local_results_and_only_the_driver_writes(local_ray, tmp_path):
+    local = run_ablate(out_dir=tmp_path / "local", **GRID)
+    remote = run_ablate(engine="ray", out_dir=tmp_path / "ray", **GRID)
+    assert remote.engine == "ray" and remote.trained == 16
+    assert payload(remote)["configurations"] == payload(local)["configurations"]
+    assert payload(remote)["claims"] == payload(local)["claims"]
+    lines = (tmp_path / "ray" / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 16 and len(read_runs(tmp_path / "ray" / "runs.jsonl")) == 16  # one line per run
+    assert sorted(os.listdir(tmp_path / "ray")) == ["runs.jsonl"]
+
+
+@pytest.mark.slow
+def test_ray_resumes_after_an_interrupt(local_ray, tmp_path, monkeypatch):
+    real = biaslab.ablate.run.append_runs
+    calls = []
+
+    def interrupted_on_second(path, records):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(path, records)
+
+    monkeypatch.setattr(biaslab.ablate.run, "append_runs", interrupted_on_second)
+    with pytest.raises(AblationInterrupted):
+        run_ablate(engine="ray", out_dir=tmp_path, **GRID)
+    assert len(read_runs(tmp_path / "runs.jsonl")) == 4  # the first finished configuration
+    monkeypatch.setattr(biaslab.ablate.run, "append_runs", real)
+    again = run_ablate(engine="ray", out_dir=tmp_path, **GRID)
+    assert again.trained == 12 and again.resumed == 4
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 16
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_retried_and_nothing_is_written_twice(local_ray, tmp_path):
+    marker = tmp_path / "kill-once"
+    marker.write_text(str(os.getpid()))
+    model = tmp_path / "killer.py"
+    model.write_text(textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from torch import nn
+
+        def factory():
+            marker = Path({str(marker)!r})
+            if marker.exists() and int(marker.read_text()) != os.getpid():  # in a Ray worker, once
+                marker.unlink()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    """))
+    args = dict(models=[f"{model}:factory"], datasets=["iris"], epochs=2, seeds=2)
+    res = run_ablate(engine="ray", out_dir=tmp_path / "out", **args)
+    assert not marker.exists()  # the first attempt's worker died
+    assert res.trained == 4 and len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 4
+    local = run_ablate(out_dir=None, **args)
+    assert payload(res)["configurations"] == payload(local)["configurations"]
+    assert json.loads(json.dumps(payload(res)))["engine"] == "ray"
+
+
+def test_local_engine_never_imports_ray(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from biaslab.ablate import run_ablate; "
+            "run_ablate(models=['linear'], datasets=['iris'], epochs=1, seeds=2, out_dir=None); "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(biaslab.ablate.run.__file__).parents[2])})
+    assert out.stdout.strip() == "False"
