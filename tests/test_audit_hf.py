@@ -63,6 +63,7 @@ def test_cli_audits_and_folds_a_bert_config(tmp_path):
     (["hf:bert", "--config", "{oops"], ["--config must be a JSON object"]),
     (["cnn-bn", "--config", "{}"], ["--config applies to Hugging Face models only"]),
     (["hf:bert", "--input-ids", "2"], ["--input-ids must be at least 2"]),
+    (["hf:bert", "--input-ids", "2,100"], ["100 tokens", "max_position_embeddings = 64", "--config"]),
 ])
 def test_bad_hugging_face_input_is_one_line(tmp_path, args, words):
     res = CliRunner().invoke(app, ["audit", *args, "--out", str(tmp_path / "o")])

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..io import BiaslabError
 
-__all__ = ["PREFIX", "TINY", "is_hf", "build_hf", "hf_example_shape"]
+__all__ = ["PREFIX", "TINY", "is_hf", "build_hf", "hf_example_shape", "check_sequence_length"]
 
 PREFIX = "hf:"
 
@@ -89,3 +89,13 @@ def hf_example_shape(model: Any) -> tuple[str, tuple[int, ...]]:
     if cfg.model_type in _VISION:
         return "pixels", (cfg.num_channels, cfg.image_size, cfg.image_size)
     return "ids", (cfg.vocab_size,)
+
+
+def check_sequence_length(model: Any, length: int) -> None:
+    """Refuse token sequences longer than the model's position table, naming the ``--config`` field to raise."""
+    cfg = model.config
+    for field in ("max_position_embeddings", "n_positions"):
+        limit = getattr(cfg, field, None)
+        if isinstance(limit, int) and length > limit:
+            raise BiaslabError(f"--input-ids asks for {length} tokens, more than this configuration's {field} = "
+                               f"{limit}; pass fewer tokens or --config '{{\"{field}\": {length}}}'")

@@ -17,7 +17,7 @@ from ..validate import parse_count, parse_shape, writable_file
 from .contrib import bias_contributions
 from .fix import fold_biases, load_fixed, remove_biases
 from .graph import analyse
-from .hf import hf_example_shape, is_hf
+from .hf import check_sequence_length, hf_example_shape, is_hf
 from .verify import verify_findings
 from .target import build_target, builtin_names, default_input_shape, is_checkpoint_path
 
@@ -183,6 +183,8 @@ def run_audit(
         vocab = _vocabulary(model, spec) if input_ids is not None or ds is None else None
         if vocab is not None:
             input_shape = input_ids or (2, DEFAULT_TOKENS)
+            if is_hf(spec):
+                check_sequence_length(model, input_shape[1])
         elif input_shape is None:
             default = sample_shape or default_input_shape(spec) or _hf_shape(model, spec)
             if default is None:
