@@ -559,19 +559,31 @@ def denoise_apply(
 def audit(
     target: Annotated[str, typer.Argument(
         help="file.py:factory or package.module:factory (IMPORTS AND RUNS THAT CODE: audit only code you "
-             "trust), a state_dict FILE.pt with --arch, or a built-in: resnet18, vgg11_bn, mobilenet_v2, "
-             "transformer, resnet50, linear, mlp, cnn, cnn-bn.")],
+             "trust), a state_dict FILE.pt with --arch, hf:bert / hf:gpt2 / hf:vit / hf:llama / hf:distilbert / "
+             "hf:qwen2 (Hugging Face, built offline with random weights), or a built-in: resnet18, vgg11_bn, "
+             "mobilenet_v2, transformer, resnet50, linear, mlp, cnn, cnn-bn.")],
     arch: Annotated[Optional[str], typer.Option(
         help="Architecture of a FILE.pt state_dict: a built-in name or file.py:factory (runs that code). "
              "The file itself is loaded with weights_only=True; pickled code is refused.")] = None,
     input_shape: Annotated[Optional[str], typer.Option(
-        help="Example input N,C,H,W (batch first; N >= 2 for the train-mode proof) [default: 2,<model's own>].")] = None,
+        help="Example input N,C,H,W (batch first; N >= 2 for the train-mode check) [default: 2,<model's own>].")] = None,
+    input_ids: Annotated[Optional[str], typer.Option(
+        help="Example input of random token ids N,L (text models; the default for hf: text models is 2,8).")] = None,
+    config: Annotated[Optional[str], typer.Option(
+        help="JSON configuration fields for an hf: model, e.g. '{\"num_hidden_layers\": 12, \"hidden_size\": "
+             "768}' (starts from a tiny configuration; nothing is downloaded).")] = None,
     data: Annotated[Optional[str], typer.Option(
         help="Measure contributions on data: random (inputs of --input-shape), digits, faces, ... or a data path.")] = None,
-    samples: Annotated[int, typer.Option(help="Number of data inputs used for contributions.")] = 128,
+    samples: Annotated[str, typer.Option(help="Number of data inputs used for contributions (1 to 100,000).")] = "128",
     fix: Annotated[Optional[Path], typer.Option(
-        help="Write a state_dict without the redundant biases to this .pt file, after proving it equivalent.")] = None,
-    fold: Annotated[bool, typer.Option(help="With --fix: also fold BatchNorm into the layer before it (inference only).")] = False,
+        help="Write a state_dict without the redundant biases to this .pt file, after checking on sample inputs, "
+             "in train and eval mode, that the outputs are unchanged.")] = None,
+    fold: Annotated[bool, typer.Option(
+        help="With --fix: also fold every foldable bias: BatchNorm into the layer before it, shifts and attention "
+             "value biases into the layer they reach (inference only; checked in eval mode, in float64 too).")] = False,
+    verify: Annotated[bool, typer.Option(
+        help="Perturb every redundant bias (float64, train mode) and confirm the output does not move; adds a "
+             "'verified' column.")] = False,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
@@ -580,14 +592,15 @@ def audit(
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
 ) -> None:
-    """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a proven fix."""
+    """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a checked fix."""
 
     def build():
         from .audit import run_audit
-        from .audit.run import parse_shape
+        from .audit.run import input_ids_arg, input_shape_arg
 
-        return run_audit(target, arch=arch, input_shape=parse_shape(input_shape), data=data, samples=samples,
-                         fix=fix, fold=fold, seed=seed, device=device,
+        return run_audit(target, arch=arch, input_shape=input_shape_arg(input_shape),
+                         input_ids=input_ids_arg(input_ids), config=config, data=data, samples=samples,
+                         fix=fix, fold=fold, verify=verify, seed=seed, device=device,
                          show_progress=show_progress(quiet, json_output))
 
     emit("audit", build, out, fmt, json_output, quiet)

@@ -192,18 +192,25 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     p = Path(path)
     if not p.is_file():
         raise BiaslabError(f"checkpoint {p} does not exist; pass the path of a saved state_dict")
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save: zip, or a legacy pickle
+        raise BiaslabError(f"{p} is not a PyTorch checkpoint (torch.save writes a zip archive; this file "
+                           f"starts with {head!r}); pass a file saved with torch.save(model.state_dict(), path)")
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it then refuses
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"a pickled {found.group(1)}" if found else "pickled Python objects"
         raise BiaslabError(
-            f"refusing to load {p}: it needs arbitrary code to unpickle ({first[:160]}); "
+            f"refusing to load {p}: it holds {what}, which only arbitrary code can unpickle; "
             "save only a state_dict (torch.save(model.state_dict(), path)) and try again"
         ) from None
     except Exception as exc:  # a corrupt file can fail anywhere inside the unpickler
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
         raise BiaslabError(
-            f"cannot read checkpoint {p}: {msg[:200]}; is it a file written by torch.save?"
+            f"cannot read checkpoint {p} ({msg[0] if msg else type(exc).__name__}); "
+            "is it a complete file written by torch.save?"
         ) from None

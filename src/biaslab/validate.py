@@ -30,6 +30,8 @@ __all__ = [
     "readable_file",
     "writable_file",
     "call_user_code",
+    "parse_count",
+    "parse_shape",
 ]
 
 T = TypeVar("T")
@@ -196,3 +198,35 @@ def call_user_code(fn: Callable[..., T], what: str, *args: Any, **kwargs: Any) -
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise BiaslabError(f"the {what} failed: {type(exc).__name__}{': ' + first if first else ''}") from None
+
+
+def parse_count(option: str, text: str | int, low: int, high: int) -> int:
+    """``text`` (``"128"``, ``"1e3"``) as a whole number in ``[low, high]``; a clear error otherwise."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not np.isfinite(value) or value != int(value):
+        raise BiaslabError(f"{option} must be a whole number (got {text!r})")
+    if not low <= value <= high:
+        raise BiaslabError(f"{option} must be between {low:,} and {high:,} (got {text})")
+    return int(value)
+
+
+def parse_shape(option: str, text: str, max_elements: int, example: str, min_rank: int = 2) -> tuple[int, ...]:
+    """``"2,3,32,32"`` → ``(2, 3, 32, 32)``: positive whole numbers, at least ``min_rank`` of them, and
+    at most ``max_elements`` elements in all (so a typo cannot allocate terabytes)."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) < min_rank or not all(np.isfinite(v) and v >= 1 and v == int(v) for v in values):
+        raise BiaslabError(f"{option} must be at least {min_rank} positive whole numbers separated by commas "
+                           f"(got {text!r}), e.g. {example}")
+    shape = tuple(int(v) for v in values)
+    total = math.prod(shape)
+    if total > max_elements:
+        raise BiaslabError(f"{option} {text} has {total:.3g} elements, more than the limit of {max_elements:,}; "
+                           f"pass a smaller shape, e.g. {example}")
+    return shape

@@ -15,32 +15,16 @@ For a layer ``y = W·x + b`` over a data set:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from .graph import Finding, bias_axes
+from ..results.audit import Contribution, Finding
+from .verdicts import bias_axes
 
 __all__ = ["Contribution", "bias_contributions"]
-
-
-@dataclass
-class Contribution:
-    """What one bias parameter contributes on the data."""
-
-    param: str
-    module: str
-    status: str
-    bias_to_signal: float | None
-    relu_flips: float | None
-    output_change: float
-    accuracy_change: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _logits(model: nn.Module, batches: list[torch.Tensor]) -> torch.Tensor:
@@ -96,7 +80,7 @@ def bias_contributions(
     try:
         for f in findings:
             m = model.get_submodule(f.module)
-            if f.param.rsplit(".", 1)[-1] == "bias" and bias_axes(m, 4) is not None:
+            if f.part is None and f.param.rsplit(".", 1)[-1] == "bias" and bias_axes(m, 4) is not None:
                 handles.append(m.register_forward_hook(
                     lambda mod, i, o, name=f.param, relu=f.feeds_relu: hook(mod, i, o, name, relu)))
         with torch.no_grad():
@@ -110,21 +94,21 @@ def bias_contributions(
             for f in findings:
                 p = params[f.param]
                 saved = p.detach().clone()
-                norm_layer = model.get_submodule(f.consumer) if f.correction is not None else None
-                saved_mean = norm_layer.running_mean.clone() if norm_layer is not None else None
-                p.zero_()
-                if norm_layer is not None:
-                    norm_layer.running_mean.sub_(f.correction.to(norm_layer.running_mean))
+                buffers = {name: model.get_buffer(name) for name in f.corrections or {}}
+                saved_buffers = {name: b.clone() for name, b in buffers.items()}
+                p.view(-1)[slice(*f.span) if f.span is not None else slice(None)] = 0.0
+                for name, b in buffers.items():
+                    b.sub_(torch.as_tensor(f.corrections[name]).to(b))
                 try:
                     zeroed = _logits(model, batches)
                 finally:
                     p.copy_(saved)
-                    if norm_layer is not None:
-                        norm_layer.running_mean.copy_(saved_mean)
+                    for name, b in buffers.items():
+                        b.copy_(saved_buffers[name])
                 acc = _accuracy(zeroed, y)
-                s = stats.get(f.param)
+                s = stats.get(f.param) if f.part is None else None
                 out.append(Contribution(
-                    param=f.param, module=f.module, status=f.status,
+                    param=f.label, module=f.module, status=f.status,
                     bias_to_signal=(s[0] ** 0.5 / s[1] ** 0.5 if s[1] > 0 else None) if s else None,
                     relu_flips=(s[2] / s[3] if s[3] else None) if s else None,
                     output_change=float((zeroed - base).norm()) / norm,

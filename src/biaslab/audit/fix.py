@@ -3,32 +3,39 @@
 Each transformation is a pair: a module-level function that checks the state it needs and refuses
 loudly, deep-copies the model and changes the copy (the input is never touched), and a pure tensor
 function that does the math (:func:`fold_bn_weights`). dtype and ``requires_grad`` are preserved.
+Every transformation checks its result numerically before returning it (:mod:`.check`) and
+raises :class:`BiaslabError` instead of returning a model that computes something else.
 
-* :func:`remove_redundant_biases` — ``bias = None`` for every bias :func:`find_biases` proves
-  redundant; a following BatchNorm / InstanceNorm that keeps running statistics gets its
-  ``running_mean`` lowered by what the bias added, so the model is unchanged in eval mode as well
-  as in training mode.
+* :func:`remove_redundant_biases` — ``bias = None`` for every bias :func:`find_biases` finds
+  redundant (a redundant part of a packed bias is zeroed); a following BatchNorm / InstanceNorm
+  that keeps running statistics gets its ``running_mean`` lowered by what the bias added, so the
+  model is unchanged in eval mode as well
+  as in training mode. Checked in both modes.
 * :func:`fold_batchnorm` — ``W' = W·s``, ``b' = (b − μ)·s + β`` with ``s = γ / √(σ² + ε)``; the
-  BatchNorm becomes ``nn.Identity``. Valid in eval mode only.
+  BatchNorm becomes ``nn.Identity``. Valid in eval mode only; checked in eval mode, in the
+  model's dtype and in float64.
+* :func:`fold_biases` — that, then every other ``foldable`` bias moved into the linear layer or
+  unpadded conv it reaches (``b' = b + W·v``), checked the same way.
 * :func:`load_fixed` — load a state_dict written by ``biaslab audit --fix`` into a freshly built
   model of the original architecture.
-* :func:`compare_outputs` — the proof: the largest output difference over several inputs.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
-from torch.utils._pytree import tree_leaves
 
 from ..io import BiaslabError, safe_torch_load
-from .graph import _NORMS, Finding, batchnorm_pairs, find_biases
+from ..results.audit import Check, Finding
+from .check import N_CHECK_INPUTS, check_inputs, require_equivalent
+from .graph import batchnorm_pairs, find_biases, is_conv1d
+from .norms import NORM_MODULES
 from .target import load_state
 
 __all__ = [
@@ -36,36 +43,70 @@ __all__ = [
     "drop_biases",
     "fold_batchnorm",
     "fold_bn_weights",
+    "remove_biases",
+    "fold_biases",
     "load_fixed",
-    "Equivalence",
-    "compare_outputs",
 ]
 
 
 def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
     """Set the biases of ``findings`` to None in ``model`` (in place), correcting running means.
 
-    For each finding with a ``correction`` the consumer's ``running_mean`` is lowered by it: that
-    buffer estimates the mean of an input which, without the bias, is lower by exactly that much.
+    For each finding with ``corrections`` the named ``running_mean`` buffers are lowered by them:
+    each estimates the mean of an input which, without the bias, is lower by exactly that much.
+    A part of a packed bias (attention's key part of ``in_proj_bias``) cannot be removed alone:
+    it is set to zero.
     """
     with torch.no_grad():
         for f in findings:
+            for buffer, shift in (f.corrections or {}).items():
+                mean = model.get_buffer(buffer)
+                mean.sub_(torch.as_tensor(shift).to(mean))
             layer = model.get_submodule(f.module)
-            if f.correction is not None:
-                norm = model.get_submodule(f.consumer)
-                norm.running_mean.sub_(f.correction.to(norm.running_mean))
-            layer.bias = None
+            attr = f.param.rsplit(".", 1)[-1]
+            if f.part is not None:
+                getattr(layer, attr).view(-1)[slice(*f.span)] = 0.0
+            else:
+                setattr(layer, attr, None)
     return model
 
 
-def remove_redundant_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> nn.Module:
-    """A copy of ``model`` without the biases that :func:`find_biases` proves redundant.
+def remove_biases(model: nn.Module, findings: list[Finding], example_input: torch.Tensor | tuple,
+                  n_inputs: int = N_CHECK_INPUTS, seed: int = 0) -> tuple[nn.Module, list[Check]]:
+    """A copy of ``model`` without the ``redundant`` biases among ``findings``, and its checks.
+
+    The copy is compared with ``model`` on ``n_inputs`` random inputs shaped like
+    ``example_input`` (plus the example itself), in training and in eval mode.
+
+    Raises
+    ------
+    BiaslabError
+        if either check exceeds the tolerance for the model's dtype: the copy is not returned.
+    """
+    redundant = [f for f in findings if f.status == "redundant"]
+    fixed = drop_biases(copy.deepcopy(model), redundant)
+    if not redundant:
+        return fixed, []
+    train_inputs, eval_inputs = check_inputs(model, example_input, n_inputs, seed)
+    checks = [require_equivalent(model, fixed, train_inputs, "train", "biases removed", seed),
+              require_equivalent(model, fixed, eval_inputs, "eval", "biases removed", seed)]
+    return fixed, checks
+
+
+def remove_redundant_biases(model: nn.Module, example_input: torch.Tensor | tuple,
+                            n_inputs: int = N_CHECK_INPUTS, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` without the biases that :func:`find_biases` finds redundant.
 
     The copy computes the same function as ``model`` in training mode and, thanks to the
-    running-mean correction, in eval mode. ``model`` is not modified.
+    running-mean correction, in eval mode; both are checked on ``n_inputs`` inputs before it is
+    returned (:func:`remove_biases`). ``model`` is not modified.
+
+    Raises
+    ------
+    BiaslabError
+        if the copy's outputs differ from ``model``'s beyond the dtype's tolerance.
     """
-    findings = [f for f in find_biases(model, example_input) if f.status == "redundant"]
-    return drop_biases(copy.deepcopy(model), findings)
+    return remove_biases(model, find_biases(model, example_input), example_input, n_inputs, seed)[0]
 
 
 def fold_bn_weights(
@@ -110,30 +151,129 @@ def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, new)
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
+def fold_batchnorm(model: nn.Module, example_input: torch.Tensor | tuple, n_inputs: int = N_CHECK_INPUTS,
+                   seed: int = 0) -> nn.Module:
     """A copy of ``model`` (in eval mode) with every BatchNorm that directly follows a conv / linear
     layer folded into that layer and replaced by ``nn.Identity``.
 
-    Raises :class:`BiaslabError` when the model is in training mode (folding uses the running
-    statistics, so it is valid for inference only) or cannot be traced by torch.fx.
+    The copy is checked against ``model`` in eval mode on ``n_inputs`` inputs shaped like
+    ``example_input``, in the model's dtype and (the fold redone on float64 copies) in float64.
+
+    Raises
+    ------
+    BiaslabError
+        when the model is in training mode (folding uses the running statistics, so it is valid
+        for inference only) or a check fails.
     """
+    folded = _fold(model, example_input, affine=False)[0]
+    _fold_checks(model, folded, False, example_input, "BatchNorm folded", n_inputs, seed)
+    return folded
+
+
+def fold_biases(model: nn.Module, example_input: torch.Tensor | tuple, n_inputs: int = N_CHECK_INPUTS,
+                seed: int = 0) -> tuple[nn.Module, list[str], list[Check]]:
+    """Fold everything :func:`find_biases` calls ``foldable``, in eval mode, into an equivalent copy.
+
+    First every BatchNorm right after a conv / linear layer is folded into it (as
+    :func:`fold_batchnorm`); then every bias whose offset reaches a linear layer or a conv without
+    padding through exact ops (an affine layer's shift, attention's value bias) is moved into that
+    layer's bias (``b' = b + W·v``) and removed (a part of a packed bias is zeroed).
+
+    Returns
+    -------
+    The folded copy, what was folded (BatchNorm module names, then ``"param → layer"``), and the
+    checks it passed (eval mode, the model's dtype and float64).
+
+    Raises
+    ------
+    BiaslabError
+        in training mode, or when a check fails (nothing is returned then).
+    """
+    folded, names = _fold(model, example_input, affine=True)
+    checks = _fold_checks(model, folded, True, example_input, "folded", n_inputs, seed)
+    return folded, names, checks
+
+
+def _fold_checks(model: nn.Module, folded: nn.Module, affine: bool, example_input: torch.Tensor | tuple,
+                 what: str, n_inputs: int, seed: int) -> list[Check]:
+    """Check ``folded`` against ``model`` in eval mode, in the model's dtype and in float64 (the fold
+    redone on a float64 copy); raise :class:`BiaslabError` if either fails."""
+    _, eval_inputs = check_inputs(model, example_input, n_inputs, seed)
+    checks = [require_equivalent(model, folded, eval_inputs, "eval", what, seed)]
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is not None and dtype != torch.float64:
+        def wide(args: tuple) -> tuple:
+            return tuple(t.double() if torch.is_tensor(t) and t.is_floating_point() else t for t in args)
+
+        model64 = copy.deepcopy(model).double()
+        example = example_input if isinstance(example_input, tuple) else (example_input,)
+        folded64 = _fold(model64, wide(example), affine)[0]
+        checks.append(require_equivalent(model64, folded64, [wide(a) for a in eval_inputs], "eval", what, seed))
+    return checks
+
+
+def _bn_pairs(model: nn.Module, example_input: torch.Tensor | tuple) -> list[tuple[str, str]]:
+    """``(layer, batchnorm)`` pairs to fold: from the fx graph, or (where fx fails) from the analysis."""
+    try:
+        return batchnorm_pairs(fx.symbolic_trace(model))
+    except Exception:  # noqa: BLE001 - tracing failures have many types: use the recorded graph's findings
+        return [(f.consumer, f.module) for f in find_biases(model, example_input)
+                if f.status == "foldable" and f.fold_value is None and f.consumer
+                and type(model.get_submodule(f.module)).__module__.startswith("torch.nn")
+                and isinstance(model.get_submodule(f.module), _BatchNorm)]
+
+
+def _fold(model: nn.Module, example_input: torch.Tensor | tuple, affine: bool) -> tuple[nn.Module, list[str]]:
     training = [n or "<model>" for n, m in model.named_modules() if m.training]
     if training:
-        raise BiaslabError(f"fold_batchnorm needs a model in eval mode (call model.eval()); in training mode: "
+        raise BiaslabError(f"folding needs a model in eval mode (call model.eval()); in training mode: "
                            f"{', '.join(training[:3])}{' ...' if len(training) > 3 else ''}")
-    try:
-        pairs = batchnorm_pairs(fx.symbolic_trace(model))
-    except Exception as exc:  # noqa: BLE001 - tracing failures have many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise BiaslabError(f"cannot fold BatchNorm: torch.fx cannot trace the model ({first})") from None
     folded = copy.deepcopy(model)
-    for layer_name, bn_name in pairs:
-        layer, bn = folded.get_submodule(layer_name), folded.get_submodule(bn_name)
-        out_axis = 1 if isinstance(layer, _ConvNd) and layer.transposed else 0
-        layer.weight, layer.bias = fold_bn_weights(layer.weight, layer.bias, bn.running_mean, bn.running_var,
-                                                   bn.eps, bn.weight, bn.bias, out_axis)
-        _set_submodule(folded, bn_name, nn.Identity())
-    return folded
+    names = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the analysis warns about how it traced; the checks decide
+        for layer_name, bn_name in _bn_pairs(folded, example_input):
+            layer, bn = folded.get_submodule(layer_name), folded.get_submodule(bn_name)
+            out_axis = 1 if isinstance(layer, _ConvNd) and layer.transposed else 0
+            layer.weight, layer.bias = fold_bn_weights(layer.weight, layer.bias, bn.running_mean, bn.running_var,
+                                                       bn.eps, bn.weight, bn.bias, out_axis)
+            _set_submodule(folded, bn_name, nn.Identity())
+            names.append(bn_name)
+        if affine:
+            findings = [f for f in find_biases(folded, example_input)
+                        if f.status == "foldable" and f.fold_value is not None]
+            for f in reversed(findings):  # later layers first: a fold never moves a bias that was already moved
+                _fold_affine(folded, f)
+                names.append(f"{f.label} → {f.consumer}")
+    return folded, names
+
+
+def _fold_affine(model: nn.Module, f: Finding) -> None:
+    """Move the offset ``f.fold_value`` that ``f``'s bias adds at the input of ``f.consumer`` (a linear layer,
+    GPT-2's ``Conv1D`` or a conv without padding) into that layer's bias; remove (or, for a part, zero)
+    ``f``'s bias."""
+    target = model.get_submodule(f.consumer)
+    w = target.weight.detach().double()
+    v = torch.as_tensor(f.fold_value, dtype=torch.float64, device=w.device)
+    if isinstance(target, nn.Linear) or is_conv1d(target):
+        n_in = w.shape[0] if is_conv1d(target) else w.shape[1]  # Conv1D stores its weight as (in, out)
+        vec = v.expand(*v.shape[:-1], n_in).reshape(-1, n_in)[0]
+        delta = vec @ w if is_conv1d(target) else w @ vec
+    else:
+        groups, per = target.groups, w.shape[1]
+        vec = v.expand(1, per * groups, *v.shape[2:]).reshape(per * groups, -1)[:, 0]
+        wsum = w.sum(dim=tuple(range(2, w.dim())))
+        out_per = w.shape[0] // groups
+        delta = torch.cat([wsum[i * out_per:(i + 1) * out_per] @ vec[i * per:(i + 1) * per] for i in range(groups)])
+    old = target.bias.detach().double() if target.bias is not None else torch.zeros_like(delta)
+    target.bias = nn.Parameter((old + delta).to(target.weight.dtype), target.weight.requires_grad)
+    owner = model.get_submodule(f.module)
+    attr = f.param.rsplit(".", 1)[-1]
+    with torch.no_grad():
+        if f.part is None and attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES)):
+            setattr(owner, attr, None)
+        else:
+            getattr(owner, attr).view(-1)[slice(*f.span) if f.span else slice(None)] = 0.0
 
 
 def _local_state_keys(module: nn.Module) -> list[str]:
@@ -153,7 +293,7 @@ def load_fixed(model: nn.Module, checkpoint: str | Path | dict[str, torch.Tensor
     keys = set(state)
     for name, m in list(model.named_modules()):
         prefix = f"{name}." if name else ""
-        if isinstance(m, _NORMS) and name and (local := _local_state_keys(m)):
+        if isinstance(m, NORM_MODULES) and name and (local := _local_state_keys(m)):
             if not any(prefix + k in keys for k in local):
                 _set_submodule(model, name, nn.Identity())
                 continue
@@ -166,54 +306,3 @@ def load_fixed(model: nn.Module, checkpoint: str | Path | dict[str, torch.Tensor
     return load_state(model, state, str(checkpoint) if isinstance(checkpoint, (str, Path)) else "the state_dict")
 
 
-@dataclass
-class Equivalence:
-    """How far a fixed model's outputs are from the original's: the proof of a fix."""
-
-    mode: str
-    n_inputs: int
-    max_abs_diff: float
-    max_rel_diff: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "n_inputs": self.n_inputs, "max_abs_diff": self.max_abs_diff,
-                "max_rel_diff": self.max_rel_diff}
-
-
-def _outputs(net: nn.Module, args: tuple, train: bool, seed: int) -> list[torch.Tensor]:
-    """Every tensor ``net(*args)`` returns, as float64, in train or eval mode; ``net`` is restored after."""
-    flags = {m: m.training for m in net.modules()}
-    buffers = [(b, b.clone()) for b in net.buffers()]  # running statistics change in training mode
-    net.train(train)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return [t.double() for t in tree_leaves(net(*args)) if isinstance(t, torch.Tensor)]
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
-        for b, saved in buffers:
-            b.copy_(saved)
-
-
-def compare_outputs(original: nn.Module, fixed: nn.Module, inputs: list[tuple], mode: str = "eval",
-                    seed: int = 0) -> Equivalence:
-    """Run both models in ``mode`` ("train" or "eval") on each input and return the largest absolute
-    difference of any output and that difference relative to the largest original output.
-
-    The random state is reset to the same seed before each pair of forward passes, so dropout draws
-    the same masks in both models. Neither model is modified (modes and buffers are restored).
-    """
-    max_abs, scale = 0.0, 0.0
-    with torch.no_grad():
-        for i, args in enumerate(inputs):
-            try:
-                ya, yb = (_outputs(net, args, mode == "train", seed + i) for net in (original, fixed))
-            except ValueError as exc:
-                raise BiaslabError(f"the {mode}-mode check failed ({str(exc)[:120]}); in training mode "
-                                   "BatchNorm needs a batch of at least 2: pass --input-shape 2,...") from None
-            for a, b in zip(ya, yb):
-                if a.numel():
-                    max_abs = max(max_abs, float((a - b).abs().max()))
-                    scale = max(scale, float(a.abs().max()))
-    return Equivalence(mode, len(inputs), max_abs, max_abs / scale if scale > 0 else max_abs)

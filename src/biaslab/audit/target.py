@@ -1,5 +1,6 @@
 """What ``biaslab audit TARGET`` audits: a factory in the user's code, a built-in model, a checkpoint.
 
+* ``hf:TYPE`` — a Hugging Face ``transformers`` model built offline from a configuration (:mod:`.hf`);
 * ``path/to/file.py:factory`` or ``package.module:factory`` — imports the user's code (it runs, by
   design) and calls ``factory()``, which must return an ``nn.Module``;
 * a built-in name — the zoo (:mod:`biaslab.zoo`) or the ablation models (:mod:`biaslab.models`);
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,12 +21,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io import BiaslabError, safe_torch_load
+from ..io import BiaslabError
 
-__all__ = ["CHECKPOINT_SUFFIXES", "builtin_names", "default_input_shape", "build_target", "load_state",
-           "load_checkpoint"]
+__all__ = ["first_line", "CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape",
+           "build_target", "load_state"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+
+def is_checkpoint_path(target: str) -> bool:
+    """Is ``target`` meant as a checkpoint file (a checkpoint suffix, or any existing file)?"""
+    return Path(target).suffix in CHECKPOINT_SUFFIXES or Path(target).is_file()
 
 
 def builtin_names() -> list[str]:
@@ -67,29 +74,38 @@ def _factory(spec: str) -> Any:
             loader.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
             sys.modules.pop(mod_name, None)
-            raise BiaslabError(f"importing {path} raised {type(exc).__name__}: {_first_line(exc)}") from None
+            raise BiaslabError(f"importing {path} raised {type(exc).__name__}: {first_line(exc)}") from None
     else:
         try:
             module = importlib.import_module(where)
         except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
-            raise BiaslabError(f"cannot import module {where!r} ({type(exc).__name__}: {_first_line(exc)}); "
+            raise BiaslabError(f"cannot import module {where!r} ({type(exc).__name__}: {first_line(exc)}); "
                                "pass package.module:factory or path/to/file.py:factory") from None
     if not hasattr(module, attr):
         raise BiaslabError(f"{where} has no attribute {attr!r}; name a function that returns an nn.Module")
     return getattr(module, attr)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when empty), whole and without ANSI codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
-def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: int = 10) -> nn.Module:
-    """Build the model named by ``spec`` (``file.py:factory``, ``module:factory`` or a built-in name).
+def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: int = 10,
+                 config: str | None = None) -> nn.Module:
+    """Build the model named by ``spec`` (``file.py:factory``, ``module:factory``, ``hf:TYPE`` or a
+    built-in name).
 
     Built-ins are built for per-sample inputs of ``in_shape`` and ``n_classes`` outputs; a user
-    factory is called without arguments. Raises :class:`BiaslabError` for an unknown name, a factory
-    that raises, or a result that is not an ``nn.Module``.
+    factory is called without arguments; ``hf:TYPE`` is built offline from its configuration
+    (``config``: JSON overrides, :mod:`.hf`). Raises :class:`BiaslabError` for an unknown name, a
+    factory that raises, or a result that is not an ``nn.Module``.
     """
+    from .hf import build_hf, is_hf
+
+    if is_hf(spec):
+        return build_hf(spec, config)
     if ":" in spec:
         factory = _factory(spec)
         if not callable(factory):
@@ -97,7 +113,7 @@ def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: 
         try:
             model = factory()
         except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
-            raise BiaslabError(f"factory {spec} raised {type(exc).__name__}: {_first_line(exc)}") from None
+            raise BiaslabError(f"factory {spec} raised {type(exc).__name__}: {first_line(exc)}") from None
         if not isinstance(model, nn.Module):
             raise BiaslabError(f"factory {spec} returned a {type(model).__name__}, not a torch.nn.Module")
         return model
@@ -134,8 +150,3 @@ def load_state(model: nn.Module, state: Any, source: str = "the checkpoint") -> 
                            "check --arch (and that the file is this model's state_dict)")
     model.load_state_dict(state)
     return model
-
-
-def load_checkpoint(path: str | Path, model: nn.Module) -> nn.Module:
-    """Load the state_dict at ``path`` (``weights_only=True``; a pickled payload is refused) into ``model``."""
-    return load_state(model, safe_torch_load(path), str(path))
