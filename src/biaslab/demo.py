@@ -91,7 +91,7 @@ def classic_claims(parts: dict[str, Result]) -> list[Claim]:
     out = []
     for cid, statement, section, source in CLASSIC_CLAIMS:
         part = parts.get(section)
-        found = [c for c in getattr(part, "claims", []) if c.id == source]
+        found = [c for c in part.claims if c.id == source] if part is not None else []
         if not found:
             out.append(Claim(cid, f"{statement} Not measured: the demo ran no {section} step with "
                                   f"claim {source!r}.", None, {"section": section, "claim": source}))

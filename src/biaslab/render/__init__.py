@@ -31,35 +31,9 @@ _MODULES = {
 }
 
 
-class _Legacy:
-    """TRANSITIONAL bridge for results that still render themselves; deleted once every command has a
-    render module (tracked in the round-2 migration)."""
-
-    @staticmethod
-    def summary(result):
-        return result.summary()
-
-    @staticmethod
-    def figures(result, out_dir, fmt):
-        return result.figures(out_dir, fmt)
-
-    @staticmethod
-    def sections(result, figures):
-        return [result.section(figures)]
-
-    @staticmethod
-    def console_table(result):
-        return result.table() if hasattr(result, "table") else ""
-
-
 def renderer(command: str) -> ModuleType:
     """The render module of ``command``."""
-    try:
-        return importlib.import_module(f"{__name__}.{_MODULES[command]}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{_MODULES[command]}":
-            raise
-        return _Legacy
+    return importlib.import_module(f"{__name__}.{_MODULES[command]}")
 
 
 def summary(result: Result) -> str:
