@@ -451,3 +451,16 @@ def test_shift_grid_from_the_command_line_and_its_figures(tmp_path):
     assert [c["id"] for c in d["claims"] if c["id"].count("/") == 3] == ["linear/iris/no-bias/contrast"]
     assert d["claims"][2 + 1]["evidence"]["label"] == "contrast ×0.05"
     assert (tmp_path / "ablate_shift.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("kind", ["folder", "not-utf8"])
+def test_a_broken_runs_file_is_refused_before_training(tmp_path, kind):
+    runs = tmp_path / "runs.jsonl"
+    if kind == "folder":
+        runs.mkdir()
+    else:
+        runs.write_bytes(b"\xff\xfe\x00 not text")
+    res = CliRunner().invoke(app, ["ablate", "--model", "linear", "--dataset", "iris", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "runs file" in lines[0] and "Traceback" not in res.output

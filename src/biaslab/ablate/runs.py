@@ -39,11 +39,16 @@ def config_key(settings: dict[str, Any]) -> str:
 
 
 def read_runs(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """Finished runs in ``path`` by (config key, variant, seed); a torn last line is ignored."""
+    """Finished runs in ``path`` by (config key, variant, seed); a torn last line is ignored.
+
+    A ``path`` that is a folder, a device or not UTF-8 raises :class:`BiaslabError` (before any training).
+    """
+    from ..io import read_text
+
     done: dict[tuple[str, str, int], dict[str, Any]] = {}
-    if not path.is_file():
+    if not path.exists():
         return done
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text(path, "runs file").splitlines():
         try:
             rec = json.loads(line)
             key = (rec["config"], rec["variant"], int(rec["seed"]))

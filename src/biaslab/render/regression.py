@@ -84,7 +84,7 @@ def sections(res: RegressionResult, figs: list[Path]) -> list[Section]:
         row = {"fit": _LABELS[name].lower(), "MSE": f.mse, "intercept": f.intercept, "R²": f.r2}
         if res.n_test:
             row.update({"test MSE": f.test_mse, "test R²": f.test_r2})
-        row["residual trend r"] = res.residual_trends[name].r
+        row["residual trend r"] = round(res.residual_trends[name].r, 3) + 0.0  # 7e-16 is 0 here
         rows.append(row)
     return [Section("Linear regression with and without bias", _numbers(res), figs, rows,
                     claims=list(res.claims), anchor="regression")]
