@@ -8,7 +8,6 @@ from PIL import Image
 
 from biaslab.conv import fraction_active
 from biaslab.feature_maps import (
-    MAX_ABS_BIAS,
     MAX_BIASES,
     MAX_IMAGE_SIDE,
     MAX_KERNEL_SIZE,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "first_line",
     "BiaslabError",
     "STALE_SECONDS",
     "atomic_write_bytes",
@@ -157,6 +158,12 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         ) from None
     except OSError as exc:
         raise BiaslabError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when empty), whole and without ANSI codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .datasets import Dataset
-from .io import BiaslabError
+from .io import BiaslabError, first_line
 from .biases import is_bias_parameter
 from .models import ScaleOnlyBatchNorm2d, bias_mask, init_model
 
@@ -445,10 +445,6 @@ class LoopStack(_Stack):
                 for model, mask in zip(self.models, self.model_masks)]
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-
-
 def make_stack(models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None, example: torch.Tensor,
                device: torch.device, dtype: torch.dtype) -> _Stack:
     """The fastest stack that runs ``models``: :class:`ModelStack` for the plain built-in
@@ -461,7 +457,7 @@ def make_stack(models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | N
         stack.check(example)
         return stack
     except Exception as exc:  # noqa: BLE001 - any failure to batch means: train them one by one
-        reason = (f"vmap cannot batch {type(models[0]).__name__} ({type(exc).__name__}: {_first_line(exc)}); "
+        reason = (f"vmap cannot batch {type(models[0]).__name__} ({type(exc).__name__}: {first_line(exc)}); "
                   "its runs train one after another")
         return LoopStack(models, masks, reason).to(device, dtype)
 

@@ -14,7 +14,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..io import BiaslabError
 from ..results.audit import Check
-from .target import first_line
+from ..io import first_line
 
 __all__ = ["TOLERANCE", "N_CHECK_INPUTS", "MIN_TRAIN_BATCH", "tolerance", "check_inputs", "compare_outputs",
            "require_equivalent"]

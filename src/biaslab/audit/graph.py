@@ -42,7 +42,7 @@ from ..results.audit import Finding
 from .hooks import confirm, hook_verdicts
 from .norms import NORM_MODULES, norm_call
 from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
-from .target import first_line
+from ..io import first_line
 from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
 __all__ = ["find_biases", "analyse", "batchnorm_pairs", "is_conv1d", "PACKED"]

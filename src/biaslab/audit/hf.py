@@ -78,7 +78,7 @@ def build_hf(target: str, config: str | None = None) -> Any:
         cfg = AutoConfig.for_model(kind, **{**TINY[kind], **overrides})
         return AutoModel.from_config(cfg)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        from .target import first_line
+        from ..io import first_line
 
         raise BiaslabError(f"cannot build {target} with --config {json.dumps(overrides)}: {first_line(exc)}") from None
 

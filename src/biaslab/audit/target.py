@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io import BiaslabError
+from ..io import BiaslabError, first_line
 
-__all__ = ["first_line", "CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape",
+__all__ = ["CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape",
            "build_target", "load_state"]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -84,12 +83,6 @@ def _factory(spec: str) -> Any:
     if not hasattr(module, attr):
         raise BiaslabError(f"{where} has no attribute {attr!r}; name a function that returns an nn.Module")
     return getattr(module, attr)
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when empty), whole and without ANSI codes."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: int = 10,
