@@ -89,7 +89,7 @@ def test_relu_zero_exactly_at_or_below_minus_b():
     assert claim.evidence["mismatches"] == 0 and claim.evidence["checks"] == 2 * claim.evidence["grid_points"]
     assert claim.evidence["folk_mismatches"] > 0  # "less than the bias" puts the threshold at +b
     assert "zero exactly when the weighted sum w·x is at most −b" in claim.text
-    assert "the threshold is −b, not b" in claim.text
+    assert "the threshold is −b, and at w·x = −b the output is already 0" in claim.text
     assert "folk" not in run_relu(biases=[0.0]).claim("relu_zero_below_minus_b").text.split("mismatches)")[0]
 
 

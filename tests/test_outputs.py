@@ -107,3 +107,13 @@ def test_report_of_a_regression_run_does_not_import_torch(regression_dir):
 def test_json_output_is_the_results_file(regression_dir, tmp_path):
     res = run("regression", "--json", "--out", tmp_path / "again")
     assert json.loads(res.stdout) == json.loads((regression_dir / "results.json").read_text())
+
+
+def test_a_run_never_replaces_another_commands_results(regression_dir):
+    before = (regression_dir / "results.json").read_bytes()
+    res = run("relu", "--out", regression_dir)
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds the results of `biaslab regression`" in lines[0]
+    assert (regression_dir / "results.json").read_bytes() == before
+    assert run("regression", "--quiet", "--out", regression_dir).exit_code == 0  # the same command may rerun

@@ -29,13 +29,16 @@ def test_table_of_contents_links_every_section_anchor():
 
 
 def test_claims_are_rendered_with_verdict_and_evidence():
-    claims = [Claim("c1", "it holds", True, {"p": 0.01}), Claim("c2", "it fails", False, {"gap": -0.04}),
-              Claim("c3", "unknown", None, {})]
+    claims = [Claim("c1", "it holds", True, {"p": 0.01}, "proposition one"),
+              Claim("c2", "it fails", False, {"gap": -0.04}, "proposition two"), Claim("c3", "unknown", None, {})]
     page = render_html("T", [Section("S", "t", claims=claims)])
     assert "<span class='holds'>holds</span>" in page
     assert "<span class='fails'>does not hold</span>" in page
     assert "<span class='unknown'>not measured</span>" in page
     assert "p = 0.01" in page and "gap = -0.04" in page
+    # each verdict sits next to the proposition it is about (the id when there is none)
+    assert "<td>proposition two</td><td><span class='fails'>does not hold</span></td><td>it fails" in page
+    assert "<td>c3</td>" in page
 
 
 def test_markdown_links_figures_relative_and_writes_both(tmp_path):

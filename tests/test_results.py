@@ -57,7 +57,7 @@ def test_large_arrays_are_compressed_small_ones_readable():
 
 def test_nested_dataclasses_tuples_optionals_and_nan_roundtrip():
     s = Sample(Inner("a", [1.0, float("nan")], None), {"m": np.eye(2)}, (3, 4), [Inner("b", [], 2.5)],
-               {"seed": 1}, [Claim("c", "t", None, {"x": 1})], scratch=[9])
+               {"seed": 1}, [Claim("c", "t", None, {"x": 1}, "s")], scratch=[9])
     back = roundtrip(s)
     assert back.inner.name == "a" and back.inner.maybe is None
     assert back.inner.values[0] == 1.0 and np.isnan(back.inner.values[1])  # stored as null, read as NaN
@@ -65,19 +65,21 @@ def test_nested_dataclasses_tuples_optionals_and_nan_roundtrip():
     assert back.pair == (3, 4) and isinstance(back.pair, tuple)
     assert back.items[0] == Inner("b", [], 2.5)
     np.testing.assert_array_equal(back.arrays["m"], np.eye(2))
-    assert back.claims == [Claim("c", "t", None, {"x": 1})]
+    assert back.claims == [Claim("c", "t", None, {"x": 1}, "s")]
     assert "scratch" not in encode(s) and back.scratch == []  # memory-only field
 
 
 def test_claim_text_is_the_template_for_its_verdict():
     ev = {"gain": -0.04, "sigma": 100}
-    yes = Claim.decide("g", True, ev, true="ahead by {gain:+.2f} dB", false="not better ({gain:+.2f} dB at σ = {sigma})")
-    no = Claim.decide("g", False, ev, true="ahead by {gain:+.2f} dB", false="not better ({gain:+.2f} dB at σ = {sigma})")
-    unknown = Claim.decide("g", None, ev, true="t", false="f", unknown="not measured at σ = {sigma}")
+    kw = dict(statement="ahead at σ = {sigma}", true="ahead by {gain:+.2f} dB", false="not better ({gain:+.2f} dB at σ = {sigma})")
+    yes = Claim.decide("g", True, ev, **kw)
+    no = Claim.decide("g", False, ev, **kw)
+    unknown = Claim.decide("g", None, ev, **kw, unknown="not measured at σ = {sigma}")
     assert yes.text == "ahead by -0.04 dB" and yes.holds is True
     assert no.text == "not better (-0.04 dB at σ = 100)" and no.holds is False
+    assert no.statement == "ahead at σ = 100"  # the proposition the verdict is about
     assert unknown.text == "not measured at σ = 100" and unknown.holds is None and unknown.verdict == "not measured"
-    assert Claim.decide("g", np.bool_(True), ev, true="t", false="f").holds is True
+    assert Claim.decide("g", np.bool_(True), ev, statement="s", true="t", false="f").holds is True
 
 
 def test_payload_has_the_schema_header_and_older_schemas_are_refused(tmp_path):

@@ -190,9 +190,10 @@ def relu_claims(activation: str, w: float, biases: list[float], x_range: tuple[f
         evidence = {"activation": activation, "biases": list(biases), "bias_list": text}
         mismatches = folk = 0
     folk_note = (' The folk rule "zero when the weighted sum is less than the bias" gets {folk_mismatches} of '
-                 'them wrong: the threshold is −b, not b.' if folk else "")
+                 'them wrong: the threshold is −b, and at w·x = −b the output is already 0.' if folk else "")
     claims.append(Claim.decide(
         "relu_zero_below_minus_b", None if activation != "relu" else mismatches == 0, evidence,
+        statement="relu(w·x + b) is 0 exactly when the weighted sum w·x is at most −b",
         true="A ReLU outputs zero exactly when the weighted sum w·x is at most −b, and a positive value when "
              "it exceeds −b: checked on {grid_points} weighted sums for b = {bias_list} ({checks} checks, "
              "{mismatches} mismatches)." + folk_note,
@@ -211,6 +212,7 @@ def relu_claims(activation: str, w: float, biases: list[float], x_range: tuple[f
                 "grid_points": int(s.size), "mismatches": above + below + at}
     claims.append(Claim.decide(
         "crossing_at_minus_b", above + below + at == 0, crossing,
+        statement="{activation}(w·x + b) crosses {activation}(0) exactly at w·x = −b",
         true="{activation}(w·x + b) equals {activation}(0) = {value_at_zero:g} where the weighted sum w·x is "
              "−b, is at least that where w·x > −b and at most that where w·x < −b: the bias sets the "
              "threshold at w·x = −b (b = {bias_list}; {grid_points} weighted sums each, {mismatches} exceptions).",
@@ -226,6 +228,7 @@ def relu_claims(activation: str, w: float, biases: list[float], x_range: tuple[f
     claims.append(Claim.decide(
         "boundary_through_origin_without_bias",
         plane["distance_at_b0"] == 0 and plane["pre_activation_at_origin"] == 0, plane,
+        statement="Without bias the boundary of a 2-D unit passes through the origin",
         true="Without bias (b = 0) the boundary {line} = 0 of the 2-D unit passes through the "
              "origin (distance {distance_at_b0:g}, pre-activation {pre_activation_at_origin:g} there); a bias b "
              "moves it |b|/‖w‖ away (up to {max_shift:.3g} here), so only with a bias can the unit separate "

@@ -95,10 +95,19 @@ def show_progress(quiet: bool, json_output: bool) -> bool:
 
 
 def make_console():
-    """A rich console on stdout; wide enough for tables when stdout is a pipe or a file."""
+    """A rich console on stdout; wide enough for tables when stdout is a pipe or a file (``COLUMNS``
+    wins). A closed pipe raises BrokenPipeError, which :func:`errors.stdout_errors` reports, rather
+    than rich's own silent ``SystemExit(1)``."""
+    import errno
+
     from rich.console import Console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "") or 0) or 120
+    return _Console(highlight=False, width=width)
 
 
 def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, json_output: bool, quiet: bool):
@@ -108,12 +117,13 @@ def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, 
     Everything that can be checked without the result is checked before ``build`` runs; the
     folder's lock (``OUT/.biaslab.lock``) is held until the files are written.
     """
-    from .outputs import check_format, locked_out_dir, save_outputs
+    from .outputs import check_format, check_same_command, locked_out_dir, save_outputs
     from .render import renderer
     from .results import payload
 
     out_dir = out if out is not None else Path("biaslab-out") / command
     check_format(fmt)
+    check_same_command(out_dir, command)
     if json_output or not quiet:
         check_stdout_open()
     with locked_out_dir(out_dir):
@@ -230,12 +240,13 @@ def demo(
 ) -> None:
     """Run every experiment on quick settings and write one HTML report, opening with the classic claims."""
     from .demo import run_demo
-    from .outputs import check_format, locked_out_dir, save_demo
+    from .outputs import check_format, check_same_command, locked_out_dir, save_demo
     from .render.demo import summary
     from .results import payload
 
     out_dir = out if out is not None else Path("biaslab-out") / "demo"
     check_format(fmt)
+    check_same_command(out_dir, "demo")
     if json_output or not quiet:
         check_stdout_open()
     with locked_out_dir(out_dir):

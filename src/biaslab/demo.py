@@ -93,13 +93,12 @@ def classic_claims(parts: dict[str, Result]) -> list[Claim]:
         part = parts.get(section)
         found = [c for c in part.claims if c.id == source] if part is not None else []
         if not found:
-            out.append(Claim(cid, f"{statement} Not measured: the demo ran no {section} step with "
-                                  f"claim {source!r}.", None, {"section": section, "claim": source}))
+            out.append(Claim(cid, f"Not measured: the demo ran no {section} step with claim {source!r}.", None,
+                             {"section": section, "claim": source}, statement))
             continue
         c = found[0]
         scalars = {k: v for k, v in c.evidence.items() if not isinstance(v, (list, dict))}
-        out.append(Claim(cid, f"{statement} Measured: {c.text}", c.holds,
-                         {"section": section, "claim": source, **scalars}))
+        out.append(Claim(cid, c.text, c.holds, {"section": section, "claim": source, **scalars}, statement))
     return out
 
 

@@ -9,6 +9,7 @@ Every option is checked before any map is computed, so a bad one costs nothing.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -263,8 +264,10 @@ def _torch_check(image: np.ndarray, kernels: list[tuple[str, np.ndarray]], total
     x = torch.from_numpy(image[None])
     for (_, kernel), total in zip(kernels, totals):
         weight = torch.from_numpy(np.repeat(kernel[None], len(biases), axis=0))
-        ref = torch.nn.functional.conv2d(x, weight, torch.tensor(biases, dtype=torch.float64),
-                                         stride=stride, padding=padding)[0].numpy()
+        with warnings.catch_warnings():  # torch warns that 'same' with an even kernel pads unevenly: known
+            warnings.simplefilter("ignore", UserWarning)
+            ref = torch.nn.functional.conv2d(x, weight, torch.tensor(biases, dtype=torch.float64),
+                                             stride=stride, padding=padding)[0].numpy()
         ours = np.stack([total + b for b in biases])
         diff = max(diff, float(np.abs(ours - ref).max()))
     return TorchCheck("torch.nn.functional.conv2d", diff, TORCH_TOLERANCE)
@@ -292,6 +295,7 @@ def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches
         {"activation": activation, "units": units, "mismatches": mismatches}
     claims = [Claim.decide(
         "fires_where_sum_exceeds_minus_b", None if activation == "sigmoid" else mismatches == 0, fires,
+        statement="A unit fires exactly where Σ(input * kernel) > −b",
         true="Each unit of every map fires ({activation}(Σ + b) > 0) exactly where Σ(input * kernel) > −b: "
              "{units} units checked, {mismatches} mismatches.",
         false="{mismatches} of {units} units do not follow 'fires exactly where Σ(input * kernel) > −b'.",
@@ -309,6 +313,7 @@ def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches
                     "biases": [s.bias for s in m.biases], "shares": [s.fraction_active for s in m.biases]}
         claims.append(Claim.decide(
             f"active_share_rises_with_bias:{m.name}", drop == 0 and curve[-1] > curve[0], evidence,
+            statement="{kernel}: the share of active units rises with the bias",
             true="{kernel}: the share of active units rises with the bias and never falls, from "
                  "{share_at_min_bias:.1%} at b = {sweep_min_bias:.3g} to {share_at_max_bias:.1%} at "
                  "b = {sweep_max_bias:.3g} ({sweep_points} biases); at the biases shown: {at_biases_shown}.",
@@ -318,11 +323,13 @@ def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches
         ))
     if check is None:
         claims.append(Claim("matches_torch", "Not measured: the maps were not compared with "
-                            "torch.nn.functional.conv2d (run without --no-check-torch).", None, {}))
+                            "torch.nn.functional.conv2d (`biaslab conv` compares them unless --no-check-torch).",
+                            None, {}, "The NumPy maps equal torch.nn.functional.conv2d's"))
     else:
         evidence = {"reference": check.reference, "max_abs_diff": check.max_abs_diff, "tolerance": check.tolerance}
         claims.append(Claim.decide(
             "matches_torch", check.max_abs_diff <= check.tolerance, evidence,
+            statement="The NumPy maps equal torch.nn.functional.conv2d's (max |difference| ≤ {tolerance:g})",
             true="The NumPy maps equal {reference}'s: max |difference| {max_abs_diff:.2g} ≤ {tolerance:g}.",
             false="The NumPy maps differ from {reference}'s by up to {max_abs_diff:.2g} > {tolerance:g}.",
         ))
@@ -332,6 +339,7 @@ def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches
                     "tolerance": EXPLAIN_TOLERANCE, "values": sum(len(k.biases) for k in explanation.kernels)}
         claims.append(Claim.decide(
             "explain_matches_feature_map", diff <= EXPLAIN_TOLERANCE, evidence,
+            statement="The breakdown of output ({row}, {col}) equals the feature map there",
             true="The breakdown of output ({row}, {col}), patch × kernel summed plus b, equals the full feature map "
                  "there: {values} values, max |difference| {max_abs_diff:.2g} ≤ {tolerance:g}.",
             false="The breakdown of output ({row}, {col}) differs from the full feature map by up to "

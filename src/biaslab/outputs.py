@@ -19,6 +19,7 @@ Temporary files of ours left there by a killed run are removed when the next run
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from .results import Result, load_results, payload
 
 __all__ = [
     "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
-    "check_format", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
+    "check_format", "check_same_command", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
 ]
 
 FIGURE_FORMATS = ("png", "svg")
@@ -58,6 +59,22 @@ def check_format(fmt: str) -> str:
     from .validate import check_choice
 
     return check_choice("figure format", fmt, FIGURE_FORMATS)
+
+
+def check_same_command(out_dir: str | Path, command: str) -> None:
+    """Refuse an ``out_dir`` whose results.json belongs to another command: a run never replaces
+    another command's results (and leaves its figures behind). An unreadable file is left to the
+    other checks."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        return
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(existing, str) and existing != command:
+        raise BiaslabError(f"--out {out_dir} holds the results of `biaslab {existing.replace('-', ' ')}`; "
+                           f"choose another folder for `biaslab {command.replace('-', ' ')}`")
 
 
 def check_targets(out: Path, names: list[str] | tuple[str, ...]) -> None:

@@ -158,10 +158,15 @@ def train_test_split(
 MSE_REDUCTION_THRESHOLD = 0.01
 #: A residual trend counts when Pearson's correlation has a two-sided p below this.
 TREND_ALPHA = 0.05
+#: Errors and residuals below this times the targets' root mean square are rounding: an exact fit.
+EXACT_FIT = 1e-10
 
 
-def residual_trend(axis: np.ndarray, residuals: np.ndarray, against: str) -> ResidualTrend:
-    """Least-squares line of ``residuals`` on ``axis``, with Pearson's r and its two-sided p-value."""
+def residual_trend(axis: np.ndarray, residuals: np.ndarray, against: str, floor: float = 0.0) -> ResidualTrend:
+    """Least-squares line of ``residuals`` on ``axis``, with Pearson's r and its two-sided p-value.
+
+    Residuals whose spread is at most ``floor`` (a root mean square) are rounding: no trend (r = 0, p = 1).
+    """
     from scipy.special import stdtr
 
     a, r_ = np.asarray(axis, dtype=np.float64).ravel(), np.asarray(residuals, dtype=np.float64).ravel()
@@ -169,7 +174,7 @@ def residual_trend(axis: np.ndarray, residuals: np.ndarray, against: str) -> Res
     da, dr = a - a.mean(), r_ - r_.mean()
     saa, srr = float(da @ da), float(dr @ dr)
     slope = float(da @ dr) / saa if saa > 0 else 0.0
-    if saa > 0 and srr > 0:
+    if saa > 0 and srr > n * floor**2:
         r = float(max(-1.0, min(1.0, float(da @ dr) / np.sqrt(saa * srr))))
     else:
         r = 0.0
@@ -182,29 +187,47 @@ def residual_trend(axis: np.ndarray, residuals: np.ndarray, against: str) -> Res
 
 
 def regression_claims(
-    without: FitStats, with_: FitStats, trends: dict[str, ResidualTrend], n_features: int, split: str
+    without: FitStats, with_: FitStats, trends: dict[str, ResidualTrend], n_features: int, split: str,
+    y_scale: float,
 ) -> list[Claim]:
-    """``bias_lowers_mse`` (on the evaluation split) and ``no_bias_residuals_trend``."""
+    """``bias_lowers_mse`` (on the evaluation split) and ``no_bias_residuals_trend``.
+
+    ``y_scale`` is the root mean square of the targets: errors below ``EXACT_FIT`` times it are
+    rounding, not a difference between the fits.
+    """
     m0 = without.test_mse if split == "test" else without.mse
     m1 = with_.test_mse if split == "test" else with_.mse
-    reduction = (m0 - m1) / m0 if m0 > 0 else 0.0
+    floor = (EXACT_FIT * y_scale) ** 2
+    exact = m0 <= floor and m1 <= floor
+    reduction = 0.0 if exact or m0 <= 0 else (m0 - m1) / m0
+    evidence = {"split": split, "mse_without_bias": m0, "mse_with_bias": m1, "relative_reduction": reduction,
+                "threshold": MSE_REDUCTION_THRESHOLD, "rounding_floor": floor, "increase": -reduction}
+    if exact:
+        false = ("Both fits are exact on the {split} data (MSE {mse_without_bias:.2g} and {mse_with_bias:.2g}, "
+                 "below the rounding floor {rounding_floor:.2g}): there is nothing for the bias to lower.")
+    elif reduction < 0:
+        false = ("The bias makes the {split} MSE worse: {mse_without_bias:.4g} without it, {mse_with_bias:.4g} "
+                 "with it ({increase:.1%} higher).")
+    else:
+        false = ("The bias does not lower the {split} MSE by at least {threshold:.0%} here: "
+                 "{mse_without_bias:.4g} without it, {mse_with_bias:.4g} with it ({relative_reduction:.2%} lower).")
     lowers = Claim.decide(
-        "bias_lowers_mse", reduction >= MSE_REDUCTION_THRESHOLD,
-        {"split": split, "mse_without_bias": m0, "mse_with_bias": m1, "relative_reduction": reduction,
-         "threshold": MSE_REDUCTION_THRESHOLD},
+        "bias_lowers_mse", reduction >= MSE_REDUCTION_THRESHOLD, evidence,
+        statement="The bias lowers the {split} MSE by at least {threshold:.0%}",
         true="The bias lowers the {split} MSE from {mse_without_bias:.4g} to {mse_with_bias:.4g} "
              "({relative_reduction:.1%} lower).",
-        false="The bias does not lower the {split} MSE by at least {threshold:.0%} here: "
-              "{mse_without_bias:.4g} without it, {mse_with_bias:.4g} with it ({relative_reduction:.2%} lower).",
+        false=false,
     )
     t = trends["without_bias"]
     evidence = {"against": t.against, "r": t.r, "p": t.p, "alpha": TREND_ALPHA, "n_features": n_features}
+    offset = ": what the missing bias costs here is a constant offset, not a tilt" if lowers.holds else ""
     trend = Claim.decide(
         "no_bias_residuals_trend", t.p < TREND_ALPHA, evidence,
+        statement="The residuals of the fit without bias trend with the {against} (p < {alpha})",
         true="The residuals of the fit without bias trend with the {against} (r = {r:.2f}, p = {p:.2g} < "
              "{alpha}): a systematic error, not noise.",
         false="The residuals of the fit without bias do not trend with the {against} (r = {r:.2f}, "
-              "p = {p:.2g} ≥ {alpha}): what the missing bias costs here is a constant offset, not a tilt.",
+              "p = {p:.2g} ≥ {alpha})" + offset + ".",
     )
     return [lowers, trend]
 
@@ -253,6 +276,7 @@ def run_regression(
         X, X_test, y, y_test = train_test_split(X, y, test_fraction, seed)
     fits = {"without_bias": fit_linear(X, y, fit_intercept=False), "with_bias": fit_linear(X, y, fit_intercept=True)}
     stats, predictions, trends = {}, {}, {}
+    y_scale = float(np.sqrt(np.mean(np.square(y))))
     for name, fit in fits.items():
         pred = fit.predict(X)
         stats[name] = FitStats(
@@ -264,7 +288,7 @@ def run_regression(
         # One feature: residuals against the input. Several: against the fit's own fitted values
         # (the true y would give even a perfect-in-expectation fit a spurious trend).
         axis, against = (X[:, 0], "input") if X.shape[1] == 1 else (pred[:, 0], "fitted values")
-        trends[name] = residual_trend(axis, y - pred, against)
+        trends[name] = residual_trend(axis, y - pred, against, floor=EXACT_FIT * y_scale)
     split = "test" if X_test is not None else "train"
     return RegressionResult(
         source=source,
@@ -281,5 +305,5 @@ def run_regression(
         y_test=y_test,
         true=true_params,
         params={"seed": seed, "test_fraction": test_fraction, "source": source},
-        claims=regression_claims(stats["without_bias"], stats["with_bias"], trends, X.shape[1], split),
+        claims=regression_claims(stats["without_bias"], stats["with_bias"], trends, X.shape[1], split, y_scale),
     )

@@ -78,7 +78,8 @@ def _comparison_text(e: dict[str, Any], where: str) -> str:
 def comparison_claim(cfg: ConfigResult, c: Comparison) -> Claim:
     """``<model>/<dataset>/<b>``: the paired test of ``c.a`` against ``c.b`` on clean test data."""
     e = _evidence(cfg, c, cfg.variants[c.a].summary.mean, cfg.variants[c.b].summary.mean)
-    return Claim(f"{cfg.name}/{c.b}", _comparison_text(e, cfg.name), c.verdict == "bias helps", e)
+    return Claim(f"{cfg.name}/{c.b}", _comparison_text(e, cfg.name), c.verdict == "bias helps", e,
+                 f"{cfg.name}: the biases {c.b} removes help ({c.a} significantly more accurate)")
 
 
 def shift_claim(cfg: ConfigResult, kind: str, label: str, level_index: int, c: Comparison) -> Claim:
@@ -87,7 +88,8 @@ def shift_claim(cfg: ConfigResult, kind: str, label: str, level_index: int, c: C
                   float(cfg.variants[c.b].shift_bands[kind].mean[level_index]))
     e.update({"shift": kind, "level": cfg.shift_levels[kind][level_index], "label": label})
     return Claim(f"{cfg.name}/{c.b}/{kind}", _comparison_text(e, f"{cfg.name} under {label}"),
-                 c.verdict == "bias helps", e)
+                 c.verdict == "bias helps", e,
+                 f"{cfg.name} under {label}: the biases {c.b} removes help ({c.a} significantly more accurate)")
 
 
 def _find(cfg: ConfigResult, b: str) -> Comparison | None:
@@ -99,12 +101,18 @@ def _brief(where: str, c: Comparison) -> str:
     return f"{where} {_pp(c.diff_mean)} ({p})"
 
 
+NEEDED_STATEMENT = (f"Removing every bias costs significant accuracy (p < α and at least {100 * MIN_DROP:g} pp) "
+                    "in every configuration")
+SHIFT_STATEMENT = "With bias is significantly more accurate under the strongest level of every shift"
+
+
 def bias_needed(configs: list[ConfigResult]) -> Claim:
     """Removing every bias costs significant accuracy (p < alpha, drop ≥ MIN_DROP) in every configuration."""
     cases = [(cfg, c) for cfg in configs if (c := _find(cfg, NONE)) is not None]
     evidence: dict[str, Any] = {"threshold": MIN_DROP, "configurations": len(cases)}
     if not cases:
-        return Claim("bias_needed", f"Not measured: no configuration compared {FULL} with {NONE}.", None, evidence)
+        return Claim("bias_needed", f"Not measured: no configuration compared {FULL} with {NONE}.", None, evidence,
+                     NEEDED_STATEMENT)
     needed = [cfg.name for cfg, c in cases if c.verdict == "bias helps" and c.diff_mean >= MIN_DROP]
     alpha = cases[0][1].alpha
     evidence.update({"alpha": alpha, "needed": len(needed), "needed_in": needed})
@@ -118,8 +126,8 @@ def bias_needed(configs: list[ConfigResult]) -> Claim:
         text = f"Removing every bias costs significant accuracy ({rule}) in all {len(cases)} configuration(s): {details}."
     else:
         text = (f"Not here: removing every bias costs significant accuracy ({rule}) in {len(needed)} of "
-                f"{len(cases)} configuration(s) only: {details}.")
-    return Claim("bias_needed", text, holds, evidence)
+                f"{len(cases)} configuration(s): {details}.")
+    return Claim("bias_needed", text, holds, evidence, NEEDED_STATEMENT)
 
 
 def bias_helps_under_shift(configs: list[ConfigResult]) -> Claim:
@@ -129,7 +137,7 @@ def bias_helps_under_shift(configs: list[ConfigResult]) -> Claim:
     evidence: dict[str, Any] = {"cases": len(cases)}
     if not cases:
         return Claim("bias_helps_under_shift", f"Not measured: no shifted test data compared {FULL} with {NONE}.",
-                     None, evidence)
+                     None, evidence, SHIFT_STATEMENT)
     helps = [w for w, c in cases if c.verdict == "bias helps"]
     hurts = [w for w, c in cases if c.verdict == "bias hurts"]
     evidence.update({"alpha": cases[0][1].alpha, "helps": len(helps), "hurts": len(hurts),
@@ -141,7 +149,7 @@ def bias_helps_under_shift(configs: list[ConfigResult]) -> Claim:
     else:
         text = (f"Not here: under the strongest shift of each kind, {FULL} is significantly more accurate in "
                 f"{len(helps)} of {len(cases)} cases and significantly less accurate in {len(hurts)}: {details}.")
-    return Claim("bias_helps_under_shift", text, holds, evidence)
+    return Claim("bias_helps_under_shift", text, holds, evidence, SHIFT_STATEMENT)
 
 
 def ablate_claims(configs: list[ConfigResult]) -> list[Claim]:

@@ -18,6 +18,7 @@ _COLORS = {"with-bias": COLORS["with_bias"], "no-bias": COLORS["without_bias"], 
 #: Line styles keep identical curves (e.g. a variant that equals with-bias) distinguishable.
 _STYLES = {"with-bias": "-", "no-bias": "--", "conv-no-bias": "-.", "head-no-bias": ":", "audit": (0, (1, 1))}
 _EXTRA = ["tab:red", "tab:olive", "tab:cyan", "tab:pink", "tab:gray"]
+
 _SHIFT_AXES = {
     "brightness": ("brightness offset added (std units)", False),
     "contrast": ("contrast scale (1 = unchanged)", True),
@@ -53,6 +54,11 @@ _HOMOGENEITY = (
     "Each shift's verdict is taken at its strongest level."
 )
 
+
+
+def _p(c) -> str:
+    """The t-test's p, or why there is none: a constant paired difference has no spread to test."""
+    return "constant difference (no t-test)" if c.constant else fmt_p(c.p_value)
 
 def _color(variant: str, i: int) -> str:
     return _COLORS.get(variant, _EXTRA[i % len(_EXTRA)])
@@ -102,7 +108,7 @@ def summary(res: AblateResult) -> str:
         lines = [head] + [_acc_line(cfg, v) for v in cfg.variants]
         lines += [f"  {c.text}" for c in _config_claims(res, cfg) if "shift" not in c.evidence]
         lines += [f"  under {s.label}, {s.comparison.a} vs {s.comparison.b}: {s.comparison.verdict} "
-                  f"({fmt_signed(100 * s.comparison.diff_mean, 2, ' pp')}, {fmt_p(s.comparison.p_value)})"
+                  f"({fmt_signed(100 * s.comparison.diff_mean, 2, ' pp')}, {_p(s.comparison)})"
                   for s in cfg.shift_comparisons]
         blocks.append("\n".join(lines))
     agg = [c for c in res.claims if "config" not in c.evidence]
@@ -157,7 +163,7 @@ def plot_accuracies(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
         ax.set_ylabel("test accuracy")
         comp = cfg.comparisons[0]
         ax.set_title(f"{_title(cfg)}: {comp.verdict}\n{comp.a} − {comp.b} = "
-                     f"{fmt_signed(100 * comp.diff_mean, 2, ' pp')}, {fmt_p(comp.p_value)}", fontsize=10)
+                     f"{fmt_signed(100 * comp.diff_mean, 2, ' pp')}, {_p(comp)}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     n = len(res.configurations[0].seeds)
     fig.suptitle(f"Test accuracy of each seed (dots; grey lines join a seed's runs) and the mean with its\n"
@@ -234,7 +240,7 @@ def _table(res: AblateResult) -> list[dict[str, object]]:
                 "acc a": fmt_fixed(cfg.variants[c.a].summary.mean, 4),
                 "acc b": fmt_fixed(cfg.variants[c.b].summary.mean, 4),
                 "a − b": fmt_signed(100 * c.diff_mean, 2, " pp"),
-                "p (t)": fmt_p(c.p_value).removeprefix("p ").removeprefix("= "),
+                "p (t)": _p(c).removeprefix("p ").removeprefix("= "),
                 "p (Wilcoxon)": fmt_p(c.wilcoxon_p).removeprefix("p ").removeprefix("= "),
                 "effect": fmt_effect(c.effect_size),
                 "seeds a > b": f"{c.a_wins}/{c.n}", "verdict": c.verdict,
@@ -261,7 +267,7 @@ def sections(res: AblateResult, figs: list[Path]) -> list[Section]:
         f"t-test over seeds at α = {res.params.get('alpha', 0.05):g} (Wilcoxon signed-rank alongside). "
         "Accuracy intervals are 95% t intervals, clipped to [0, 1].",
     ]
-    text += ["\n".join(_acc_line(c, v).strip() for v in c.variants) for c in res.configurations]
+    text += [_acc_line(c, v).strip() for c in res.configurations for v in c.variants]  # one paragraph each
     text += _notes(res)
     if res.configurations[0].shift_levels:
         text.append(_HOMOGENEITY)

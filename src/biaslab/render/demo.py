@@ -14,7 +14,7 @@ __all__ = ["demo_report", "summary"]
 
 
 def summary(result: DemoResult) -> str:
-    lines = [f"{c.verdict:>14}: {c.text}" for c in result.claims]
+    lines = [f"- {c.statement}\n  {c.verdict.upper()}: {c.text}" for c in result.claims]
     return "The classic claims about the bias, measured:\n" + "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ nav.toc{background:#fafafa;border:1px solid #eee;padding:.5em 1.2em;margin:1em 0
 nav.toc ol{margin:.3em 0}
 .holds{color:#1a7f37;font-weight:600}.fails{color:#cf222e;font-weight:600}.unknown{color:#777;font-weight:600}
 .evidence{color:#555;font-size:.9em}
+.wide{overflow-x:auto;max-width:100%}
 """
 
 
@@ -84,17 +85,22 @@ def _evidence(claim: Claim) -> str:
 _VERDICT_CLASS = {True: "holds", False: "fails", None: "unknown"}
 
 
+def _statement(claim: Claim) -> str:
+    return claim.statement or claim.id
+
+
 def _html_claims(claims: list[Claim], links: dict[str, str] | None = None) -> str:
     rows = []
     for c in claims:
-        text = html.escape(c.text)
+        statement = html.escape(_statement(c))
         if links and c.id in links:
-            text = f'<a href="#{html.escape(links[c.id])}">{text}</a>'
+            statement = f'<a href="#{html.escape(links[c.id])}">{statement}</a>'
         rows.append(
-            f"<tr><td><span class='{_VERDICT_CLASS[c.holds]}'>{html.escape(c.verdict)}</span></td>"
-            f"<td>{text}<div class='evidence'>{html.escape(_evidence(c))}</div></td></tr>"
+            f"<tr><td>{statement}</td><td><span class='{_VERDICT_CLASS[c.holds]}'>{html.escape(c.verdict)}</span></td>"
+            f"<td>{html.escape(c.text)}<div class='evidence'>{html.escape(_evidence(c))}</div></td></tr>"
         )
-    return "<table class='claims'><tr><th>verdict</th><th>claim and evidence</th></tr>" + "".join(rows) + "</table>"
+    return ("<div class='wide'><table class='claims'><tr><th>claim tested</th><th>verdict</th>"
+            "<th>what was measured (evidence)</th></tr>" + "".join(rows) + "</table></div>")
 
 
 def _html_table(rows: list[dict[str, Any]]) -> str:
@@ -106,7 +112,7 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
             f"{html.escape(_cell(r.get(c, '')))}</td>" for c in cols) + "</tr>"
         for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='wide'><table><tr>{head}</tr>{body}</table></div>"
 
 
 def _embed(path: Path) -> str:
@@ -163,8 +169,9 @@ def md_claims(claims: list[Claim], links: dict[str, str] | None = None) -> str:
     """Claims as a Markdown table: verdict, text (linked to ``links[id]`` when given), evidence."""
     rows = []
     for c in claims:
-        text = f"[{c.text}](#{links[c.id]})" if links and c.id in links else c.text
-        rows.append({"verdict": c.verdict, "claim": text, "evidence": _evidence(c)})
+        statement = f"[{_statement(c)}](#{links[c.id]})" if links and c.id in links else _statement(c)
+        rows.append({"claim tested": statement, "verdict": c.verdict, "what was measured": c.text,
+                     "evidence": _evidence(c)})
     return _md_table(rows)
 
 

@@ -192,5 +192,7 @@ def finding_claim(f: Finding) -> Claim:
                 "verified": f.verified}
     if f.verified is not None:
         evidence["verify_tolerance"] = VERIFY_TOLERANCE
-    return Claim.decide(f.label, holds, evidence, true="{bias} is {status}: {reason}",
+    return Claim.decide(f.label, holds, evidence,
+                        statement="{bias} can be removed or folded without changing what the model computes",
+                        true="{bias} is {status}: {reason}",
                         false="{bias} is {status}: {reason}", unknown="{bias} is {status} ({reason})")

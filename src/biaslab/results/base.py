@@ -29,25 +29,29 @@ INLINE_ARRAY_LIMIT = 1024
 class Claim:
     """One conclusion computed from the numbers.
 
-    ``holds`` is True or False when measured, None when the data cannot decide (say why in
-    ``text``). ``evidence`` holds every number the verdict rests on, threshold included.
+    ``statement`` is the proposition being tested ("the bias lowers the MSE by at least 1 %");
+    ``holds`` says whether it is true (True/False), or None when the data cannot decide.
+    ``text`` is the conclusion as measured, in words that are right for that verdict, and
+    ``evidence`` holds every number the verdict rests on, threshold included.
     """
 
     id: str
     text: str
     holds: bool | None
     evidence: dict[str, Any] = field(default_factory=dict)
+    statement: str = ""
 
     @classmethod
-    def decide(cls, id: str, holds: bool | None, evidence: dict[str, Any], *, true: str, false: str,
-               unknown: str | None = None) -> "Claim":
+    def decide(cls, id: str, holds: bool | None, evidence: dict[str, Any], *, statement: str, true: str,
+               false: str, unknown: str | None = None) -> "Claim":
         """A claim whose text is the template for its verdict, filled from ``evidence``.
 
-        ``true``, ``false`` and ``unknown`` are ``str.format`` templates over the evidence, so
-        the sentence can never disagree with the numbers it quotes.
+        ``statement``, ``true``, ``false`` and ``unknown`` are ``str.format`` templates over the
+        evidence, so the sentence can never disagree with the numbers it quotes.
         """
         template = true if holds else false if holds is False else (unknown if unknown is not None else false)
-        return cls(id, template.format(**evidence), None if holds is None else bool(holds), dict(evidence))
+        return cls(id, template.format(**evidence), None if holds is None else bool(holds), dict(evidence),
+                   statement.format(**evidence))
 
     @property
     def verdict(self) -> str:
