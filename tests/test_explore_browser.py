@@ -17,7 +17,7 @@ from biaslab.conv import explain_pixel
 from biaslab.explore import write_explorer
 from biaslab.explore.data import explore_kernels
 from biaslab.feature_maps import kernel_sums, prepare_image
-from biaslab.regression import fit_linear, make_line_data, mse
+from biaslab.regression import run_regression, fit_linear, make_line_data, mse
 from biaslab.render.text import fmt_fixed
 
 CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
@@ -156,6 +156,10 @@ def test_regression_mse_is_the_library_s(page, intercept, slope, noise):
     for fit_intercept, element_id in ((True, "reg-mse-with"), (False, "reg-mse-without")):
         expected = mse(y, fit_linear(X, y, fit_intercept).predict(X))
         assert text(page, element_id) == fmt_fixed(expected, 4), (element_id, expected)
+    # the sentence under the sliders agrees with the library's claim on the same data
+    holds = run_regression(slope=slope, intercept=intercept, noise=noise).claim("bias_lowers_mse").holds
+    verdict = text(page, "reg-verdict")
+    assert ("the bias lowers the MSE by" in verdict and "only" not in verdict) == holds, verdict
 
 
 def test_regression_starts_on_the_classic_numbers(browser, page_file):

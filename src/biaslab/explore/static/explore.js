@@ -352,6 +352,19 @@
     return `ŷ = ${fixed(f.slope, 3)}·x${b}`;
   }
 
+  // The same rule as the library's claim bias_lowers_mse: the bias must lower the MSE by at least 1 %.
+  function regressionVerdict(f) {
+    const m0 = f.without.mse, m1 = f.with.mse, scale = Math.max(m0, m1);
+    if (scale <= 1e-20) return "Both fits are exact here: there is nothing for the bias to lower.";
+    const lower = (m0 - m1) / m0;
+    if (lower >= 0.01) {
+      return `Here the bias lowers the MSE by ${fixed(100 * lower, 1)} %: the line through the origin ` +
+        "cannot reach the intercept these data need.";
+    }
+    return `Here the bias lowers the MSE by only ${fixed(100 * Math.max(lower, 0), 2)} % (less than 1 %): ` +
+      "the data need no intercept, and the line through the origin fits as well.";
+  }
+
   function updateRegression() {
     const slope = Number(regInputs.slope.value), intercept = Number(regInputs.intercept.value);
     const sigma = Number(regInputs.noise.value);
@@ -363,6 +376,7 @@
     $("reg-mse-without").textContent = fixed(f.without.mse, 4);
     $("reg-line-with").textContent = lineText(f.with);
     $("reg-line-without").textContent = lineText(f.without);
+    $("reg-verdict").textContent = regressionVerdict(f);
     const d = REG.defaults;
     $("reg-source").textContent = regDraw === 0
       ? `Noise: NumPy's draws for seed ${d.seed}. These are the data and MSEs of biaslab regression ` +
