@@ -117,3 +117,14 @@ def test_a_run_never_replaces_another_commands_results(regression_dir):
     assert len(lines) == 1 and "holds the results of `biaslab regression`" in lines[0]
     assert (regression_dir / "results.json").read_bytes() == before
     assert run("regression", "--quiet", "--out", regression_dir).exit_code == 0  # the same command may rerun
+
+
+@pytest.mark.parametrize("content", ["a,b\n1,2\n", b"\x89PNG\r\n\x1a\n\xff"])
+def test_report_of_a_file_says_dir_must_be_a_run_directory(tmp_path, content):
+    data = tmp_path / "d.csv"
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    res = run("report", data)
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a run: pass a directory written by a biaslab command" in lines[0]
+    assert "valid JSON" not in lines[0] and "run the command again" not in lines[0]
