@@ -128,3 +128,26 @@ def test_report_of_a_file_says_dir_must_be_a_run_directory(tmp_path, content):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a run: pass a directory written by a biaslab command" in lines[0]
     assert "valid JSON" not in lines[0] and "run the command again" not in lines[0]
+
+
+@pytest.mark.parametrize("command", [
+    ["regression"], ["relu"], ["conv"], ["demo"], ["ablate"], ["denoise"],
+    ["denoise", "apply", "--model", "m.pt", "--image", "i.png"], ["audit", "linear"], ["explore"], ["report", "RUN"],
+])
+def test_an_empty_out_is_refused_by_every_command(tmp_path, monkeypatch, regression_dir, command):
+    monkeypatch.chdir(regression_dir)
+    before = sorted(p.name for p in regression_dir.iterdir())
+    res = run(*[str(regression_dir) if a == "RUN" else a for a in command], "--out", "")
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out is empty" in lines[0], res.stderr
+    assert sorted(p.name for p in regression_dir.iterdir()) == before  # nothing written into the current directory
+
+
+def test_prepare_out_dir_refuses_the_empty_string(tmp_path, monkeypatch):
+    from biaslab.io import BiaslabError
+    from biaslab.outputs import prepare_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BiaslabError, match="--out is empty"):
+        prepare_out_dir("")

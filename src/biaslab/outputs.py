@@ -33,7 +33,7 @@ from .results import Result, load_results, payload
 
 __all__ = [
     "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
-    "check_format", "check_same_command", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
+    "check_format", "check_same_command", "out_dir_path", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
 ]
 
 FIGURE_FORMATS = ("png", "svg")
@@ -65,7 +65,7 @@ def check_same_command(out_dir: str | Path, command: str) -> None:
     """Refuse an ``out_dir`` whose results.json belongs to another command: a run never replaces
     another command's results (and leaves its figures behind). An unreadable file is left to the
     other checks."""
-    path = Path(out_dir) / "results.json"
+    path = out_dir_path(out_dir, command) / "results.json"
     if not path.is_file():
         return
     try:
@@ -87,14 +87,28 @@ def check_targets(out: Path, names: list[str] | tuple[str, ...]) -> None:
             )
 
 
+def out_dir_path(out: str | Path | None, command: str) -> Path:
+    """The output folder of ``command``: ``out``, or ``biaslab-out/<command>`` when it is None.
+
+    Refuses (:class:`BiaslabError`) the empty string, which ``Path`` would turn into the current
+    directory: the CLI passes ``--out`` here as typed, before it becomes a path.
+    """
+    if out is None:
+        return Path("biaslab-out") / command
+    if isinstance(out, str) and not out:
+        raise BiaslabError("--out is empty; pass a directory (e.g. --out results), or leave --out out for the "
+                           "default folder")
+    return Path(out)
+
+
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """Create ``out_dir`` and check that files can be written there, before any work is done.
 
-    Refuses (:class:`BiaslabError`) a path that is a file, a folder that cannot be created or
-    written (read-only, a parent that is a file, ``/proc``, a name that is too long), less than
-    :data:`MIN_FREE_BYTES` free, and an output name (:data:`OUTPUT_FILES`) that is a folder.
+    Refuses (:class:`BiaslabError`) an empty name, a path that is a file, a folder that cannot be
+    created or written (read-only, a parent that is a file, ``/proc``, a name that is too long),
+    less than :data:`MIN_FREE_BYTES` free, and an output name (:data:`OUTPUT_FILES`) that is a folder.
     """
-    out = Path(out_dir)
+    out = out_dir_path(out_dir, "<command>")
     if out.exists() and not out.is_dir():
         raise BiaslabError(f"--out {out} is a file; pass a directory")
     try:
@@ -246,7 +260,7 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
     results = [load_results(d) for d in dirs]
     if len(results) == 1:
         result = results[0]
-        out = Path(out_dir) if out_dir is not None else Path(dirs[0])
+        out = out_dir_path(out_dir, "report") if out_dir is not None else Path(dirs[0])
         if result.command == "demo":
             parts = {name: load_results(Path(dirs[0]) / name) for name in result.sections}
             return save_demo(result, parts, out, fmt)
@@ -259,6 +273,6 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
         )
     if commands[0] == "demo":
         raise BiaslabError("compare demo sections one command at a time: biaslab report DEMO1/ablate DEMO2/ablate")
-    with locked_out_dir(out_dir if out_dir is not None else Path("biaslab-out") / "report") as out:
+    with locked_out_dir(out_dir_path(out_dir, "report")) as out:
         figures, report = compare_report(results, [Path(d) for d in dirs], out, fmt)
     return SavedOutputs(out, None, figures, report)
