@@ -65,7 +65,7 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
 #: A string, not a Path: ``Path("")`` is ".", and an empty --out must be refused (outputs.out_dir_path).
 OutOpt = Annotated[
     Optional[str],
-    typer.Option("--out", help="Output directory for results.json, figures and report [default: biaslab-out/<command>]."),
+    typer.Option("--out", metavar="DIR", help="Output directory for results.json, figures and report [default: biaslab-out/<command>]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json output).")]
@@ -267,7 +267,7 @@ def report(
         help="Directories written by biaslab commands (each holds a results.json). One is rebuilt in place; "
              "several runs of one command are rendered side by side.")],
     out: Annotated[Optional[str], typer.Option(
-        "--out", help="Write figures and report here [default: the directory itself; biaslab-out/report for several].")] = None,
+        "--out", metavar="DIR", help="Write figures and report here [default: the directory itself; biaslab-out/report for several].")] = None,
     fmt: FormatOpt = "png",
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -357,7 +357,7 @@ def explore(
                        "biaslab ablate (shift slider).")] = None,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
     seed: SeedOpt = 0,
-    out: Annotated[Optional[str], typer.Option("--out", help="Output directory [default: biaslab-out/explore].")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", metavar="DIR", help="Output directory [default: biaslab-out/explore].")] = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
