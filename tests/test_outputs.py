@@ -151,3 +151,17 @@ def test_prepare_out_dir_refuses_the_empty_string(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BiaslabError, match="--out is empty"):
         prepare_out_dir("")
+
+
+def test_a_comparison_names_each_run_directory_and_the_parameters_that_differ(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run("relu", "--quiet", "--out", "r1").exit_code == 0
+    assert run("relu", "--quiet", "--w", "2", "--seed", "5", "--out", "r2").exit_code == 0
+    res = run("report", "r1", "r2", "--out", "cmp")
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert f"r1: {tmp_path / 'r1'}; r2: {tmp_path / 'r2'}" in md and "r1 = r1" not in md
+    table = md.split("Parameters of each run", 2)[2].split("\n## ")[0]
+    assert "| parameter | r1 | r2 |" in table and "| w | 1 | 2 |" in table and "| seed | 0 | 5 |" in table
+    assert "activation" not in table and "biases" not in table  # equal in both runs: left out
+    assert "Parameters of each run" in (tmp_path / "cmp" / "report.html").read_text()
