@@ -165,3 +165,23 @@ def test_a_comparison_names_each_run_directory_and_the_parameters_that_differ(tm
     assert "| parameter | r1 | r2 |" in table and "| w | 1 | 2 |" in table and "| seed | 0 | 5 |" in table
     assert "activation" not in table and "biases" not in table  # equal in both runs: left out
     assert "Parameters of each run" in (tmp_path / "cmp" / "report.html").read_text()
+
+
+def test_report_in_another_format_removes_only_the_previous_runs_figures(regression_dir):
+    assert run("report", regression_dir, "--format", "svg").exit_code == 0
+    assert (regression_dir / "regression.svg").is_file() and not (regression_dir / "regression.png").exists()
+    mine = regression_dir / "mine.svg"  # not linked from the report: never ours to delete
+    mine.write_text("<svg/>")
+    res = run("report", regression_dir, "--format", "png")
+    assert res.exit_code == 0, res.output
+    assert (regression_dir / "regression.png").is_file() and not (regression_dir / "regression.svg").exists()
+    assert mine.read_text() == "<svg/>"
+
+
+def test_previous_figures_are_bare_figure_links_of_a_run_report(tmp_path):
+    from biaslab.outputs import previous_figures
+
+    (tmp_path / "report.md").write_text("![a](a.svg)\n![b](sub/b.png)\n![c](../c.png)\n![d](d.txt)\ntext ![e](e.png)\n")
+    assert previous_figures(tmp_path) == set()  # no results.json: not a folder a run wrote
+    (tmp_path / "results.json").write_text("{}")
+    assert previous_figures(tmp_path) == {"a.svg"}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from .results import Result, load_results, payload
 
 __all__ = [
     "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
-    "check_format", "check_same_command", "out_dir_path", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
+    "check_format", "check_same_command", "out_dir_path", "previous_figures", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
 ]
 
 FIGURE_FORMATS = ("png", "svg")
@@ -205,6 +206,25 @@ def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
             os.close(fd)
 
 
+_FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(([^)/\\]+\.(?:png|svg))\)")
+
+
+def previous_figures(out: Path) -> set[str]:
+    """The figures of the run already in ``out``: the file names its report.md links to.
+
+    Only a folder holding results.json and a regular report.md counts, and only links to a bare
+    ``NAME.png`` or ``NAME.svg`` beside the report (no folder, no ``..``): files we wrote.
+    """
+    report = out / "report.md"
+    if not (out / "results.json").is_file() or report.is_symlink() or not report.is_file():
+        return set()
+    try:
+        text = report.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {m.group(1) for line in text.splitlines() if (m := _FIGURE_LINK.fullmatch(line.strip()))}
+
+
 def _title(result: Result) -> str:
     return f"biaslab {result.command.replace('-', ' ')}"
 
@@ -223,8 +243,13 @@ def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> Saved
             atomic_write_json(stage / "results.json", payload(result))
             names = [f.name for f in figures] + ["report.md", "report.html", "results.json"]
             check_targets(out, names)  # all or nothing: refuse before the first file is moved
+            stale = previous_figures(out) - set(names)  # e.g. the .svg figures of a run now rendered as .png
             for name in names:
                 os.replace(stage / name, out / name)
+            for name in stale:
+                target = out / name
+                if target.is_file() and not target.is_symlink():
+                    target.unlink()
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     return SavedOutputs(out, out / "results.json", [out / f.name for f in figures], out / "report.html")
