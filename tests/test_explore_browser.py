@@ -228,7 +228,10 @@ RECORD_DRAWING = """(() => {
         log(this).texts.push({ text, x, y, base: this.textBaseline, size: parseFloat(this.font) });
         return fill.apply(this, arguments);
     };
-    P.strokeRect = function (x, y, w, h) { log(this).frames.push({ x, y, w, h }); return frame.apply(this, arguments); };
+    P.strokeRect = function (x, y, w, h) {
+        log(this).frames.push({ x, y, w, h });
+        return frame.apply(this, arguments);
+    };
 })();"""
 
 

@@ -34,7 +34,8 @@ from .results import Result, load_results, payload
 
 __all__ = [
     "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
-    "check_format", "check_same_command", "out_dir_path", "previous_figures", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
+    "check_format", "check_same_command", "out_dir_path", "previous_figures", "prepare_out_dir", "locked_out_dir",
+    "save_outputs", "rebuild",
 ]
 
 FIGURE_FORMATS = ("png", "svg")

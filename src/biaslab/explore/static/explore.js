@@ -427,7 +427,8 @@
     };
     dots(rn, COLORS.without, true);
     dots(rw, COLORS.with, false);
-    if (!markerLegend(ctx, a, w, labelEnd(ctx, ylabel), [["with bias", COLORS.with, false], ["without bias", COLORS.without, true]])) {
+    const marks = [["with bias", COLORS.with, false], ["without bias", COLORS.without, true]];
+    if (!markerLegend(ctx, a, w, labelEnd(ctx, ylabel), marks)) {
       legend(ctx, a, [["with bias ●", COLORS.with, []], ["without bias ■", COLORS.without, [9, 6]]], "tr");
     }
   }
