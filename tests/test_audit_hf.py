@@ -64,6 +64,15 @@ def test_cli_audits_and_folds_a_bert_config(tmp_path):
     (["cnn-bn", "--config", "{}"], ["--config applies to Hugging Face models only"]),
     (["hf:bert", "--input-ids", "2"], ["--input-ids must be at least 2"]),
     (["hf:bert", "--input-ids", "2,100"], ["100 tokens", "max_position_embeddings = 64", "--config"]),
+    (["hf:bert", "--config", '{"num_hidden_layers": -1}'], ["num_hidden_layers must be an integer from 1 to 256",
+                                                            "got -1"]),
+    (["hf:bert", "--config", '{"num_hidden_layers": 0}'], ["num_hidden_layers must be an integer from 1", "got 0"]),
+    (["hf:bert", "--config", '{"num_attention_heads": 1000000}'], ["num_attention_heads", "1 to 256"]),
+    (["hf:bert", "--config", '{"hidden_size": 32.5}'], ["hidden_size must be an integer", "got 32.5"]),
+    (["hf:bert", "--config", '{"vocab_size": true}'], ["vocab_size must be an integer", "got true"]),
+    (["hf:gpt2", "--config", '{"n_embd": 0}'], ["n_embd must be an integer from 1 to 65536"]),
+    (["hf:distilbert", "--config", '{"n_layers": 100000}'], ["n_layers must be an integer from 1 to 256"]),
+    (["hf:vit", "--config", '{"patch_size": -4}'], ["patch_size must be an integer"]),
 ])
 def test_bad_hugging_face_input_is_one_line(tmp_path, args, words):
     res = CliRunner().invoke(app, ["audit", *args, "--out", str(tmp_path / "o")])

@@ -219,6 +219,48 @@ def test_screenshots_desktop_and_phone(browser, page_file, tmp_path):
         pg.close()
 
 
+#: Records, per canvas id, the text drawn (with its position, baseline and font) and the frames stroked.
+RECORD_DRAWING = """(() => {
+    const P = CanvasRenderingContext2D.prototype, fill = P.fillText, frame = P.strokeRect;
+    window.drawn = {};
+    const log = (ctx) => (window.drawn[ctx.canvas.id] ||= { texts: [], frames: [] });
+    P.fillText = function (text, x, y) {
+        log(this).texts.push({ text, x, y, base: this.textBaseline, size: parseFloat(this.font) });
+        return fill.apply(this, arguments);
+    };
+    P.strokeRect = function (x, y, w, h) {
+        log(this).frames.push({ x, y, w, h });
+        return frame.apply(this, arguments);
+    };
+})();"""
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_threshold_label_and_residual_legend_stay_above_the_plot_area(browser, page_file, width):
+    """The x = −b/w label never crosses the curve and the residual legend covers no point: both are
+    drawn above the plot frame, in the band of the y-axis label."""
+    pg = browser.new_page(viewport={"width": width, "height": 900})
+    pg.add_init_script(RECORD_DRAWING)
+    pg.goto(page_file.as_uri())
+    pg.wait_for_selector("body[data-ready=true]")
+    pg.evaluate("window.drawn = {}")
+    set_inputs(pg, {"relu-b": 1, "reg-intercept": 2})
+    drawn = pg.evaluate("window.drawn")
+    pg.close()
+
+    def above_frame(canvas: str, words: str) -> None:
+        top = drawn[canvas]["frames"][-1]["y"]
+        texts = [t for t in drawn[canvas]["texts"] if t["text"].startswith(words)]
+        assert texts, (canvas, words)
+        for t in texts:
+            bottom = {"bottom": t["y"], "middle": t["y"] + t["size"] / 2, "top": t["y"] + t["size"]}[t["base"]]
+            assert bottom <= top, (canvas, t, top)
+
+    above_frame("relu-plot", "x = −b/w")
+    above_frame("reg-residuals", "with bias")
+    above_frame("reg-residuals", "without bias")
+
+
 @pytest.fixture(scope="module")
 def run_pages(tmp_path_factory):
     """Small pages with a saved-run panel: one for a denoise run, one for an ablate run."""

@@ -117,3 +117,71 @@ def test_a_run_never_replaces_another_commands_results(regression_dir):
     assert len(lines) == 1 and "holds the results of `biaslab regression`" in lines[0]
     assert (regression_dir / "results.json").read_bytes() == before
     assert run("regression", "--quiet", "--out", regression_dir).exit_code == 0  # the same command may rerun
+
+
+@pytest.mark.parametrize("content", ["a,b\n1,2\n", b"\x89PNG\r\n\x1a\n\xff"])
+def test_report_of_a_file_says_dir_must_be_a_run_directory(tmp_path, content):
+    data = tmp_path / "d.csv"
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    res = run("report", data)
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a run: pass a directory written by a biaslab command" in lines[0]
+    assert "valid JSON" not in lines[0] and "run the command again" not in lines[0]
+
+
+@pytest.mark.parametrize("command", [
+    ["regression"], ["relu"], ["conv"], ["demo"], ["ablate"], ["denoise"],
+    ["denoise", "apply", "--model", "m.pt", "--image", "i.png"], ["audit", "linear"], ["explore"], ["report", "RUN"],
+])
+def test_an_empty_out_is_refused_by_every_command(tmp_path, monkeypatch, regression_dir, command):
+    monkeypatch.chdir(regression_dir)
+    before = sorted(p.name for p in regression_dir.iterdir())
+    res = run(*[str(regression_dir) if a == "RUN" else a for a in command], "--out", "")
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out is empty" in lines[0], res.stderr
+    assert sorted(p.name for p in regression_dir.iterdir()) == before  # nothing written into the current directory
+
+
+def test_prepare_out_dir_refuses_the_empty_string(tmp_path, monkeypatch):
+    from biaslab.io import BiaslabError
+    from biaslab.outputs import prepare_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BiaslabError, match="--out is empty"):
+        prepare_out_dir("")
+
+
+def test_a_comparison_names_each_run_directory_and_the_parameters_that_differ(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run("relu", "--quiet", "--out", "r1").exit_code == 0
+    assert run("relu", "--quiet", "--w", "2", "--seed", "5", "--out", "r2").exit_code == 0
+    res = run("report", "r1", "r2", "--out", "cmp")
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert f"r1: {tmp_path / 'r1'}; r2: {tmp_path / 'r2'}" in md and "r1 = r1" not in md
+    table = md.split("Parameters of each run", 2)[2].split("\n## ")[0]
+    assert "| parameter | r1 | r2 |" in table and "| w | 1 | 2 |" in table and "| seed | 0 | 5 |" in table
+    assert "activation" not in table and "biases" not in table  # equal in both runs: left out
+    assert "Parameters of each run" in (tmp_path / "cmp" / "report.html").read_text()
+
+
+def test_report_in_another_format_removes_only_the_previous_runs_figures(regression_dir):
+    assert run("report", regression_dir, "--format", "svg").exit_code == 0
+    assert (regression_dir / "regression.svg").is_file() and not (regression_dir / "regression.png").exists()
+    mine = regression_dir / "mine.svg"  # not linked from the report: never ours to delete
+    mine.write_text("<svg/>")
+    res = run("report", regression_dir, "--format", "png")
+    assert res.exit_code == 0, res.output
+    assert (regression_dir / "regression.png").is_file() and not (regression_dir / "regression.svg").exists()
+    assert mine.read_text() == "<svg/>"
+
+
+def test_previous_figures_are_bare_figure_links_of_a_run_report(tmp_path):
+    from biaslab.outputs import previous_figures
+
+    (tmp_path / "report.md").write_text("![a](a.svg)\n![b](sub/b.png)\n![c](../c.png)\n![d](d.txt)\ntext ![e](e.png)\n")
+    assert previous_figures(tmp_path) == set()  # no results.json: not a folder a run wrote
+    (tmp_path / "results.json").write_text("{}")
+    assert previous_figures(tmp_path) == {"a.svg"}

@@ -62,9 +62,10 @@ SeedOpt = Annotated[int, typer.Option(
 #: Applied while the options are parsed (its callback calls threads.set_threads), before any work.
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     "--threads", callback=_threads, help="CPU threads for torch and BLAS [default: torch's choice].")]
+#: A string, not a Path: ``Path("")`` is ".", and an empty --out must be refused (outputs.out_dir_path).
 OutOpt = Annotated[
-    Optional[Path],
-    typer.Option("--out", help="Output directory for results.json, figures and report [default: biaslab-out/<command>]."),
+    Optional[str],
+    typer.Option("--out", metavar="DIR", help="Output directory for results.json, figures and report [default: biaslab-out/<command>]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json output).")]
@@ -117,11 +118,11 @@ def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, 
     Everything that can be checked without the result is checked before ``build`` runs; the
     folder's lock (``OUT/.biaslab.lock``) is held until the files are written.
     """
-    from .outputs import check_format, check_same_command, locked_out_dir, save_outputs
+    from .outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_outputs
     from .render import renderer
     from .results import payload
 
-    out_dir = out if out is not None else Path("biaslab-out") / command
+    out_dir = out_dir_path(out, command)
     check_format(fmt)
     check_same_command(out_dir, command)
     if json_output or not quiet:
@@ -240,11 +241,11 @@ def demo(
 ) -> None:
     """Run every experiment on quick settings and write one HTML report, opening with the classic claims."""
     from .demo import run_demo
-    from .outputs import check_format, check_same_command, locked_out_dir, save_demo
+    from .outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_demo
     from .render.demo import summary
     from .results import payload
 
-    out_dir = out if out is not None else Path("biaslab-out") / "demo"
+    out_dir = out_dir_path(out, "demo")
     check_format(fmt)
     check_same_command(out_dir, "demo")
     if json_output or not quiet:
@@ -265,8 +266,8 @@ def report(
     dirs: Annotated[list[Path], typer.Argument(
         help="Directories written by biaslab commands (each holds a results.json). One is rebuilt in place; "
              "several runs of one command are rendered side by side.")],
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Write figures and report here [default: the directory itself; biaslab-out/report for several].")] = None,
+    out: Annotated[Optional[str], typer.Option(
+        "--out", metavar="DIR", help="Write figures and report here [default: the directory itself; biaslab-out/report for several].")] = None,
     fmt: FormatOpt = "png",
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -356,15 +357,15 @@ def explore(
                        "biaslab ablate (shift slider).")] = None,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
     seed: SeedOpt = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: biaslab-out/explore].")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", metavar="DIR", help="Output directory [default: biaslab-out/explore].")] = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Write explore.html: move the bias and watch (threshold, 2-D unit, regression, conv). Offline, one file."""
     from .explore import write_explorer
-    from .outputs import locked_out_dir
+    from .outputs import locked_out_dir, out_dir_path
 
-    with locked_out_dir(out if out is not None else Path("biaslab-out") / "explore") as out_dir:
+    with locked_out_dir(out_dir_path(out, "explore")) as out_dir:
         page = write_explorer(out_dir, builtin=builtin, image=image, max_size=max_size, random=random, seed=seed,
                               run=from_dir)
     if json_output:
@@ -445,8 +446,9 @@ def ablate(
     contrast and noise shifts; each shift's verdict is taken at its strongest level.
     """
     from .ablate import AblationInterrupted, run_ablate
+    from .outputs import out_dir_path
 
-    out_dir = out if out is not None else Path("biaslab-out") / "ablate"
+    out_dir = out_dir_path(out, "ablate")
 
     def note(line: str) -> None:
         if not quiet:
@@ -520,8 +522,9 @@ def denoise(
     if ctx.invoked_subcommand is not None:
         return
     from .denoise import run_denoise
+    from .outputs import out_dir_path
 
-    out_dir = out if out is not None else Path("biaslab-out") / "denoise"
+    out_dir = out_dir_path(out, "denoise")
 
     def build():
         return run_denoise(
@@ -556,8 +559,9 @@ def denoise_apply(
     denoised in overlapping tiles blended with a window: the result equals the untiled one.
     """
     from .denoise import apply_denoiser
+    from .outputs import out_dir_path
 
-    out_dir = out if out is not None else Path("biaslab-out") / "denoise-apply"
+    out_dir = out_dir_path(out, "denoise-apply")
 
     def build():
         return apply_denoiser(model, image, sigma, seed=seed, device=device, compare=compare, tile=tile,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,7 +34,8 @@ from .results import Result, load_results, payload
 
 __all__ = [
     "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
-    "check_format", "check_same_command", "prepare_out_dir", "locked_out_dir", "save_outputs", "rebuild",
+    "check_format", "check_same_command", "out_dir_path", "previous_figures", "prepare_out_dir", "locked_out_dir",
+    "save_outputs", "rebuild",
 ]
 
 FIGURE_FORMATS = ("png", "svg")
@@ -65,7 +67,7 @@ def check_same_command(out_dir: str | Path, command: str) -> None:
     """Refuse an ``out_dir`` whose results.json belongs to another command: a run never replaces
     another command's results (and leaves its figures behind). An unreadable file is left to the
     other checks."""
-    path = Path(out_dir) / "results.json"
+    path = out_dir_path(out_dir, command) / "results.json"
     if not path.is_file():
         return
     try:
@@ -87,14 +89,28 @@ def check_targets(out: Path, names: list[str] | tuple[str, ...]) -> None:
             )
 
 
+def out_dir_path(out: str | Path | None, command: str) -> Path:
+    """The output folder of ``command``: ``out``, or ``biaslab-out/<command>`` when it is None.
+
+    Refuses (:class:`BiaslabError`) the empty string, which ``Path`` would turn into the current
+    directory: the CLI passes ``--out`` here as typed, before it becomes a path.
+    """
+    if out is None:
+        return Path("biaslab-out") / command
+    if isinstance(out, str) and not out:
+        raise BiaslabError("--out is empty; pass a directory (e.g. --out results), or leave --out out for the "
+                           "default folder")
+    return Path(out)
+
+
 def prepare_out_dir(out_dir: str | Path) -> Path:
     """Create ``out_dir`` and check that files can be written there, before any work is done.
 
-    Refuses (:class:`BiaslabError`) a path that is a file, a folder that cannot be created or
-    written (read-only, a parent that is a file, ``/proc``, a name that is too long), less than
-    :data:`MIN_FREE_BYTES` free, and an output name (:data:`OUTPUT_FILES`) that is a folder.
+    Refuses (:class:`BiaslabError`) an empty name, a path that is a file, a folder that cannot be
+    created or written (read-only, a parent that is a file, ``/proc``, a name that is too long),
+    less than :data:`MIN_FREE_BYTES` free, and an output name (:data:`OUTPUT_FILES`) that is a folder.
     """
-    out = Path(out_dir)
+    out = out_dir_path(out_dir, "<command>")
     if out.exists() and not out.is_dir():
         raise BiaslabError(f"--out {out} is a file; pass a directory")
     try:
@@ -191,6 +207,25 @@ def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
             os.close(fd)
 
 
+_FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(([^)/\\]+\.(?:png|svg))\)")
+
+
+def previous_figures(out: Path) -> set[str]:
+    """The figures of the run already in ``out``: the file names its report.md links to.
+
+    Only a folder holding results.json and a regular report.md counts, and only links to a bare
+    ``NAME.png`` or ``NAME.svg`` beside the report (no folder, no ``..``): files we wrote.
+    """
+    report = out / "report.md"
+    if not (out / "results.json").is_file() or report.is_symlink() or not report.is_file():
+        return set()
+    try:
+        text = report.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {m.group(1) for line in text.splitlines() if (m := _FIGURE_LINK.fullmatch(line.strip()))}
+
+
 def _title(result: Result) -> str:
     return f"biaslab {result.command.replace('-', ' ')}"
 
@@ -209,8 +244,13 @@ def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> Saved
             atomic_write_json(stage / "results.json", payload(result))
             names = [f.name for f in figures] + ["report.md", "report.html", "results.json"]
             check_targets(out, names)  # all or nothing: refuse before the first file is moved
+            stale = previous_figures(out) - set(names)  # e.g. the .svg figures of a run now rendered as .png
             for name in names:
                 os.replace(stage / name, out / name)
+            for name in stale:
+                target = out / name
+                if target.is_file() and not target.is_symlink():
+                    target.unlink()
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     return SavedOutputs(out, out / "results.json", [out / f.name for f in figures], out / "report.html")
@@ -246,7 +286,7 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
     results = [load_results(d) for d in dirs]
     if len(results) == 1:
         result = results[0]
-        out = Path(out_dir) if out_dir is not None else Path(dirs[0])
+        out = out_dir_path(out_dir, "report") if out_dir is not None else Path(dirs[0])
         if result.command == "demo":
             parts = {name: load_results(Path(dirs[0]) / name) for name in result.sections}
             return save_demo(result, parts, out, fmt)
@@ -259,6 +299,6 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
         )
     if commands[0] == "demo":
         raise BiaslabError("compare demo sections one command at a time: biaslab report DEMO1/ablate DEMO2/ablate")
-    with locked_out_dir(out_dir if out_dir is not None else Path("biaslab-out") / "report") as out:
+    with locked_out_dir(out_dir_path(out_dir, "report")) as out:
         figures, report = compare_report(results, [Path(d) for d in dirs], out, fmt)
     return SavedOutputs(out, None, figures, report)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..io import BiaslabError
 
-__all__ = ["PREFIX", "TINY", "is_hf", "build_hf", "hf_example_shape", "check_sequence_length"]
+__all__ = ["PREFIX", "TINY", "SIZE_FIELDS", "is_hf", "build_hf", "hf_example_shape", "check_sequence_length"]
 
 PREFIX = "hf:"
 
@@ -39,6 +39,32 @@ TINY: dict[str, dict[str, Any]] = {
 _VISION = {"vit"}
 
 
+#: Upper bounds of ``--config`` size fields: above the largest published models of these types
+#: (GPT-3 has 96 layers and 96 heads, vocabularies stay under 2**20), so that a typo such as
+#: ``1e6`` layers is refused before anything is built.
+MAX_LAYERS = 256
+MAX_HEADS = 256
+MAX_WIDTH = 65_536
+MAX_VOCAB = 2**20
+MAX_POSITIONS = 2**17
+MAX_IMAGE_SIZE = 4096
+MAX_CHANNELS = 64
+
+#: Each size field of the configurations in :data:`TINY` (and GPT-2's ``n_inner``) → its upper bound;
+#: ``--config`` values of these fields must be integers in [1, bound].
+SIZE_FIELDS: dict[str, int] = {
+    **dict.fromkeys(("num_hidden_layers", "n_layers", "n_layer"), MAX_LAYERS),
+    **dict.fromkeys(("num_attention_heads", "n_heads", "n_head", "num_key_value_heads"), MAX_HEADS),
+    **dict.fromkeys(("hidden_size", "intermediate_size", "dim", "hidden_dim", "n_embd", "n_inner"), MAX_WIDTH),
+    "vocab_size": MAX_VOCAB,
+    **dict.fromkeys(("max_position_embeddings", "n_positions"), MAX_POSITIONS),
+    **dict.fromkeys(("image_size", "patch_size"), MAX_IMAGE_SIZE),
+    "num_channels": MAX_CHANNELS,
+}
+#: Size fields that ``null`` leaves to the model's own rule (GPT-2: 4 * n_embd; Llama: one per head).
+_NULLABLE = {"n_inner", "num_key_value_heads"}
+
+
 def is_hf(target: str) -> bool:
     """Is ``target`` a Hugging Face model spec (``hf:TYPE``)?"""
     return target.startswith(PREFIX)
@@ -54,6 +80,12 @@ def _config_overrides(text: str | None) -> dict[str, Any]:
                            f"character {exc.pos})") from None
     if not isinstance(value, dict):
         raise BiaslabError(f"--config must be a JSON object of configuration fields (got {type(value).__name__})")
+    for field, size in value.items():
+        bound = SIZE_FIELDS.get(field)
+        if bound is None or (size is None and field in _NULLABLE):
+            continue
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= bound:
+            raise BiaslabError(f"--config {field} must be an integer from 1 to {bound} (got {json.dumps(size)})")
     return value
 
 

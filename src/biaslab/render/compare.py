@@ -8,7 +8,7 @@ from ..results import Result
 from . import render_figures, render_sections
 from .report import Section, write_report
 
-__all__ = ["compare_report"]
+__all__ = ["compare_report", "parameter_table"]
 
 
 def _labels(dirs: list[Path]) -> list[str]:
@@ -17,6 +17,22 @@ def _labels(dirs: list[Path]) -> list[str]:
         name = d.resolve().name or f"run{i + 1}"
         labels.append(name if name not in labels else f"{name}-{i + 1}")
     return labels
+
+
+def parameter_table(results: list[Result], labels: list[str]) -> list[dict[str, object]]:
+    """One row per ``params`` key whose value differs between the runs, plus ``seed``; one column per run.
+
+    A key a run does not have shows as "—".
+    """
+    missing = object()
+    keys = list(dict.fromkeys(k for r in results for k in r.params))
+    rows = []
+    for key in keys:
+        values = [r.params.get(key, missing) for r in results]
+        if key != "seed" and all(v == values[0] for v in values):
+            continue
+        rows.append({"parameter": key, **{lab: (None if v is missing else v) for lab, v in zip(labels, values)}})
+    return rows
 
 
 def compare_report(results: list[Result], dirs: list[Path], out_dir: Path, fmt: str = "png") -> tuple[list[Path], Path]:
@@ -33,9 +49,13 @@ def compare_report(results: list[Result], dirs: list[Path], out_dir: Path, fmt: 
             found = [c for c in r.claims if c.id == cid]
             row[label] = found[0].verdict if found else "—"
         table.append(row)
-    sections = [Section("Claims across runs", f"{len(results)} runs of biaslab {results[0].command}: "
-                        + "; ".join(f"{lab} = {d}" for lab, d in zip(labels, dirs)) + ".",
+    runs = "; ".join(f"{lab}: {d.resolve()}" for lab, d in zip(labels, dirs))
+    params = parameter_table(results, labels)
+    sections = [Section("Claims across runs", f"{len(results)} runs of biaslab {results[0].command} ({runs}).",
                         table=table or None, anchor="claims-across-runs")]
+    if params:
+        sections.append(Section("Parameters of each run", "The parameters that differ between the runs, and the seed.",
+                                table=params, anchor="parameters-of-each-run"))
     figures: list[Path] = []
     for label, r in zip(labels, results):
         figs = render_figures(r, out_dir / label, fmt)

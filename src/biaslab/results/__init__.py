@@ -90,5 +90,8 @@ def load_results(path: str | Path) -> Result:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if p.name != "results.json":  # a file given in place of a run's directory, not a damaged results.json
+            raise BiaslabError(f"{p} is a file, not a run: pass a directory written by a biaslab command "
+                               "(its --out DIR, which holds results.json)") from None
         raise BiaslabError(f"{p} is not valid JSON ({exc}); run the command again to regenerate it") from None
     return from_payload(data, str(p))

@@ -134,6 +134,12 @@
     return { X, Y, box };
   }
 
+  /** Where the y-axis label that axes() writes at the top left ends, in CSS pixels. */
+  function labelEnd(ctx, label) {
+    ctx.font = canvasFont(0.75);
+    return 4 + ctx.measureText(label).width;
+  }
+
   function zeroLine(ctx, a, yr) {
     if (yr[0] < 0 && yr[1] > 0) {
       ctx.strokeStyle = COLORS.muted; ctx.lineWidth = 1.5;
@@ -187,7 +193,7 @@
     const act = ACTIVATIONS[name], xr = [-5, 5], xs = [], ys = [];
     for (let i = 0; i <= 400; i++) { const x = xr[0] + (i / 400) * (xr[1] - xr[0]); xs.push(x); ys.push(act(w * x + b)); }
     const yr = range([...ys, 0, 1], 0.08);
-    const a = axes(ctx, cw, ch, xr, yr, ["x", `${name}(w·x + b)`]);
+    const ylabel = `${name}(w·x + b)`, a = axes(ctx, cw, ch, xr, yr, ["x", ylabel]);
     // the active side, w·x + b > 0
     ctx.fillStyle = "rgba(245, 158, 11, 0.14)";
     if (t === null) { if (b > 0) ctx.fillRect(a.box.l, a.box.t, a.box.r - a.box.l, a.box.b - a.box.t); }
@@ -205,9 +211,12 @@
       ctx.strokeStyle = COLORS.without; ctx.lineWidth = 2; ctx.setLineDash([7, 5]);
       ctx.beginPath(); ctx.moveTo(a.X(t), a.box.t); ctx.lineTo(a.X(t), a.box.b); ctx.stroke();
       ctx.setLineDash([]);
+      // above the plot area (never over the curve), over the dashed line as far as the y-axis label allows
+      const free = labelEnd(ctx, ylabel) + 12, text = `x = −b/w = ${fixed(t, 3)}`;
       ctx.fillStyle = COLORS.without; ctx.font = canvasFont(0.8);
-      ctx.textAlign = t > 0 ? "right" : "left"; ctx.textBaseline = "top";
-      ctx.fillText(`x = −b/w = ${fixed(t, 3)}`, a.X(t) + (t > 0 ? -6 : 6), a.box.t + 28);
+      const half = ctx.measureText(text).width / 2;
+      ctx.textAlign = "center"; ctx.textBaseline = "bottom";
+      ctx.fillText(text, Math.max(free + half, Math.min(a.X(t), cw - 2 - half)), a.box.t - 2);
     }
   }
 
@@ -406,8 +415,8 @@
 
     ({ ctx, w, h } = fitCanvas($("reg-residuals")));
     const res = (g) => Array.from(x, (v, i) => y[i] - (g.slope * v + g.intercept));
-    const rw = res(f.with), rn = res(f.without), rr = range([...rw, ...rn, 0], 0.1);
-    a = axes(ctx, w, h, xr, rr, ["x", "residual y − ŷ"]);
+    const rw = res(f.with), rn = res(f.without), rr = range([...rw, ...rn, 0], 0.1), ylabel = "residual y − ŷ";
+    a = axes(ctx, w, h, xr, rr, ["x", ylabel]);
     zeroLine(ctx, a, rr);
     const dots = (r, color, square) => {
       ctx.fillStyle = color;
@@ -418,7 +427,29 @@
     };
     dots(rn, COLORS.without, true);
     dots(rw, COLORS.with, false);
-    legend(ctx, a, [["with bias ●", COLORS.with, []], ["without bias ■", COLORS.without, [9, 6]]], "tr");
+    const marks = [["with bias", COLORS.with, false], ["without bias", COLORS.without, true]];
+    if (!markerLegend(ctx, a, w, labelEnd(ctx, ylabel), marks)) {
+      legend(ctx, a, [["with bias ●", COLORS.with, []], ["without bias ■", COLORS.without, [9, 6]]], "tr");
+    }
+  }
+
+  /** A one-line legend of dot (or square) markers above the plot area, right-aligned, after ``free``
+   *  (where the y-axis label ends): it covers no data. Returns false, drawing nothing, where it does not fit. */
+  function markerLegend(ctx, a, w, free, items) {
+    ctx.font = canvasFont(0.75);
+    const gap = 14, mark = 8, widths = items.map(([text]) => mark + 5 + ctx.measureText(text).width);
+    let x = w - 4 - widths.reduce((sum, v) => sum + v, 0) - gap * (items.length - 1);
+    if (x < free + gap) return false;
+    const y = 2 + parseFloat(ctx.font) / 2 + 1;  // the line of the y-axis label
+    items.forEach(([text, color, square], i) => {
+      ctx.fillStyle = color;
+      if (square) ctx.fillRect(x + 1, y - 3, 6, 6);
+      else { ctx.beginPath(); ctx.arc(x + 4, y, 3.5, 0, 2 * Math.PI); ctx.fill(); }
+      ctx.fillStyle = COLORS.ink; ctx.textAlign = "left"; ctx.textBaseline = "middle";
+      ctx.fillText(text, x + mark + 5, y);
+      x += widths[i] + gap;
+    });
+    return true;
   }
 
   /** A legend in the corner the data leave free ("tl", "tr", "bl" or "br"). */
