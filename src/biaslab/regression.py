@@ -304,6 +304,9 @@ def run_regression(
         X_test=X_test,
         y_test=y_test,
         true=true_params,
-        params={"seed": seed, "test_fraction": test_fraction, "source": source},
+        params={"seed": seed, "test_fraction": test_fraction, "source": source,
+                **({"n": n, "slope": slope, "intercept": intercept, "noise": noise, "x_min": x_min, "x_max": x_max}
+                   if true_params is not None else {"dataset": dataset, "feature": feature, "csv": csv,
+                                                    "x_columns": x_columns, "y_column": y_column})},
         claims=regression_claims(stats["without_bias"], stats["with_bias"], trends, X.shape[1], split, y_scale),
     )
