@@ -89,12 +89,6 @@ def split_repeated(values: list[str] | None, default: str, cast: Callable = str,
     return [v for item in (values or [default]) for v in split_list(item, cast, name)]
 
 
-def show_progress(quiet: bool, json_output: bool) -> bool:
-    from .progress import progress_enabled
-
-    return progress_enabled(quiet, json_output)
-
-
 def make_console():
     """A rich console on stdout; wide enough for tables when stdout is a pipe or a file (``COLUMNS``
     wins). A closed pipe raises BrokenPipeError, which :func:`errors.stdout_errors` reports, rather
@@ -251,7 +245,7 @@ def demo(
     if json_output or not quiet:
         check_stdout_open()
     with locked_out_dir(out_dir):
-        res = run_demo(seed=seed, show_progress=show_progress(quiet, json_output))
+        res = run_demo(seed=seed, show_progress=not quiet)
         saved = save_demo(res, res.parts, out_dir, fmt)
     with stdout_errors():
         if json_output:
@@ -338,7 +332,7 @@ def conv(
             builtin=builtin, image=image, color=color, kernels=names, kernel_file=kernel_file, random=random,
             kernel_size=kernel_size, biases=biases, activation=activation,
             explain=tuple(position) if position else None, stride=stride, padding=pad, max_size=max_size,
-            check_torch=check_torch, seed=seed, progress=show_progress(quiet, json_output),
+            check_torch=check_torch, seed=seed, progress=not quiet,
         )
 
     emit("conv", build, out, fmt, json_output, quiet)
@@ -463,7 +457,7 @@ def ablate(
             max_train=max_train, shifts=split_list(shift) if shift is not None else None,
             shift_levels=split_list(shift_levels, float, "--shift-levels") if shift_levels is not None else None,
             device=device, threads=threads, engine=engine, address=address, seed=seed, out_dir=out_dir,
-            show_progress=show_progress(quiet, json_output), notify=note,
+            show_progress=not quiet, notify=note,
         )
 
     try:
@@ -530,7 +524,7 @@ def denoise(
         return run_denoise(
             quick=quick, depth=depth, width=width, steps=steps, batch_size=batch_size, patch_size=patch_size,
             sigma_max=sigma_max, lr=lr, eval_crop=eval_crop, images=images, seed=seed, device=device,
-            save_dir=out_dir, show_progress=show_progress(quiet, json_output),
+            save_dir=out_dir, show_progress=not quiet,
         )
 
     emit("denoise", build, out_dir, fmt, json_output, quiet)
@@ -565,7 +559,7 @@ def denoise_apply(
 
     def build():
         return apply_denoiser(model, image, sigma, seed=seed, device=device, compare=compare, tile=tile,
-                              save_dir=out_dir, show_progress=show_progress(quiet, json_output))
+                              save_dir=out_dir, show_progress=not quiet)
 
     emit("denoise-apply", build, out_dir, fmt, json_output, quiet)
 
@@ -616,7 +610,7 @@ def audit(
         return run_audit(target, arch=arch, input_shape=input_shape_arg(input_shape),
                          input_ids=input_ids_arg(input_ids), config=config, data=data, samples=samples,
                          fix=fix, fold=fold, verify=verify, seed=seed, device=device,
-                         show_progress=show_progress(quiet, json_output))
+                         show_progress=not quiet)
 
     emit("audit", build, out, fmt, json_output, quiet)
 

@@ -216,8 +216,7 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             "save only a state_dict (torch.save(model.state_dict(), path)) and try again"
         ) from None
     except Exception as exc:  # a corrupt file can fail anywhere inside the unpickler
-        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
         raise BiaslabError(
-            f"cannot read checkpoint {p} ({msg[0] if msg else type(exc).__name__}); "
+            f"cannot read checkpoint {p} ({first_line(exc)}); "
             "is it a complete file written by torch.save?"
         ) from None

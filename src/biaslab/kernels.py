@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import BiaslabError
+from .io import BiaslabError, first_line
 from .validate import check_finite, readable_file
 
 __all__ = ["KERNELS", "MAX_KERNELS", "MAX_KERNEL_SIZE", "named_kernel", "load_kernel_file", "random_kernels",
@@ -70,8 +70,7 @@ def _load_text_grid(p: Path) -> np.ndarray:
             warnings.simplefilter("error")  # "input contained no data" and the like: refused, not printed
             return np.loadtxt(p, ndmin=2)
     except (OSError, ValueError, UserWarning) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BiaslabError(f"cannot read kernel file {p}: {msg[:200]}") from None
+        raise BiaslabError(f"cannot read kernel file {p}: {first_line(exc)[:200]}") from None
 
 
 def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:

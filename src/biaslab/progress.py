@@ -1,8 +1,8 @@
 """Progress that suits where the output goes.
 
 On a terminal: a rich progress bar on stderr. Otherwise (a pipe, a file, CI): one line per
-stage on stderr, so a long run piped to a file still says what it is doing. ``--quiet``
-silences both.
+stage on stderr, so a long run piped to a file still says what it is doing. ``enabled=False``
+(the CLI's ``--quiet``) silences both; progress never goes to stdout, so ``--json`` is unaffected.
 """
 
 from __future__ import annotations
@@ -12,14 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["progress_enabled", "progress_bar"]
+__all__ = ["progress_bar"]
 
 _live_bar = False  # rich allows one live display at a time; nested bars print lines instead
-
-
-def progress_enabled(quiet: bool = False, json_output: bool = False) -> bool:
-    """True unless the user asked for silence (progress goes to stderr, so ``--json`` is unaffected)."""
-    return not quiet
 
 
 @contextmanager

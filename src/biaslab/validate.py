@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .io import BiaslabError, name_max
+from .io import BiaslabError, first_line, name_max
 
 __all__ = [
     "SEED_LIMIT",
@@ -196,7 +196,7 @@ def call_user_code(fn: Callable[..., T], what: str, *args: Any, **kwargs: Any) -
     except BiaslabError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        first = first_line(exc)[:200] if str(exc).strip() else ""
         raise BiaslabError(f"the {what} failed: {type(exc).__name__}{': ' + first if first else ''}") from None
 
 

@@ -20,20 +20,10 @@ from ..results import Result
 
 __all__ = ["renderer", "summary", "render_figures", "render_sections"]
 
-_MODULES = {
-    "regression": "regression",
-    "relu": "relu",
-    "conv": "conv",
-    "ablate": "ablate",
-    "denoise": "denoise",
-    "denoise-apply": "denoise_apply",
-    "audit": "audit",
-}
-
 
 def renderer(command: str) -> ModuleType:
-    """The render module of ``command``."""
-    return importlib.import_module(f"{__name__}.{_MODULES[command]}")
+    """The render module of ``command`` (``denoise-apply`` → ``render/denoise_apply.py``)."""
+    return importlib.import_module(f"{__name__}.{command.replace('-', '_')}")
 
 
 def summary(result: Result) -> str:

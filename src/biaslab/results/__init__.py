@@ -48,12 +48,12 @@ def payload(result: Result) -> dict[str, Any]:
     """What results.json and ``--json`` hold: the schema header, then the result's fields."""
     from .. import __version__
 
-    return encode({
+    return {
         "schema": f"biaslab.{result.command}/{SCHEMA_VERSION}",
         "biaslab_version": __version__,
         "command": result.command,
         **result.to_dict(),
-    })
+    }
 
 
 def from_payload(data: Any, source: str = "results.json") -> Result:
