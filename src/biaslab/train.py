@@ -38,6 +38,7 @@ from .datasets import Dataset
 from .io import BiaslabError, first_line
 from .biases import is_bias_parameter
 from .models import ScaleOnlyBatchNorm2d, bias_mask, init_model
+from .recurrent import plain_recurrent
 
 __all__ = [
     "OPTIMIZERS",
@@ -377,13 +378,18 @@ class FuncStack(_Stack):
 
     Each model sees its own batch, keeps its own buffers (BatchNorm running statistics update
     the stacked buffers), and a dropped parameter is multiplied by its 0 in every forward pass.
+    ``nn.RNN``/``nn.GRU``/``nn.LSTM`` layers, whose fused kernels vmap cannot batch, run as their
+    plain-op twins (:mod:`biaslab.recurrent`: same parameters, same results) in the stack only.
     ``check(x)`` runs one training and one evaluation step to find out whether vmap can batch
-    the model at all (it cannot with data-dependent control flow or random ops such as dropout).
+    the model at all (it cannot with data-dependent control flow, random ops such as dropout,
+    or the recurrent configurations the twins leave alone: LSTM ``proj_size``, dropout between
+    layers, ``PackedSequence`` inputs).
     """
 
     def __init__(self, models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None = None) -> None:
         self._stack(models, masks)
-        self.base = copy.deepcopy(models[0]).to("meta")  # the architecture; weights come from the stack
+        # the architecture (weights come from the stack), with recurrent layers vmap can batch
+        self.base = plain_recurrent(copy.deepcopy(models[0]).to("meta"))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (M, B, ...) — one batch per model — → outputs (M, B, ...)."""
