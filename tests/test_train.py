@@ -114,7 +114,9 @@ def _user(factory):
     ("attention", FuncStack),       # nn.MultiheadAttention (packed in_proj_bias) + LayerNorm
     ("conv_norms", FuncStack),      # GroupNorm and BatchNorm (running statistics per model)
     ("functional", FuncStack),      # bare parameters, F.linear in forward
-    ("gru", LoopStack),             # no vmap batching rule for aten::gru: the loop fallback
+    ("gru", FuncStack),             # nn.GRU runs as biaslab.recurrent's plain-op twin
+    ("lstm", FuncStack),            # nn.LSTM likewise
+    ("lstm_proj", LoopStack),       # proj_size is not rewritten: no vmap rule for aten::lstm, the loop
     ("data_dependent", LoopStack),  # Python control flow on a tensor: the loop fallback
 ])
 def test_user_models_batched_equal_training_each_alone_in_float64(factory, stack_type, tiny_digits):
@@ -129,6 +131,8 @@ def test_user_models_batched_equal_training_each_alone_in_float64(factory, stack
     stack, hists = train_batched(lambda s: spec.build(s, shape, k), tiny_digits, runs, CFG, dtype=torch.float64,
                                  masks=masks)
     assert isinstance(stack, stack_type) and (stack.fallback is None) == (stack_type is FuncStack)
+    if stack_type is LoopStack:  # the one-line note says which model and why
+        assert stack.fallback.startswith(f"vmap cannot batch {type(probe).__name__} (") and "\n" not in stack.fallback
     states = stack.state_dicts()
     for i, (variant, seed) in enumerate(runs):
         model = spec.build(seed, shape, k)

@@ -454,8 +454,10 @@ class LoopStack(_Stack):
 def make_stack(models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | None, example: torch.Tensor,
                device: torch.device, dtype: torch.dtype) -> _Stack:
     """The fastest stack that runs ``models``: :class:`ModelStack` for the plain built-in
-    ``nn.Sequential`` models, :class:`FuncStack` (vmap) for anything vmap can batch, else a
-    :class:`LoopStack` whose ``fallback`` says why. ``example`` is a small input batch (B, ...)."""
+    ``nn.Sequential`` models, :class:`FuncStack` (vmap) for anything vmap can batch (GRU/LSTM
+    layers included, as plain-op twins), else a :class:`LoopStack` whose ``fallback`` says why
+    (e.g. data-dependent control flow, an LSTM with ``proj_size``). ``example`` is a small input
+    batch (B, ...)."""
     if ModelStack.supports(models[0]):
         return ModelStack(models, masks).to(device, dtype)
     try:

@@ -67,10 +67,12 @@ class ConvNorms(nn.Module):
 
 
 class Recurrent(nn.Module):
-    def __init__(self, cell):
+    """Rows of the image as a sequence of 8 steps through ``cell``; the last output classifies."""
+
+    def __init__(self, cell, **options):
         super().__init__()
-        self.rnn = cell(8, 16, batch_first=True)
-        self.head = nn.Linear(16, 10)
+        self.rnn = cell(8, 16, batch_first=True, **options)
+        self.head = nn.Linear(self.rnn.proj_size or 16, 10)
 
     def forward(self, x):
         out, _ = self.rnn(x.reshape(x.shape[0], 8, 8))
@@ -135,6 +137,11 @@ def gru():
 
 def lstm():
     return Recurrent(nn.LSTM)
+
+
+def lstm_proj():
+    """An LSTM with projections, which biaslab.recurrent does not rewrite: the loop fallback."""
+    return Recurrent(nn.LSTM, proj_size=8)
 
 
 def functional():
