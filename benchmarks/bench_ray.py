@@ -1,19 +1,20 @@
 """Benchmark: ``biaslab ablate --engine ray`` against ``--engine local`` on a 4-configuration quick grid.
 
-Grid: models cnn, mlp × data sets digits, faces, ``--quick`` (3 seeds; 6 or 10 epochs), nothing
-kept on disk. Every measurement runs in a fresh Python process (as a user's command does), timed
-from after ``import biaslab.ablate`` (the same for every engine):
+Grid: models cnn, mlp × data sets digits, faces, ``--quick`` (3 seeds; 6 or 10 epochs), the same
+``--threads`` for both engines. Every measurement runs in a fresh process, and the rounds
+interleave the engines (local, ray, local, ray, ...) so that a slow spell of the machine hits
+both alike; the median of ``--repeat`` rounds is kept.
 
-* local   — the local engine (one configuration after another, each batched);
-* ray, N  — a local Ray with N worker CPUs (N = 1, 2), each configuration one task, timed without
-  Ray's start-up (``ray.init`` beforehand, its workers still cold) and with it (``ray.init`` +
-  the run + ``ray.shutdown``: what a user waits for).
+1. **The command** (what a user waits for): ``biaslab ablate … --out TMP --quiet`` from process
+   start to exit, with Ray's start-up, the figures and the report, and Ray's shut-down. Ray gets
+   this machine's CPUs. Target: ray ≤ 1.5 × local.
+2. **Configurations per minute** with 1 and 2 Ray workers (``run_ablate`` only, timed after
+   ``import biaslab.ablate``): with Ray already running (``ray.init`` beforehand, its workers
+   still cold) and with Ray started and stopped by the run.
 
-Each measurement is repeated ``--repeat`` times and the median kept. Prints configurations per
-minute and ray / local wall time; the target is ≤ 1.5×. The results of every engine are checked
-to be identical.
+The results of every engine and worker count are checked to be identical.
 
-    python benchmarks/bench_ray.py [--workers 1,2] [--threads 1] [--repeat 3]
+    python benchmarks/bench_ray.py [--workers 1,2] [--threads 1] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -21,76 +22,111 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-GRID = dict(models=["cnn", "mlp"], datasets=["digits", "faces"], quick=True, out_dir=None)
+MODELS, DATASETS = ["cnn", "mlp"], ["digits", "faces"]
 #: The issue's target: ray wall time at most this multiple of local's.
 TARGET_RATIO = 1.5
 
 
-def _one(engine: str, workers: int, threads: int) -> dict[str, float | str]:
-    """In this (fresh) process: one run; its times and a digest of its configurations."""
+def _digest(configurations) -> str:
+    return hashlib.sha256(json.dumps(configurations, sort_keys=True).encode()).hexdigest()
+
+
+def _command(engine: str, threads: int) -> dict[str, float | str]:
+    """The CLI in a fresh process: its wall time and a digest of its configurations."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "biaslab", "ablate", "--model", ",".join(MODELS), "--dataset",
+               ",".join(DATASETS), "--quick", "--threads", str(threads), "--engine", engine, "--out", tmp, "--quiet"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        wall = time.perf_counter() - t0
+        configurations = json.loads((Path(tmp) / "results.json").read_text())["configurations"]
+    return {"wall": wall, "digest": _digest(configurations)}
+
+
+def _run(mode: str, workers: int, threads: int) -> dict[str, float | str]:
+    """In this (fresh) process: ``run_ablate`` alone, timed; ``mode`` local, ray-running or ray-started."""
+    import functools
+
     from biaslab.ablate import run_ablate
     from biaslab.results import payload
 
-    start = stop = 0.0
+    engine = "local" if mode == "local" else "ray"
     if engine == "ray":
         import ray
 
-        t0 = time.perf_counter()
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        start = time.perf_counter() - t0
+        ray.init = functools.partial(ray.init, num_cpus=workers)  # the Ray size under test
+        if mode == "ray-running":
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     t0 = time.perf_counter()
-    res = run_ablate(**GRID, engine=engine, threads=threads)
+    res = run_ablate(models=MODELS, datasets=DATASETS, quick=True, out_dir=None, engine=engine, threads=threads)
     wall = time.perf_counter() - t0
-    if engine == "ray":
-        t0 = time.perf_counter()
-        ray.shutdown()
-        stop = time.perf_counter() - t0
-    digest = hashlib.sha256(json.dumps(payload(res)["configurations"], sort_keys=True).encode()).hexdigest()
-    return {"start": start, "wall": wall, "stop": stop, "digest": digest}
+    return {"wall": wall, "digest": _digest(payload(res)["configurations"])}
 
 
-def _measure(engine: str, workers: int, threads: int, repeat: int) -> dict[str, float | str]:
-    """Median times of ``repeat`` fresh processes (their digests must agree)."""
-    runs = []
+def _rounds(measures: dict[str, list[str]], repeat: int) -> dict[str, dict[str, float | str]]:
+    """Run every measurement once per round, ``repeat`` rounds; the median wall time of each."""
+    walls: dict[str, list[float]] = {k: [] for k in measures}
+    digests: dict[str, set] = {k: set() for k in measures}
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, __file__, "--one", engine, "--workers", str(workers),
-                              "--threads", str(threads)], capture_output=True, text=True, check=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    assert len({r["digest"] for r in runs}) == 1, "a run's results differ from another's"
-    med = {k: statistics.median(r[k] for r in runs) for k in ("start", "wall", "stop")}
-    med["total"] = statistics.median(r["start"] + r["wall"] + r["stop"] for r in runs)
-    return {**med, "digest": runs[0]["digest"]}
+        for key, argv in measures.items():
+            out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True)
+            one = json.loads(out.stdout.strip().splitlines()[-1])
+            walls[key].append(one["wall"])
+            digests[key].add(one["digest"])
+    assert len(set().union(*digests.values())) == 1, f"results differ between runs or engines: {digests}"
+    return {k: {"wall": statistics.median(v), "runs": v} for k, v in walls.items()}
+
+
+def _verdict(ratio: float) -> str:
+    return f"ray / local = {ratio:.2f}x ({'within' if ratio <= TARGET_RATIO else 'over'} {TARGET_RATIO}x)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="1,2", help="Ray worker CPUs to try, comma-separated")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per configuration")
-    ap.add_argument("--repeat", type=int, default=3, help="fresh processes per measurement (median kept)")
-    ap.add_argument("--one", choices=["local", "ray"], help=argparse.SUPPRESS)
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds (median kept)")
+    ap.add_argument("--command", choices=["local", "ray"], help=argparse.SUPPRESS)
+    ap.add_argument("--run", choices=["local", "ray-running", "ray-started"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.one:
-        print(json.dumps(_one(args.one, int(args.workers), args.threads)))
+    if args.command:
+        print(json.dumps(_command(args.command, args.threads)))
         return
-    n = len(GRID["models"]) * len(GRID["datasets"])
-    local = _measure("local", 1, args.threads, args.repeat)
-    print(f"{n} configurations (cnn, mlp x digits, faces; --quick), torch threads {args.threads}, "
-          f"median of {args.repeat} fresh processes")
-    print(f"  local               {local['wall']:5.1f} s  {60 * n / local['wall']:5.1f} configurations/minute")
-    for workers in (int(w) for w in args.workers.split(",")):
-        ray = _measure("ray", workers, args.threads, args.repeat)
-        assert ray["digest"] == local["digest"], "ray results differ from local"
-        without, with_ = ray["wall"] / local["wall"], ray["total"] / local["wall"]
-        print(f"  ray, {workers} worker(s)    {ray['wall']:5.1f} s  {60 * n / ray['wall']:5.1f} configurations/minute"
-              f"  ray / local = {without:.2f}x ({'within' if without <= TARGET_RATIO else 'over'} {TARGET_RATIO}x)")
-        print(f"    + Ray start-up {ray['start']:.1f} s, shut-down {ray['stop']:.1f} s = {ray['total']:5.1f} s  "
-              f"{60 * n / ray['total']:5.1f} configurations/minute  ray / local = {with_:.2f}x "
-              f"({'within' if with_ <= TARGET_RATIO else 'over'} {TARGET_RATIO}x)")
+    if args.run:
+        print(json.dumps(_run(args.run, int(args.workers), args.threads)))
+        return
+    n, t = len(MODELS) * len(DATASETS), ["--threads", str(args.threads)]
+    print(f"{n} configurations ({', '.join(MODELS)} x {', '.join(DATASETS)}; --quick), torch threads "
+          f"{args.threads}, {os.cpu_count()} CPUs, median of {args.repeat} interleaved rounds of fresh processes")
+
+    cmd = _rounds({e: ["--command", e, *t] for e in ("local", "ray")}, args.repeat)
+    print("\n1. the command, start to exit (Ray with every CPU)")
+    for e in ("local", "ray"):
+        print(f"  {e:6s} {cmd[e]['wall']:5.1f} s   (rounds: {', '.join(f'{w:.1f}' for w in cmd[e]['runs'])})")
+    print(f"  {_verdict(cmd['ray']['wall'] / cmd['local']['wall'])}")
+
+    workers = [int(w) for w in args.workers.split(",")]
+    measures = {"local": ["--run", "local", "--workers", "1", *t]}
+    for w in workers:
+        for mode in ("ray-running", "ray-started"):
+            measures[f"{mode} {w}"] = ["--run", mode, "--workers", str(w), *t]
+    run = _rounds(measures, args.repeat)
+    local = run["local"]["wall"]
+    print("\n2. run_ablate alone: configurations per minute")
+    print(f"  local                           {local:5.1f} s  {60 * n / local:5.1f} configurations/minute")
+    for w in workers:
+        for mode, what in (("ray-running", "Ray already running"), ("ray-started", "Ray started and stopped")):
+            wall = run[f"{mode} {w}"]["wall"]
+            print(f"  ray, {w} worker(s), {what:23s} {wall:5.1f} s  {60 * n / wall:5.1f} configurations/minute  "
+                  f"{_verdict(wall / local)}")
 
 
 if __name__ == "__main__":

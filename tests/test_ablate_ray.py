@@ -1,11 +1,13 @@
 """``--engine ray``: the same results as local, one writer of runs.jsonl, resume, a killed worker retried.
 
 Ray takes several seconds to start, so the module starts it once (2 CPUs) and the default suite
-runs one test; the others are marked slow.
+runs one test on it, plus the CLI starting and stopping its own Ray; the others are marked slow.
 """
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -86,12 +88,68 @@ def test_a_killed_worker_is_retried_and_nothing_is_written_twice(local_ray, tmp_
 
 
 def test_local_engine_never_imports_ray(tmp_path):
-    import subprocess
-    import sys
-
     code = ("import sys; from biaslab.ablate import run_ablate; "
             "run_ablate(models=['linear'], datasets=['iris'], epochs=1, seeds=2, out_dir=None); "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(biaslab.ablate.run.__file__).parents[2])})
     assert out.stdout.strip() == "False"
+
+
+def _ray_sessions() -> set[str]:
+    root = Path("/tmp/ray")
+    return {p.name for p in root.glob("session_2*")} if root.is_dir() else set()
+
+
+def _live_processes_of(session: str) -> list[str]:
+    """Processes (not zombies) whose command line names the Ray session ``session``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if session in cmdline and "Z" not in state.split()[1]:
+            found.append(cmdline[:120])
+    return found
+
+
+def _run_starting_ray(tmp_path, code: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh Python that starts its own Ray; asserts Ray's processes are gone after exit."""
+    before = _ray_sessions()
+    env = {**os.environ, "PYTHONPATH": str(Path(biaslab.ablate.run.__file__).parents[2])}
+    env.pop("RAY_ADDRESS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    new = _ray_sessions() - before
+    assert new, "no Ray session was started"
+    for session in new:
+        assert _live_processes_of(session) == [], f"Ray processes of {session} outlived the command"
+    return out
+
+
+def test_cli_starts_ray_and_stops_it_when_it_exits(tmp_path):
+    """The CLI shuts its Ray down in the background while it writes the report; nothing outlives it."""
+    code = ("import sys; from biaslab.__main__ import main; sys.argv = ['biaslab', 'ablate', '--model', 'linear', "
+            "'--dataset', 'iris', '--epochs', '1', '--seeds', '2', '--engine', 'ray', '--out', 'out', '--quiet']; "
+            "main()")
+    _run_starting_ray(tmp_path, code)
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["engine"] == "ray" and res["trained"] == 4 and (tmp_path / "out" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_background_shutdown_is_finished_before_ray_starts_again(tmp_path):
+    code = textwrap.dedent("""
+        from biaslab.ablate import ray_engine, run_ablate
+        from biaslab.results import payload
+        kw = dict(models=["linear"], datasets=["iris"], epochs=1, seeds=2, out_dir=None, engine="ray",
+                  ray_background_shutdown=True)
+        first = run_ablate(**kw)
+        assert ray_engine._stopping is not None  # returned while Ray stops in the background
+        second = run_ablate(**kw)  # waits for that shut-down, then starts a fresh Ray
+        assert payload(first)["configurations"] == payload(second)["configurations"]
+    """)
+    _run_starting_ray(tmp_path, code)

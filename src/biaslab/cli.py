@@ -375,11 +375,12 @@ def explore(
 @app.command()
 def ablate(
     model: Annotated[
-        str, typer.Option(help="Model(s), comma-separated: linear, mlp, cnn, cnn-bn, or your own as path/to/file.py:factory.")
-    ] = "cnn",
+        Optional[list[str]],
+        typer.Option(help="Model(s), repeatable or comma-separated: linear, mlp, cnn, cnn-bn, or your own as path/to/file.py:factory [default: cnn]."),
+    ] = None,
     dataset: Annotated[
-        Optional[str],
-        typer.Option(help="Built-in data set(s), comma-separated: digits, faces, breast_cancer, wine, iris [default: digits]."),
+        Optional[list[str]],
+        typer.Option(help="Built-in data set(s), repeatable or comma-separated: digits, faces, breast_cancer, wine, iris [default: digits]."),
     ] = None,
     data: Annotated[
         Optional[Path],
@@ -450,14 +451,14 @@ def ablate(
 
     def build():
         return run_ablate(
-            models=split_list(model), datasets=split_list(dataset) if dataset is not None else None,
+            models=split_repeated(model, "cnn"), datasets=split_repeated(dataset, "") if dataset else None,
             data_path=data, variants=split_list(variants), drop=drop, seeds=seeds, epochs=epochs, lr=lr,
             batch_size=batch_size, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
             decay_bias=decay_bias, input_offset=input_offset, standardize=standardize, quick=quick,
             max_train=max_train, shifts=split_list(shift) if shift is not None else None,
             shift_levels=split_list(shift_levels, float, "--shift-levels") if shift_levels is not None else None,
             device=device, threads=threads, engine=engine, address=address, seed=seed, out_dir=out_dir,
-            show_progress=not quiet, notify=note,
+            show_progress=not quiet, notify=note, ray_background_shutdown=True,
         )
 
     try:

@@ -13,6 +13,7 @@ between variants measure the bias and not the luck of the seed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,7 @@ def run_ablate(
     show_progress: bool = False,
     alpha: float = 0.05,
     notify: Callable[[str], None] | None = None,
+    ray_background_shutdown: bool = False,
 ) -> AblateResult:
     """Train every model on every data set with and without (some of) its biases, over seeds; compare.
 
@@ -250,6 +252,9 @@ def run_ablate(
     alpha : significance level of the verdicts.
     notify : called with one line per note the user should see before training starts
         (pairs of a grid that are skipped, and why).
+    ray_background_shutdown : with ``engine="ray"``, return while a Ray started here is still
+        stopping in a background thread (joined at exit; the CLI writes its report meanwhile).
+        Do not start Ray yourself right after such a call.
 
     Returns
     -------
@@ -299,44 +304,39 @@ def run_ablate(
             batch_size=int(batch_size if batch_size is not None else d["batch_size"]),
             optimizer=optimizer, momentum=float(momentum), weight_decay=float(weight_decay), decay_bias=decay_bias,
         )
-    # Load and check everything before training anything: a bad combination fails fast.
-    if data_path is not None:
-        loaded = {str(Path(data_path).resolve()): load_data_path(
-            data_path, seed=seed, standardize=standardize, input_offset=input_offset, max_train=max_train)}
-    else:
-        names = _names(["digits"] if datasets is None else datasets, DATASETS, "dataset", "--dataset")
-        loaded = {n: load_dataset(n, seed=seed, standardize=standardize, input_offset=input_offset,
-                                  max_train=max_train) for n in names}
-    extra = {"input_offset": float(input_offset), "standardize": bool(standardize), "max_train": max_train}
-    configs: list[_Config] = []
-    skipped: list[SkippedPair] = []
-    for spec in specs:
-        for source, ds in loaded.items():
-            try:
-                configs.append(_prepare(spec, ds, source, variant_list, train_cfgs[spec], shift_grid, seed, dev,
-                                        threads, extra))
-            except BiaslabError as exc:
-                skipped.append(SkippedPair(_label(spec), ds.name, str(exc)))
-    if not configs:
-        raise BiaslabError("no model fits any data set: " + "; ".join(s.reason for s in skipped))
-    for s in skipped:
-        if notify is not None:
-            notify(f"skipping {s.model} on {s.dataset}: {s.reason}")
+    names = None if data_path is not None else _names(
+        ["digits"] if datasets is None else datasets, DATASETS, "dataset", "--dataset")
+    session = None
+    if engine == "ray":  # opened before the data load, so that its workers warm up meanwhile
+        from .ray_engine import RaySession
 
-    runs_path = None if out_dir is None else Path(out_dir) / RUNS_FILE
-    if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
-        raise BiaslabError(f"--out {runs_path.parent} is a file; pass a directory")
-    done = read_runs(runs_path) if runs_path is not None else {}
-    seed_list = [seed + i for i in range(n_seeds)]
-    todo = []
-    resumed = 0
-    for c in configs:
-        c.unit.runs = [(v, s) for v in variant_list for s in seed_list if (c.unit.key, v, s) not in done]
-        resumed += len(variant_list) * n_seeds - len(c.unit.runs)
-        if c.unit.runs:
-            todo.append(c.unit)
-
-    trained = _train(todo, engine, address, runs_path, done, show_progress)
+        session = RaySession(address, workers=len(specs) * (len(names) if names else 1),
+                             background_shutdown=ray_background_shutdown)
+    with session if session is not None else nullcontext():
+        # Load and check everything before training anything: a bad combination fails fast.
+        if data_path is not None:
+            loaded = {str(Path(data_path).resolve()): load_data_path(
+                data_path, seed=seed, standardize=standardize, input_offset=input_offset, max_train=max_train)}
+        else:
+            loaded = {n: load_dataset(n, seed=seed, standardize=standardize, input_offset=input_offset,
+                                      max_train=max_train) for n in names}
+        extra = {"input_offset": float(input_offset), "standardize": bool(standardize), "max_train": max_train}
+        configs, skipped = _plan(specs, loaded, variant_list, train_cfgs, shift_grid, seed, dev, threads, extra)
+        for s in skipped:
+            if notify is not None:
+                notify(f"skipping {s.model} on {s.dataset}: {s.reason}")
+        runs_path = None if out_dir is None else Path(out_dir) / RUNS_FILE
+        if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
+            raise BiaslabError(f"--out {runs_path.parent} is a file; pass a directory")
+        done = read_runs(runs_path) if runs_path is not None else {}
+        seed_list = [seed + i for i in range(n_seeds)]
+        todo = []
+        for c in configs:
+            c.unit.runs = [(v, s) for v in variant_list for s in seed_list if (c.unit.key, v, s) not in done]
+            if c.unit.runs:
+                todo.append(c.unit)
+        resumed = len(configs) * len(variant_list) * n_seeds - sum(len(u.runs) for u in todo)
+        trained = _train(todo, session, runs_path, done, show_progress)
     results = [_config_result(c, {v: [done[(c.unit.key, v, s)] for s in seed_list] for v in variant_list},
                               seed_list, variant_list, alpha) for c in configs]
     return AblateResult(
@@ -348,17 +348,33 @@ def run_ablate(
     )
 
 
-def _train(todo: list[Unit], engine: str, address: str | None, runs_path: Path | None,
+def _plan(specs: list[ModelSpec], loaded: dict[str, Dataset], variants: list[str], train_cfgs: dict, shifts,
+          seed: int, device: str, threads: int | None, extra: dict[str, Any]) -> tuple[list[_Config], list[SkippedPair]]:
+    """Every (model, data set) pair: prepared when it fits, else listed as skipped with the reason."""
+    configs: list[_Config] = []
+    skipped: list[SkippedPair] = []
+    for spec in specs:
+        for source, ds in loaded.items():
+            try:
+                configs.append(_prepare(spec, ds, source, variants, train_cfgs[spec], shifts, seed, device,
+                                        threads, extra))
+            except BiaslabError as exc:
+                skipped.append(SkippedPair(_label(spec), ds.name, str(exc)))
+    if not configs:
+        raise BiaslabError("no model fits any data set: " + "; ".join(s.reason for s in skipped))
+    return configs, skipped
+
+
+def _train(todo: list[Unit], session, runs_path: Path | None,
            done: dict[tuple[str, str, int], dict[str, Any]], show_progress: bool) -> int:
-    """Run the engine over ``todo``; append each finished unit's records (the driver alone writes)."""
+    """Train ``todo`` on Ray when ``session`` (a :class:`~biaslab.ablate.ray_engine.RaySession`)
+    is given, else in this process; append each finished unit's records (the driver alone writes)."""
     from ..progress import progress_bar
 
     trained = 0
     try:
-        if engine == "ray":
-            from .ray_engine import run_ray
-
-            total, batches = len(todo), lambda advance: run_ray(todo, address, advance)
+        if session is not None:
+            total, batches = len(todo), lambda advance: session.run(todo, advance)
         else:
             from .engines import run_local
 
