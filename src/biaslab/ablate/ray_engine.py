@@ -13,8 +13,9 @@ Start-up and shut-down are what make Ray slower than the local engine on a small
 session hides what it can (``benchmarks/bench_ray.py`` measures it):
 
 * it is opened before the data are loaded, and its first act is a warm-up task per worker
-  that imports torch and biaslab (about a second per worker process), so the workers import
-  while the driver loads and checks the data;
+  that imports torch and biaslab and builds an optimizer (about 2 s per worker process, half
+  of it ``torch._dynamo``, which torch imports when the first optimizer is built), so the
+  workers do that while the driver loads and checks the data;
 * Ray's processes take over a second to stop gracefully. With ``background_shutdown`` (the
   CLI's choice) a Ray started here stops in a background thread while the driver writes the
   report; the thread is joined before this module starts Ray again and when the interpreter
@@ -56,8 +57,13 @@ def _task(unit: Unit, ds) -> list[dict[str, Any]]:
 
 
 def _warm_up() -> None:
-    """On a worker: import what :func:`_task` needs (torch above all), before the first task."""
-    from .. import train  # noqa: F401
+    """On a worker, before its first task: import what :func:`_task` needs, torch above all, and
+    build an optimizer, whose first construction imports ``torch._dynamo`` (about a second)."""
+    import torch
+
+    from ..train import TrainConfig
+
+    TrainConfig().optimizer_for([("warm_up", torch.zeros(1, requires_grad=True))])
 
 
 def _finish_shutdown() -> None:
