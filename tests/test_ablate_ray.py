@@ -133,11 +133,13 @@ def _run_starting_ray(tmp_path, code: str) -> subprocess.CompletedProcess:
 def test_cli_starts_ray_and_stops_it_when_it_exits(tmp_path):
     """The CLI shuts its Ray down in the background while it writes the report; nothing outlives it."""
     code = ("import sys; from biaslab.__main__ import main; sys.argv = ['biaslab', 'ablate', '--model', 'linear', "
-            "'--dataset', 'iris', '--epochs', '1', '--seeds', '2', '--engine', 'ray', '--out', 'out', '--quiet']; "
-            "main()")
-    _run_starting_ray(tmp_path, code)
+            "'--dataset', 'iris', '--epochs', '1', '--seeds', '2', '--engine', 'ray', '--out', 'out']; main()")
+    out = _run_starting_ray(tmp_path, code)
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["engine"] == "ray" and res["trained"] == 4 and (tmp_path / "out" / "report.html").is_file()
+    stages = [line for line in out.stderr.splitlines() if line.startswith("biaslab: ")]  # not a TTY: stage lines
+    assert stages[:2] == ["biaslab: starting Ray (0/1)", stages[1]] and stages[1].startswith("biaslab: starting Ray done")
+    assert "biaslab: ablate on Ray: linear on iris done (1/1)" in stages
 
 
 @pytest.mark.slow

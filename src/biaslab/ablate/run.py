@@ -13,7 +13,7 @@ between variants measure the bias and not the luck of the seed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,13 +306,17 @@ def run_ablate(
         )
     names = None if data_path is not None else _names(
         ["digits"] if datasets is None else datasets, DATASETS, "dataset", "--dataset")
-    session = None
-    if engine == "ray":  # opened before the data load, so that its workers warm up meanwhile
-        from .ray_engine import RaySession
+    with ExitStack() as stack:
+        session = None
+        if engine == "ray":  # opened before the data load, so that its workers warm up meanwhile
+            from ..progress import progress_bar
+            from .ray_engine import RaySession
 
-        session = RaySession(address, workers=len(specs) * (len(names) if names else 1),
-                             background_shutdown=ray_background_shutdown)
-    with session if session is not None else nullcontext():
+            with progress_bar(1, f"joining Ray at {address}" if address else "starting Ray", show_progress) as advance:
+                session = stack.enter_context(RaySession(
+                    address, workers=len(specs) * (len(names) if names else 1),
+                    background_shutdown=ray_background_shutdown))
+                advance()
         # Load and check everything before training anything: a bad combination fails fast.
         if data_path is not None:
             loaded = {str(Path(data_path).resolve()): load_data_path(
@@ -379,7 +383,7 @@ def _train(todo: list[Unit], session, runs_path: Path | None,
             from .engines import run_local
 
             total, batches = sum(u.config.epochs for u in todo), lambda advance: run_local(todo, advance)
-        with progress_bar(total, f"ablate ({len(todo)} configurations)", show_progress) as advance:
+        with progress_bar(total, f"ablate ({len(todo)} configuration{'' if len(todo) == 1 else 's'})", show_progress) as advance:
             for records in batches(advance):
                 if runs_path is not None:
                     append_runs(runs_path, records)
