@@ -18,7 +18,7 @@ from biaslab.explore import write_explorer
 from biaslab.explore.data import explore_kernels
 from biaslab.feature_maps import kernel_sums, prepare_image
 from biaslab.regression import run_regression, fit_linear, make_line_data, mse
-from biaslab.render.text import fmt_fixed
+from biaslab.numfmt import fmt_fixed
 
 CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

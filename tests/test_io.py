@@ -6,14 +6,23 @@ import numpy as np
 import pytest
 import torch
 
-from biaslab.io import BiaslabError, atomic_path, atomic_write_json, safe_torch_load, to_jsonable
+from biaslab.io import BiaslabError, atomic_path, atomic_write_json, safe_torch_load
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
     p = tmp_path / "results.json"
-    atomic_write_json(p, {"a": np.float64(1.5), "b": np.arange(3), "c": math.nan})
+    atomic_write_json(p, {"a": 1.5, "b": [0, 1, 2], "c": None})
     assert json.loads(p.read_text()) == {"a": 1.5, "b": [0, 1, 2], "c": None}
     assert os.listdir(tmp_path) == ["results.json"]
+
+
+def test_atomic_write_json_refuses_what_json_cannot_hold(tmp_path):
+    p = tmp_path / "results.json"
+    with pytest.raises(ValueError):  # NaN would make a file that strict JSON readers refuse
+        atomic_write_json(p, {"c": math.nan})
+    with pytest.raises(TypeError):  # arrays are encoded by the caller (results.encode)
+        atomic_write_json(p, {"b": np.arange(3)})
+    assert os.listdir(tmp_path) == []
 
 
 def test_failed_write_keeps_old_file_and_removes_temp(tmp_path):
@@ -25,11 +34,6 @@ def test_failed_write_keeps_old_file_and_removes_temp(tmp_path):
             raise RuntimeError("crash mid-write")
     assert p.read_text() == "old"
     assert os.listdir(tmp_path) == ["results.json"]
-
-
-def test_to_jsonable_handles_nested_numpy_and_paths(tmp_path):
-    out = to_jsonable({"x": (np.int64(2), [np.float32(0.5)]), "p": tmp_path, "inf": float("inf")})
-    assert out == {"x": [2, [0.5]], "p": str(tmp_path), "inf": None}
 
 
 def test_safe_torch_load_reads_state_dict(tmp_path):

@@ -55,6 +55,12 @@ def test_large_arrays_are_compressed_small_ones_readable():
     assert len(json.dumps(enc)) < large.nbytes / 10  # zeros compress
 
 
+def test_untagged_encoding_stores_arrays_as_plain_lists(tmp_path):
+    """runs.jsonl's form: NumPy values and paths as plain JSON, non-finite numbers as null."""
+    rec = {"x": (np.int64(2), [np.float32(0.5)]), "acc": np.array([0.5, np.nan]), "p": tmp_path, "inf": float("inf")}
+    assert encode(rec, tag_arrays=False) == {"x": [2, [0.5]], "acc": [0.5, None], "p": str(tmp_path), "inf": None}
+
+
 def test_nested_dataclasses_tuples_optionals_and_nan_roundtrip():
     s = Sample(Inner("a", [1.0, float("nan")], None), {"m": np.eye(2)}, (3, 4), [Inner("b", [], 2.5)],
                {"seed": 1}, [Claim("c", "t", None, {"x": 1}, "s")], scratch=[9])

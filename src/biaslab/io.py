@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -25,7 +24,6 @@ __all__ = [
     "read_text",
     "remove_stale_temps",
     "safe_torch_load",
-    "to_jsonable",
 ]
 
 #: A temporary file of ours older than this (seconds) belongs to a run that died: removed at the next run.
@@ -166,24 +164,15 @@ def first_line(exc: BaseException) -> str:
     return (text.splitlines() or [type(exc).__name__])[0]
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Convert NumPy scalars/arrays, paths and tuples to plain JSON types; NaN/inf become None."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj
-
-
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(to_jsonable(data), indent=2) + "\n")
+    """Write ``data`` as indented JSON to ``path`` atomically.
+
+    ``data`` holds plain JSON types only: encode it first (a result's payload is, by
+    :func:`biaslab.results.encode`). A value JSON cannot hold raises before anything is
+    written: TypeError for a NumPy array, ValueError for NaN or inf (which would make a file
+    that JSON readers refuse).
+    """
+    return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:

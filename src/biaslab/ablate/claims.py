@@ -11,7 +11,7 @@
 * ``bias_helps_under_shift`` — under the strongest level of every shift, ``with-bias`` is
   significantly more accurate than ``no-bias``, in every configuration.
 
-The sentences are built only from each claim's evidence, with :mod:`biaslab.render.text`'s
+The sentences are built only from each claim's evidence, with :mod:`biaslab.numfmt`'s
 number formats.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..render.text import fmt_fixed, fmt_p, fmt_signed
+from ..numfmt import fmt_fixed, fmt_p, fmt_signed
 from ..results import Claim
 from ..results.ablate import Comparison, ConfigResult
 

@@ -61,7 +61,7 @@ def read_runs(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
 
 def append_runs(path: Path, records: list[dict[str, Any]]) -> None:
     """Append records, one JSON line each, and flush them to disk."""
-    from ..io import to_jsonable
+    from ..results import encode
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
@@ -71,6 +71,6 @@ def append_runs(path: Path, records: list[dict[str, Any]]) -> None:
                 if rb.read(1) != b"\n":
                     fh.write("\n")
         for rec in records:
-            fh.write(json.dumps(to_jsonable(rec)) + "\n")
+            fh.write(json.dumps(encode(rec, tag_arrays=False)) + "\n")
         fh.flush()
         os.fsync(fh.fileno())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..render.text import fmt_fixed, fmt_num, fmt_signed
+from ..numfmt import fmt_fixed, fmt_num, fmt_signed
 from ..results import Claim
 from ..results.denoise import DenoisedImage, FilterRows
 

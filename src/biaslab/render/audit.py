@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..numfmt import fmt_num, fmt_pct, fmt_signed
 from ..results.audit import STATUSES, AuditResult, Check, FixRecord
 from .figures import new_figure, save_figure
 from .report import Section
-from .text import fmt_num, fmt_pct, fmt_signed
 
 __all__ = ["STATUS_COLORS", "summary", "figures", "sections", "console_table"]
 

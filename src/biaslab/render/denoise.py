@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..numfmt import fmt_fixed, fmt_num, fmt_signed
 from ..results.denoise import DenoiseResult
 from .figures import COLORS, new_figure, save_figure
 from .report import Section
-from .text import fmt_fixed, fmt_num, fmt_signed
 
 __all__ = ["summary", "figures", "sections"]
 

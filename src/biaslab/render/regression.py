@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..numfmt import fmt_num
 from ..results.regression import RegressionResult
 from .figures import COLORS, new_figure, save_figure
 from .report import Section
-from .text import fmt_num
 
 __all__ = ["summary", "figures", "sections"]
 

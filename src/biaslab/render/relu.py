@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..numfmt import fmt_num, fmt_pct
 from ..results.relu import ReluResult
 from .figures import new_figure, save_figure
 from .report import Section
-from .text import fmt_num, fmt_pct
 
 __all__ = ["summary", "figures", "sections"]
 

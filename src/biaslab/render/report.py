@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
+from ..numfmt import fmt_num
 from ..results import Claim
-from .text import fmt_num
 
 __all__ = ["Section", "render_html", "render_markdown", "write_report", "anchor"]
 

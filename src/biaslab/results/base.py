@@ -108,24 +108,35 @@ def _decode_array(d: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 
 
-def encode(obj: Any) -> Any:
-    """Plain JSON types for dataclasses, NumPy arrays and scalars, paths, tuples; NaN/inf → None."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if f.metadata.get("stored", True)}
-    if isinstance(obj, np.ndarray):
-        return _encode_array(obj)
-    if isinstance(obj, dict):
-        return {str(k): encode(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [encode(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return encode(obj.item())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj
+def encode(obj: Any, *, tag_arrays: bool = True) -> Any:
+    """Plain JSON types for dataclasses, NumPy arrays and scalars, paths, tuples; NaN/inf → None.
+
+    Parameters
+    ----------
+    obj : the value to encode.
+    tag_arrays : True (results.json): an array becomes a ``{"__ndarray__": dtype, "shape": ...}``
+        record that :func:`decode` turns back into the same array. False (runs.jsonl): an array
+        becomes a plain nested list, read back by key rather than by type.
+    """
+
+    def walk(x: Any) -> Any:
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):
+            return {f.name: walk(getattr(x, f.name)) for f in dataclasses.fields(x) if f.metadata.get("stored", True)}
+        if isinstance(x, np.ndarray):
+            return _encode_array(x) if tag_arrays else walk(x.tolist())
+        if isinstance(x, dict):
+            return {str(k): walk(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v) for v in x]
+        if isinstance(x, np.generic):
+            return walk(x.item())
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if isinstance(x, os.PathLike):
+            return os.fspath(x)
+        return x
+
+    return walk(obj)
 
 
 def _decode_any(value: Any) -> Any:

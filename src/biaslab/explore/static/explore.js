@@ -9,7 +9,7 @@
   const DATA = JSON.parse(document.getElementById("explore-data").textContent);
   const $ = (id) => document.getElementById(id);
 
-  /* ---------- numbers as people read them (as biaslab.render.text) ---------- */
+  /* ---------- numbers as people read them (as biaslab.numfmt) ---------- */
 
   /** `d` decimals; a value that rounds to zero prints as 0, never "-0.000". */
   function fixed(x, d) {

@@ -1,6 +1,7 @@
 """Numbers as people read them: no "p = 0", no "-0.0000", no "inf", no "1." for 1.004.
 
-Every renderer formats through these helpers, so a statistic reads the same everywhere.
+Claim sentences and renderers both format through these helpers, so a statistic reads the same
+everywhere. They are plain functions of a number, below both the results and the render layer.
 """
 
 from __future__ import annotations
