@@ -6,6 +6,7 @@ Set BIASLAB_SCREENSHOTS=DIR to keep the desktop and phone screenshots.
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from biaslab.explore import write_explorer
 from biaslab.explore.data import explore_kernels
 from biaslab.feature_maps import kernel_sums, prepare_image
 from biaslab.regression import run_regression, fit_linear, make_line_data, mse
-from biaslab.numfmt import fmt_fixed
+from biaslab.numfmt import fmt_fixed, fmt_num, fmt_signed
 
 CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -77,6 +78,16 @@ def text(page, element_id: str) -> str:
     return page.inner_text(f"#{element_id}").strip()
 
 
+def on_page(report_text: str) -> str:
+    """The page's text for a number the reports write as ``report_text``: the minus sign is "−" (U+2212)."""
+    return report_text.replace("-", "−")
+
+
+def number(page_text: str) -> float:
+    """The value of a number as the page shows it."""
+    return float(page_text.replace("−", "-"))
+
+
 def percent(page, element_id: str) -> float:
     shown = text(page, element_id)
     assert shown.endswith("%") and len(shown.split(".")[1]) == 2, shown  # percent, 1 decimal
@@ -128,12 +139,12 @@ def test_clicking_a_pixel_explains_it_as_the_library_does(page, library_sums, ke
     e = explain_pixel(picture, weights[None], (row, col), b, "relu", padding="same")
     grids = page.eval_on_selector_all(
         "#conv-explain table", "ts => ts.map(t => Array.from(t.rows, r => Array.from(r.cells, c => c.textContent)))")
-    for shown, expected in zip(grids, (e.patch[0], e.kernel[0], e.product[0])):
-        assert np.array(shown, dtype=float) == pytest.approx(expected, abs=5e-4 + 1e-12)
+    for cells, expected in zip(grids, (e.patch[0], e.kernel[0], e.product[0])):
+        assert np.vectorize(number)(cells) == pytest.approx(expected, abs=5e-4 + 1e-12)
     assert len(grids) == 3
-    assert float(page.inner_text("#conv-explain .sum")) == pytest.approx(e.total, rel=1e-5, abs=1e-9)
-    assert float(page.inner_text("#conv-explain .pre")) == pytest.approx(e.pre_activation, rel=1e-3, abs=1e-9)
-    assert float(page.inner_text("#conv-explain .output")) == pytest.approx(e.output, rel=1e-3, abs=1e-9)
+    assert number(page.inner_text("#conv-explain .sum")) == pytest.approx(e.total, rel=1e-5, abs=1e-9)
+    assert number(page.inner_text("#conv-explain .pre")) == pytest.approx(e.pre_activation, rel=1e-3, abs=1e-9)
+    assert number(page.inner_text("#conv-explain .output")) == pytest.approx(e.output, rel=1e-3, abs=1e-9)
     assert float(explain.get_attribute("data-output")) == pytest.approx(e.output, rel=1e-12, abs=1e-12)
     assert ("on" if e.output > 0 else "off") == page.inner_text("#conv-explain .on, #conv-explain .off")
 
@@ -178,8 +189,8 @@ def test_regression_starts_on_the_classic_numbers(browser, page_file):
 def test_relu_threshold_is_minus_b_over_w(page, w, b):
     set_inputs(page, {"relu-w": w, "relu-b": b})
     t = threshold(w, b)
-    assert text(page, "relu-threshold") == ("none (w = 0)" if t is None else fmt_fixed(t, 3))
-    assert text(page, "relu-w-value") == f"{w:.1f}" and text(page, "relu-b-value") == fmt_fixed(b, 1)
+    assert text(page, "relu-threshold") == ("none (w = 0)" if t is None else on_page(fmt_fixed(t, 3)))
+    assert text(page, "relu-w-value") == on_page(f"{w:.1f}") and text(page, "relu-b-value") == on_page(fmt_fixed(b, 1))
 
 
 def test_activation_curves_are_the_library_s(page):
@@ -259,6 +270,61 @@ def test_threshold_label_and_residual_legend_stay_above_the_plot_area(browser, p
     above_frame("relu-plot", "x = −b/w")
     above_frame("reg-residuals", "with bias")
     above_frame("reg-residuals", "without bias")
+
+
+FORMAT_VALUES = [-1.5, -0.0004, -0.0, 0.0, 2 / 3, -123456.789, 1.5e-5, -2.5e-7, 9.9996, -0.25, 0.1 + 0.2]
+
+
+def test_page_formats_numbers_as_the_reports_with_a_minus_sign(page):
+    """fixed, sig and signed write what fmt_fixed, fmt_num and fmt_signed write, with "−" for "-"."""
+    special = [float("inf"), float("-inf"), float("nan")]
+    fixed_and_sig = page.evaluate("(xs) => xs.map((x) => [window.biaslabExplore.format.fixed(x, 3), "
+                                  "window.biaslabExplore.format.sig(x, 4)])", FORMAT_VALUES + special)
+    assert fixed_and_sig == [[on_page(fmt_fixed(x, 3)), on_page(fmt_num(x))] for x in FORMAT_VALUES + special]
+    signed = page.evaluate("(xs) => xs.map((x) => window.biaslabExplore.format.signed(x, 2, ' dB'))", FORMAT_VALUES)
+    assert signed == [fmt_signed(x, 2, " dB") for x in FORMAT_VALUES]  # fmt_signed already writes "−"
+    assert "−0" not in {t for pair in fixed_and_sig for t in pair} | set(signed)
+
+
+#: A hyphen-minus written as a number's sign ("-3.000", "-.5") or an exponent's ("1e-5"); "random-1" is a name.
+HYPHEN_NUMBER = re.compile(r"(?<![\w-])-\.?\d|\de-\d")
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_no_number_on_the_page_is_written_with_a_hyphen(browser, page_file, width):
+    """With settings that make every panel show negative numbers, no text and no canvas label signs one with "-".
+
+    Command lines (in <code>) keep the hyphen the shell needs; the data-* attributes are for machines.
+    """
+    pg = browser.new_page(viewport={"width": width, "height": 900})
+    pg.add_init_script(RECORD_DRAWING)
+    pg.goto(page_file.as_uri())
+    pg.wait_for_selector("body[data-ready=true]")
+    set_inputs(pg, {"relu-w": 1, "relu-b": 1.3, "plane-w1": -2, "plane-w2": -1.5, "plane-b": -2.5,
+                    "reg-slope": -4.2, "reg-intercept": -1.5, "conv-kernel": "sobel-x", "conv-bias": -0.37})
+    pg.focus("#conv-map")
+    pg.keyboard.press("ArrowLeft")  # explain the pixel left of the centre at these settings
+    shown = pg.evaluate("""() => {
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT), texts = [];
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            if (!node.parentElement.closest("code, script, style")) texts.push(node.textContent);
+        }
+        const canvases = Object.values(window.drawn).flatMap((d) => d.texts.map((t) => t.text));
+        const ids = ["relu-threshold", "plane-boundary", "reg-line-with", "conv-threshold", "conv-explain"];
+        return { texts, canvases, command: document.querySelector("#reg-source code").textContent,
+                 readouts: Object.fromEntries(ids.map((id) => [id, document.getElementById(id).textContent])) };
+    }""")
+    pg.close()
+    page_text, canvas_text = " ".join(shown["texts"]), " ".join(shown["canvases"])
+    assert HYPHEN_NUMBER.findall(page_text) == [] and HYPHEN_NUMBER.findall(canvas_text) == []
+    assert "x = −b/w = −1.300" in canvas_text and "−" in canvas_text.replace("x = −b/w", "")  # negative ticks
+    readouts = shown["readouts"]
+    assert readouts["relu-threshold"] == "−1.300"
+    assert readouts["plane-boundary"].startswith("Boundary −2.0·x1 + −1.5·x2 = 2.5,")
+    assert readouts["reg-line-with"].startswith("ŷ = −4.") and " − " in readouts["reg-line-with"]
+    assert "b = −0.37 a unit fires where Σ(input * kernel) > 0.37; Σ runs from −" in readouts["conv-threshold"]
+    assert "−" in readouts["conv-explain"].replace("−b", "")  # sobel-x's negative weights and products
+    assert "--slope -4.2 --intercept -1.5" in shown["command"]  # a command to copy keeps the shell's hyphen
 
 
 @pytest.fixture(scope="module")

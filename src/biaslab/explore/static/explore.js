@@ -9,29 +9,44 @@
   const DATA = JSON.parse(document.getElementById("explore-data").textContent);
   const $ = (id) => document.getElementById(id);
 
-  /* ---------- numbers as people read them (as biaslab.numfmt) ---------- */
+  /* ---------- numbers as people read them (the rules of biaslab.numfmt) ---------- */
 
-  /** `d` decimals; a value that rounds to zero prints as 0, never "-0.000". */
-  function fixed(x, d) {
-    const t = x.toFixed(d);
-    return Number(t) === 0 ? t.replace("-", "") : t;
+  /** Every number the page shows passes through here: its sign (and an exponent's) is the minus
+   *  sign "−" (U+2212), never the hyphen "-", and a value that reads as zero has no sign ("0.000"). */
+  function minusSign(text) {
+    return (Number(text) === 0 ? text.replace("-", "") : text).replace(/-/g, "−");
   }
 
-  /** Like Python's format(x, ".{sig}g"). */
-  function fmtG(x, sig) {
+  const missing = (x) => x === null || x === undefined || Number.isNaN(x);
+  const infinity = (x) => (x > 0 ? "∞" : "−∞");
+
+  /** `d` decimals, as fmt_fixed: "−1.500", never "−0.000"; null or NaN as "n/a". */
+  function fixed(x, d) {
+    if (missing(x)) return "n/a";
+    return Number.isFinite(x) ? minusSign(x.toFixed(d)) : infinity(x);
+  }
+
+  /** `n` significant digits, trailing zeros dropped, as fmt_num: "−0.25", "1.5e−5", "1.235e5". */
+  function sig(x, n) {
+    if (missing(x)) return "n/a";
+    if (!Number.isFinite(x)) return infinity(x);
     if (x === 0) return "0";
-    if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
-    const exp = Number(x.toExponential(sig - 1).split("e")[1]);
+    const [mantissa, e] = x.toExponential(n - 1).split("e"), exp = Number(e);
     const strip = (s) => (s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s);
-    if (exp < -4 || exp >= sig) {
-      const [mant] = x.toExponential(sig - 1).split("e");
-      const e = Math.abs(exp) < 10 ? "0" + Math.abs(exp) : String(Math.abs(exp));
-      return strip(mant) + "e" + (exp < 0 ? "-" : "+") + e;
-    }
-    return strip(x.toFixed(Math.max(0, sig - 1 - exp)));
+    return minusSign(exp < -4 || exp >= n ? `${strip(mantissa)}e${exp}` : strip(x.toFixed(Math.max(0, n - 1 - exp))));
+  }
+
+  /** "+1.23 dB" / "−0.04 dB", and "0 dB" for what rounds to zero, as fmt_signed. */
+  function signed(x, d, unit = "") {
+    if (missing(x)) return "n/a";
+    const text = fixed(Math.abs(x), d);
+    return Number(text) === 0 ? `0${unit}` : `${x > 0 ? "+" : "−"}${text}${unit}`;
   }
 
   const percent = (fraction) => fixed(100 * fraction, 1) + "%";
+
+  /** A number inside a command line the reader may copy: the hyphen "-" the shell and biaslab's parser read. */
+  const argument = (x, d) => fixed(x, d).replace("−", "-");
 
   /* ---------- arrays: base64 of little-endian bytes ---------- */
 
@@ -113,7 +128,7 @@
     ctx.strokeStyle = COLORS.grid;
     ctx.textAlign = "center"; ctx.textBaseline = "top";
     const xs = xticks || niceTicks(xr[0], xr[1], Math.max(3, Math.floor((box.r - box.l) / 70)))
-      .map((t) => [t, fmtG(t, 3).replace("-", "−")]);
+      .map((t) => [t, sig(t, 3)]);
     for (const [t, label] of xs) {
       ctx.beginPath(); ctx.moveTo(X(t), box.t); ctx.lineTo(X(t), box.b); ctx.stroke();
       ctx.textAlign = X(t) + ctx.measureText(label).width / 2 > w ? "right" : "center"; // keep the last label inside
@@ -122,7 +137,7 @@
     ctx.textAlign = "right"; ctx.textBaseline = "middle";
     for (const t of niceTicks(yr[0], yr[1], Math.max(3, Math.floor((box.b - box.t) / 45)))) {
       ctx.beginPath(); ctx.moveTo(box.l, Y(t)); ctx.lineTo(box.r, Y(t)); ctx.stroke();
-      ctx.fillText(fmtG(t, 3).replace("-", "−"), box.l - 5, Y(t));
+      ctx.fillText(sig(t, 3), box.l - 5, Y(t));
     }
     ctx.strokeStyle = COLORS.muted;
     ctx.strokeRect(box.l, box.t, box.r - box.l, box.b - box.t);
@@ -374,6 +389,19 @@
       "the data need no intercept, and the line through the origin fits as well.";
   }
 
+  /** A <code> command line with one decimal per option value, each "--option value" kept on one line. */
+  function commandLine(command, options) {
+    const code = document.createElement("code");
+    code.append(command);
+    for (const [option, value] of options) {
+      const pair = document.createElement("span");
+      pair.className = "option";
+      pair.textContent = `${option} ${argument(value, 1)}`;
+      code.append(" ", pair);
+    }
+    return code;
+  }
+
   function updateRegression() {
     const slope = Number(regInputs.slope.value), intercept = Number(regInputs.intercept.value);
     const sigma = Number(regInputs.noise.value);
@@ -386,12 +414,13 @@
     $("reg-line-with").textContent = lineText(f.with);
     $("reg-line-without").textContent = lineText(f.without);
     $("reg-verdict").textContent = regressionVerdict(f);
-    const d = REG.defaults;
-    $("reg-source").textContent = regDraw === 0
-      ? `Noise: NumPy's draws for seed ${d.seed}. These are the data and MSEs of biaslab regression ` +
-        `--slope ${fixed(slope, 1)} --intercept ${fixed(intercept, 1)} --noise ${fixed(sigma, 1)}.`
-      : `Noise: draw ${regDraw} of this page's own generator (mulberry32 and Box–Muller), not NumPy's ` +
-        "random stream; the two fits are still exact least squares.";
+    if (regDraw === 0) {
+      $("reg-source").replaceChildren(`Noise: NumPy's draws for seed ${REG.defaults.seed}. These are the data and MSEs of `,
+        commandLine("biaslab regression", [["--slope", slope], ["--intercept", intercept], ["--noise", sigma]]), ".");
+    } else {
+      $("reg-source").textContent = `Noise: draw ${regDraw} of this page's own generator (mulberry32 and Box–Muller), ` +
+        "not NumPy's random stream; the two fits are still exact least squares.";
+    }
     drawRegression(y, f);
   }
 
@@ -581,7 +610,7 @@
     const b = Number(convInputs.bias.value), k = currentKernel();
     $("conv-threshold").textContent =
       `With b = ${fixed(b, 2)} a unit fires where Σ(input * kernel) > ${fixed(-b, 2)}; ` +
-      `Σ runs from ${fmtG(k.sum_min, 4)} to ${fmtG(k.sum_max, 4)} for ${k.name}.`;
+      `Σ runs from ${sig(k.sum_min, 4)} to ${sig(k.sum_max, 4)} for ${k.name}.`;
     paintConv();
     drawKernel(k);
     drawScale(k);
@@ -589,7 +618,7 @@
   }
 
   function drawKernel(k) {
-    const rows = k.weights.map((row) => "<tr>" + row.map((v) => `<td>${fmtG(v, 3)}</td>`).join("") + "</tr>").join("");
+    const rows = k.weights.map((row) => "<tr>" + row.map((v) => `<td>${sig(v, 3)}</td>`).join("") + "</tr>").join("");
     $("conv-weights").innerHTML = `<table><caption>Kernel ${k.name}</caption>${rows}</table>`;
   }
 
@@ -599,7 +628,7 @@
     for (let e = -3; e <= 3; e++) for (const d of [1, 2, 5]) if (d * 10 ** e < m / 1.5) round.push(d * 10 ** e);
     const ticks = [0, m, -m], x = (v) => position(v, m) * width;
     for (const v of round.reverse()) {
-      const gap = ctx.measureText(fmtG(v, 3)).width + 10;
+      const gap = ctx.measureText(sig(v, 3)).width + 10;
       if (ticks.every((t) => Math.abs(x(v) - x(t)) >= gap)) ticks.push(v, -v);
     }
     return ticks;
@@ -619,10 +648,10 @@
       const x = pad + position(v, m) * width;
       ctx.textAlign = v === -m ? "left" : v === m ? "right" : "center";
       ctx.fillRect(x - 0.5, barH, 1, 5);
-      ctx.fillText(fmtG(v, 3).replace("-", "−"), v === -m ? x - pad + 2 : v === m ? x + pad - 2 : x, barH + 6);
+      ctx.fillText(sig(v, 3), v === -m ? x - pad + 2 : v === m ? x + pad - 2 : x, barH + 6);
     }
     $("conv-scale-caption").textContent =
-      `One colour scale for both maps: Σ + b (left) and relu(Σ + b) (right), from ${fmtG(-m, 3)} to ${fmtG(m, 3)}, ` +
+      `One colour scale for both maps: Σ + b (left) and relu(Σ + b) (right), from ${sig(-m, 3)} to ${sig(m, 3)}, ` +
       "spaced by square root so that values near 0 stay visible. Blue: below 0, the unit is off; black: exactly 0; " +
       "orange to yellow: above 0, it fires. The scale covers every value at any bias, so nothing is clipped.";
   }
@@ -654,9 +683,9 @@
       `<div class="grids">${grid("input patch", (p) => p)}<span class="op">×</span>${grid("kernel", (p, w) => w)}` +
       `<span class="op">=</span>${grid("input * kernel", (p, w) => p * w)}</div>` +
       "<ol>" +
-      `<li>Σ(input * kernel) = <span class="sum">${fmtG(sum, 6)}</span></li>` +
-      `<li>+ b: ${fmtG(sum, 6)} ${b < 0 ? "−" : "+"} ${fixed(Math.abs(b), 2)} = <span class="pre">${fmtG(pre, 4)}</span></li>` +
-      `<li>relu(${fmtG(pre, 4)}) = <span class="output">${fmtG(out, 4)}</span>: ` +
+      `<li>Σ(input * kernel) = <span class="sum">${sig(sum, 6)}</span></li>` +
+      `<li>+ b: ${sig(sum, 6)} ${b < 0 ? "−" : "+"} ${fixed(Math.abs(b), 2)} = <span class="pre">${sig(pre, 4)}</span></li>` +
+      `<li>relu(${sig(pre, 4)}) = <span class="output">${sig(out, 4)}</span>: ` +
       (on ? `<span class="on">on</span> (Σ &gt; −b = ${fixed(-b, 2)})` : `<span class="off">off</span> (Σ ≤ −b = ${fixed(-b, 2)})`) +
       "</li></ol>";
     for (const marker of document.querySelectorAll("#conv .marker")) {
@@ -710,11 +739,11 @@
   const RUN = DATA.run;
   const runInputs = { config: $("run-config"), shift: $("run-shift"), level: $("run-level") };
   const SHIFT_LABEL = {
-    brightness: (v) => `brightness ${v >= 0 ? "+" : "−"}${fmtG(Math.abs(v), 3)}`,
-    contrast: (v) => `contrast ×${fmtG(v, 3)}`,
-    noise: (v) => `noise σ = ${fmtG(v, 3)}`,
+    brightness: (v) => `brightness ${v >= 0 ? "+" : "−"}${sig(Math.abs(v), 3)}`,
+    contrast: (v) => `contrast ×${sig(v, 3)}`,
+    noise: (v) => `noise σ = ${sig(v, 3)}`,
   };
-  const shiftLabel = (kind, v) => (SHIFT_LABEL[kind] || ((x) => `${kind} ${fmtG(x, 3)}`))(v);
+  const shiftLabel = (kind, v) => (SHIFT_LABEL[kind] || ((x) => `${kind} ${sig(x, 3)}`))(v);
   const dB = (v) => (v === null ? "n/a" : `${fixed(v, 2)} dB`);
 
   function showClaims(claims) {
@@ -762,13 +791,13 @@
 
   function updateDenoiseRun() {
     const i = Number(runInputs.level.value), sigma = RUN.sigmas[i], p = RUN.psnr;
-    $("run-level-value").textContent = fmtG(sigma, 4);
+    $("run-level-value").textContent = sig(sigma, 4);
     tableRows([["noisy input", dB(p.noisy[i])], ["with bias", dB(p.with_bias[i]), COLORS.without],
                ["bias-free", dB(p.bias_free[i]), COLORS.with],
-               ["bias-free − with bias", RUN.gain_db[i] === null ? "n/a" : `${RUN.gain_db[i] >= 0 ? "+" : "−"}${fixed(Math.abs(RUN.gain_db[i]), 2)} dB`]]);
+               ["bias-free − with bias", signed(RUN.gain_db[i], 2, " dB")]]);
     $("run-where").textContent = sigma <= RUN.train_sigma_max
-      ? `σ = ${fmtG(sigma, 4)} is inside the training range σ ≤ ${fmtG(RUN.train_sigma_max, 4)}.`
-      : `σ = ${fmtG(sigma, 4)} is outside the training range: ${fmtG(sigma / RUN.train_sigma_max, 3)}× its maximum ${fmtG(RUN.train_sigma_max, 4)}.`;
+      ? `σ = ${sig(sigma, 4)} is inside the training range σ ≤ ${sig(RUN.train_sigma_max, 4)}.`
+      : `σ = ${sig(sigma, 4)} is outside the training range: ${sig(sigma / RUN.train_sigma_max, 3)}× its maximum ${sig(RUN.train_sigma_max, 4)}.`;
     const { ctx, w, h } = fitCanvas($("run-plot"));
     const xs = RUN.sigmas, all = [...p.noisy, ...p.with_bias, ...p.bias_free].filter((v) => v !== null);
     const xr = [Math.min(...xs), Math.max(...xs)], yr = range(all, 0.08);
@@ -818,7 +847,7 @@
       runInputs.level.max = String(RUN.sigmas.length - 1);
       runInputs.level.value = String(RUN.sigmas.length - 1);
       $("run-intro").textContent = "A biaslab denoise run: the network with biases and its bias-free twin, trained on " +
-        `σ ≤ ${fmtG(RUN.train_sigma_max, 4)} and tested up to σ = ${fmtG(Math.max(...RUN.sigmas), 4)}. Move σ past the ` +
+        `σ ≤ ${sig(RUN.train_sigma_max, 4)} and tested up to σ = ${sig(Math.max(...RUN.sigmas), 4)}. Move σ past the ` +
         "training range (shaded) and compare the two networks' PSNR, as stored in the run's results.json.";
       $("run-caption").textContent = "Mean PSNR over the test crops at each σ; the shaded band is the training range.";
       showClaims(RUN.claims);
@@ -868,6 +897,6 @@
   });
   drawAll();
   timing.readyMs = performance.now(); // since navigation started
-  window.biaslabExplore = { timing, activations: ACTIVATIONS }; // for the tests and benchmarks/bench_explore.py
+  window.biaslabExplore = { timing, activations: ACTIVATIONS, format: { fixed, sig, signed } }; // for the tests and benchmarks/bench_explore.py
   document.body.dataset.ready = "true";
 })();
