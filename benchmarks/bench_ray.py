@@ -121,12 +121,14 @@ def main() -> None:
     run = _rounds(measures, args.repeat)
     local = run["local"]["wall"]
     print("\n2. run_ablate alone: configurations per minute")
-    print(f"  local                           {local:5.1f} s  {60 * n / local:5.1f} configurations/minute")
+    rows = [("local", local, "")]
     for w in workers:
         for mode, what in (("ray-running", "Ray already running"), ("ray-started", "Ray started and stopped")):
             wall = run[f"{mode} {w}"]["wall"]
-            print(f"  ray, {w} worker(s), {what:23s} {wall:5.1f} s  {60 * n / wall:5.1f} configurations/minute  "
-                  f"{_verdict(wall / local)}")
+            rows.append((f"ray, {w} worker{'s' if w > 1 else ''}, {what}", wall, "  " + _verdict(wall / local)))
+    width = max(len(label) for label, _, _ in rows)
+    for label, wall, verdict in rows:
+        print(f"  {label:{width}s}  {wall:5.1f} s  {60 * n / wall:5.1f} configurations/minute{verdict}")
 
 
 if __name__ == "__main__":
