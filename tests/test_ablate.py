@@ -297,15 +297,31 @@ def test_cli_labels_that_do_not_match_images(tmp_path):
     assert not (tmp_path / "o" / "results.json").exists()
 
 
-def test_cli_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
-    def interrupt(*args, **kwargs):
-        raise KeyboardInterrupt
+def test_cli_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, monkeypatch):
+    real = biaslab.train.train_batched
+    calls = []
 
-    monkeypatch.setattr(biaslab.train, "train_batched", interrupt)
-    res = runner.invoke(app, ["ablate", "--model", "linear", "--dataset", "iris", "--out", str(tmp_path)])
+    def interrupt_on(n):
+        def train(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        return train
+
+    args = ["ablate", "--model", "linear,mlp", "--dataset", "iris", "--epochs", "1", "--seeds", "2", "--out"]
+    monkeypatch.setattr(biaslab.train, "train_batched", interrupt_on(1))
+    res = runner.invoke(app, [*args, str(tmp_path / "first")])
     assert res.exit_code == 130
+    assert "interrupted before any configuration finished; nothing new was saved" in res.stderr
+    assert not (tmp_path / "first" / "runs.jsonl").exists()  # so the message names no such file
+    calls.clear()
+    monkeypatch.setattr(biaslab.train, "train_batched", interrupt_on(2))
+    res = runner.invoke(app, [*args, str(tmp_path / "second")])
+    assert res.exit_code == 130
+    assert f"4 new runs were saved in {tmp_path / 'second' / 'runs.jsonl'}" in res.stderr
     assert "run the same command again to resume" in res.stderr
-    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "second" / "results.json").exists()
 
 
 def test_help_states_the_per_model_defaults():
@@ -433,7 +449,7 @@ def test_audit_variant_removes_exactly_what_the_audit_calls_redundant(tmp_path):
     (cfg,) = res.configurations
     assert cfg.variants["with-bias"].params - cfg.variants["audit"].params == 16 + 32
     claim = res.claim("cnn-bn/digits/audit")
-    assert claim.evidence["diff"] == 0.0 and claim.evidence["ties"] == 2 and "identical on every one" in claim.text
+    assert claim.evidence["diff"] == 0.0 and claim.evidence["ties"] == 2 and "the same accuracy on every one of 2 seeds" in claim.text
 
 
 def test_drop_pattern_that_matches_nothing_is_refused(tmp_path):

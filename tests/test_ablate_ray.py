@@ -6,6 +6,7 @@ runs one test on it, plus the CLI starting and stopping its own Ray; the others 
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -155,3 +156,45 @@ def test_background_shutdown_is_finished_before_ray_starts_again(tmp_path):
         assert payload(first)["configurations"] == payload(second)["configurations"]
     """)
     _run_starting_ray(tmp_path, code)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_where_nothing_listens_fails_at_once():
+    from biaslab.ablate.ray_engine import _check_reachable
+    from biaslab.io import BiaslabError
+
+    with socket.socket() as server:  # something listening: accepted
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        _check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+        _check_reachable(f"ray://127.0.0.1:{server.getsockname()[1]}")
+    with pytest.raises(BiaslabError, match="cannot join Ray at 127.0.0.1:.*nothing answers there"):
+        _check_reachable(f"127.0.0.1:{_closed_port()}")
+    _check_reachable("auto")  # Ray's own keywords are ray.init's to resolve
+
+
+@pytest.mark.parametrize("flag", ["--address", "RAY_ADDRESS"])
+def test_cli_refuses_an_unreachable_cluster_and_a_missing_model_file_before_starting_ray(tmp_path, flag):
+    address = f"127.0.0.1:{_closed_port()}"
+    before = _ray_sessions()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    cmd = [sys.executable, "-m", "biaslab", "ablate", "--model", "linear", "--dataset", "iris", "--epochs", "1",
+           "--seeds", "2", "--engine", "ray", "--out", str(tmp_path / "out")]
+    if flag == "RAY_ADDRESS":
+        env["RAY_ADDRESS"] = address
+    else:
+        cmd += ["--address", address]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"biaslab: joining Ray at {address}" in out.stderr
+    assert f"biaslab: error: cannot join Ray at {address}: nothing answers there" in out.stderr
+    cmd[cmd.index("linear")] = str(tmp_path / "missing.py") + ":factory"
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"biaslab: error: factory file {tmp_path / 'missing.py'} does not exist; pass path/to/file.py:factory"]
+    assert _ray_sessions() == before  # neither started a Ray

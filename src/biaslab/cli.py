@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
@@ -450,22 +451,26 @@ def ablate(
             print(f"biaslab: note: {line}", file=sys.stderr)
 
     def build():
-        return run_ablate(
-            models=split_repeated(model, "cnn"), datasets=split_repeated(dataset, "") if dataset else None,
-            data_path=data, variants=split_list(variants), drop=drop, seeds=seeds, epochs=epochs, lr=lr,
-            batch_size=batch_size, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
-            decay_bias=decay_bias, input_offset=input_offset, standardize=standardize, quick=quick,
-            max_train=max_train, shifts=split_list(shift) if shift is not None else None,
-            shift_levels=split_list(shift_levels, float, "--shift-levels") if shift_levels is not None else None,
-            device=device, threads=threads, engine=engine, address=address, seed=seed, out_dir=out_dir,
-            show_progress=not quiet, notify=note, ray_background_shutdown=True,
-        )
+        with warnings.catch_warnings():  # torch's note that its fast CPU kernel skips LSTM projections
+            warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+            return run_ablate(
+                models=split_repeated(model, "cnn"), datasets=split_repeated(dataset, "") if dataset else None,
+                data_path=data, variants=split_list(variants), drop=drop, seeds=seeds, epochs=epochs, lr=lr,
+                batch_size=batch_size, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
+                decay_bias=decay_bias, input_offset=input_offset, standardize=standardize, quick=quick,
+                max_train=max_train, shifts=split_list(shift) if shift is not None else None,
+                shift_levels=split_list(shift_levels, float, "--shift-levels") if shift_levels is not None else None,
+                device=device, threads=threads, engine=engine, address=address, seed=seed, out_dir=out_dir,
+                show_progress=not quiet, notify=note, ray_background_shutdown=True,
+            )
 
     try:
         emit("ablate", build, out_dir, fmt, json_output, quiet)
     except KeyboardInterrupt as exc:  # AblationInterrupted says what was saved
+        runs = out_dir / "runs.jsonl"
         message = str(exc) if isinstance(exc, AblationInterrupted) else (
-            f"interrupted; finished runs are kept in {out_dir / 'runs.jsonl'}; run the same command again to resume"
+            f"interrupted; finished runs are kept in {runs}; run the same command again to resume" if runs.is_file()
+            else "interrupted before any run finished; nothing was saved"
         )
         print(f"biaslab: {message}", file=sys.stderr)
         raise typer.Exit(130) from None

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-__all__ = ["PlainRNN", "PlainGRU", "PlainLSTM", "plain_twin", "plain_recurrent"]
+__all__ = ["PlainRNN", "PlainGRU", "PlainLSTM", "twinless", "plain_twin", "plain_recurrent"]
 
 State = tuple[torch.Tensor, ...]  # (h,) for RNN and GRU, (h, c) for LSTM
 
@@ -137,15 +137,27 @@ class PlainLSTM(_PlainForward, nn.LSTM):
 _TWINS = {nn.RNN: PlainRNN, nn.GRU: PlainGRU, nn.LSTM: PlainLSTM}
 
 
+def twinless(module: nn.Module) -> str | None:
+    """Why a recurrent module (``nn.RNNBase``) gets no plain twin, or None when it gets one or
+    is not recurrent: a subclass (its ``forward`` may differ), ``proj_size > 0``, or dropout
+    between layers."""
+    if not isinstance(module, nn.RNNBase):
+        return None
+    if type(module) not in _TWINS:
+        return f"{type(module).__name__} (a subclass of an nn recurrent layer)"
+    if getattr(module, "proj_size", 0):
+        return f"{type(module).__name__} with proj_size = {module.proj_size}"
+    if module.dropout and module.num_layers > 1:
+        return f"{type(module).__name__} with dropout between layers"
+    return None
+
+
 def plain_twin(module: nn.Module) -> nn.Module | None:
     """The plain twin of an ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (same hyper-parameters, dtype and
-    device, freshly initialised), or None for anything else.
-
-    None too for a subclass (its ``forward`` may differ) and for what the twin does not
-    reproduce: ``proj_size > 0``, and dropout between layers.
+    device, freshly initialised), or None for anything else, and for what :func:`twinless` names.
     """
     cls = _TWINS.get(type(module))
-    if cls is None or getattr(module, "proj_size", 0) or (module.dropout and module.num_layers > 1):
+    if cls is None or twinless(module) is not None:
         return None
     kwargs = {"nonlinearity": module.nonlinearity} if cls is PlainRNN else {}
     return cls(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,

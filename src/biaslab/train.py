@@ -38,7 +38,7 @@ from .datasets import Dataset
 from .io import BiaslabError, first_line
 from .biases import is_bias_parameter
 from .models import ScaleOnlyBatchNorm2d, bias_mask, init_model
-from .recurrent import plain_recurrent
+from .recurrent import plain_recurrent, twinless
 
 __all__ = [
     "OPTIMIZERS",
@@ -465,8 +465,11 @@ def make_stack(models: Sequence[nn.Module], masks: Sequence[dict[str, bool]] | N
         stack.check(example)
         return stack
     except Exception as exc:  # noqa: BLE001 - any failure to batch means: train them one by one
-        reason = (f"vmap cannot batch {type(models[0]).__name__} ({type(exc).__name__}: {first_line(exc)}); "
-                  "its runs train one after another")
+        twinless_layers = [f"{name or 'the model'} ({why})" for name, m in models[0].named_modules()
+                           if (why := twinless(m)) is not None]
+        cause = (f"its recurrent layer {', '.join(twinless_layers)} has no plain-op twin" if twinless_layers
+                 else f"{type(exc).__name__}: {first_line(exc)}")
+        reason = f"vmap cannot batch {type(models[0]).__name__} ({cause}); its runs train one after another"
         return LoopStack(models, masks, reason).to(device, dtype)
 
 

@@ -52,7 +52,9 @@ def _test(e: dict[str, Any]) -> str:
     if e["constant"]:
         return (f"{_pp(e['diff'])} on every one of {e['n']} seeds (zero spread: the t-test is undefined, "
                 "a constant non-zero difference counts as significant)")
-    return (f"{_pp(e['diff'])} (95% CI {_pp(e['ci_low'])} to {_pp(e['ci_high'])}), paired t-test "
+    lo, hi = max(e["ci_low"], -1.0), min(e["ci_high"], 1.0)  # a difference of accuracies lies in [-1, 1]
+    clip = ", clipped to ±100 pp" if (lo, hi) != (e["ci_low"], e["ci_high"]) else ""
+    return (f"{_pp(e['diff'])} (95% CI {_pp(lo)} to {_pp(hi)}{clip}), paired t-test "
             f"{fmt_p(e['p_value'])}, Wilcoxon {fmt_p(e['wilcoxon_p'])}; {e['a']} better on {e['a_wins']}, "
             f"worse on {e['b_wins']}, tied on {e['ties']} of {e['n']} seeds")
 
@@ -63,9 +65,9 @@ def _comparison_text(e: dict[str, Any], where: str) -> str:
         return (f"{where}: {e['b']} removes no parameter from this model, so it trains the same network as "
                 f"{e['a']} (accuracy {fmt_fixed(e['acc_a'], 4)} vs {fmt_fixed(e['acc_b'], 4)}).")
     if e["constant"] and e["diff"] == 0:
-        return (f"{where}: {e['a']} and {e['b']} are identical on every one of {e['n']} seeds (accuracy "
-                f"{fmt_fixed(e['acc_a'], 4)}, paired difference exactly 0): removing those {e['removed']} bias "
-                "values changes nothing here.")
+        return (f"{where}: {e['a']} and {e['b']} have the same accuracy on every one of {e['n']} seeds "
+                f"({fmt_fixed(e['acc_a'], 4)}, paired difference exactly 0): removing those {e['removed']} bias "
+                "values does not change it here.")
     if e["verdict"] == "bias helps":
         head = f"{where}: the biases {e['b']} removes help"
     elif e["verdict"] == "bias hurts":

@@ -28,17 +28,21 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..io import BiaslabError
+from ..io import BiaslabError, first_line
 from .engines import Unit, train_unit
 
-__all__ = ["MAX_RETRIES", "check_ray", "RaySession"]
+__all__ = ["MAX_RETRIES", "CONNECT_TIMEOUT", "check_ray", "cluster_address", "RaySession"]
 
 #: How often Ray re-runs a configuration whose worker died.
 MAX_RETRIES = 3
+#: Seconds to wait for a cluster's address to accept a connection.
+CONNECT_TIMEOUT = 5.0
 
 _stopping: threading.Thread | None = None  # a Ray started here, still shutting down
 
@@ -49,6 +53,29 @@ def check_ray() -> None:
 
     if importlib.util.find_spec("ray") is None:
         raise BiaslabError("--engine ray needs Ray: pip install 'biaslab[ray]'")
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The cluster to join: ``address``, else ``$RAY_ADDRESS``; None means start a local Ray."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _check_reachable(address: str) -> None:
+    """Raise :class:`BiaslabError` unless something accepts a connection at ``HOST:PORT``.
+
+    ``ray.init`` retries an address where nothing listens for minutes, printing Ray's own log
+    lines; this fails in at most :data:`CONNECT_TIMEOUT` seconds with one line instead. Ray's
+    own keywords (``auto``, ``local``) are left to ``ray.init``.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise BiaslabError(f"cannot join Ray at {address}: nothing answers there ({exc.strerror or exc}); "
+                           "start one with `ray start --head`, or drop --address (and RAY_ADDRESS) "
+                           "to start a local Ray") from None
 
 
 def _task(unit: Unit, ds) -> list[dict[str, Any]]:
@@ -109,11 +136,14 @@ class RaySession:
 
         _finish_shutdown()
         if not ray.is_initialized():
+            address = cluster_address(self.address)
+            if address is not None:
+                _check_reachable(address)
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                where = self.address or "a local Ray"
-                raise BiaslabError(f"cannot start or join Ray at {where}: {exc}") from None
+                where = address or "a local Ray"
+                raise BiaslabError(f"cannot start or join Ray at {where}: {first_line(exc)}") from None
             self.started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         warm = ray.remote(num_cpus=1)(_warm_up)

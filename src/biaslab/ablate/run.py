@@ -81,6 +81,8 @@ def _check_models(models: list[str]) -> list[ModelSpec]:
     specs = []
     for m in models:  # a factory file by its absolute path: Ray workers may start elsewhere
         where, _, attr = m.rpartition(":")
+        if where.endswith(".py") and not Path(where).is_file():  # before anything starts (Ray, data)
+            raise BiaslabError(f"factory file {where} does not exist; pass path/to/file.py:factory")
         specs.append(ModelSpec(f"{Path(where).resolve()}:{attr}" if where.endswith(".py") else m))
     return specs
 
@@ -310,9 +312,10 @@ def run_ablate(
         session = None
         if engine == "ray":  # opened before the data load, so that its workers warm up meanwhile
             from ..progress import progress_bar
-            from .ray_engine import RaySession
+            from .ray_engine import RaySession, cluster_address
 
-            with progress_bar(1, f"joining Ray at {address}" if address else "starting Ray", show_progress) as advance:
+            joining = cluster_address(address)
+            with progress_bar(1, f"joining Ray at {joining}" if joining else "starting Ray", show_progress) as advance:
                 session = stack.enter_context(RaySession(
                     address, workers=len(specs) * (len(names) if names else 1),
                     background_shutdown=ray_background_shutdown))
@@ -365,7 +368,7 @@ def _plan(specs: list[ModelSpec], loaded: dict[str, Dataset], variants: list[str
             except BiaslabError as exc:
                 skipped.append(SkippedPair(_label(spec), ds.name, str(exc)))
     if not configs:
-        raise BiaslabError("no model fits any data set: " + "; ".join(s.reason for s in skipped))
+        raise BiaslabError("no (model, data set) pair can run: " + "; ".join(s.reason for s in skipped))
     return configs, skipped
 
 
@@ -393,6 +396,8 @@ def _train(todo: list[Unit], session, runs_path: Path | None,
     except KeyboardInterrupt:
         if runs_path is None:
             raise
+        if trained == 0:
+            raise AblationInterrupted("interrupted before any configuration finished; nothing new was saved") from None
         raise AblationInterrupted(
             f"interrupted: {trained} new runs were saved in {runs_path} before the configuration in "
             "progress; run the same command again to resume (finished runs are skipped)"

@@ -97,15 +97,20 @@ def _config_claims(res: AblateResult, cfg: ConfigResult) -> list:
     return [c for c in res.claims if c.evidence.get("config") == cfg.name]
 
 
+def _config_head(cfg: ConfigResult) -> str:
+    """``cnn/digits (3 seeds, 6 epochs, adam lr 0.003)``: which configuration, trained how."""
+    st = cfg.settings
+    return (f"{cfg.name} ({len(cfg.seeds)} seeds, {st['epochs']} epoch{'' if st['epochs'] == 1 else 's'}, "
+            f"{st['optimizer']} lr {st['lr']:g}"
+            f"{', input offset ' + format(st['input_offset'], '+g') if st.get('input_offset') else ''}"
+            f"{'' if st.get('standardize', True) else ', not standardised'}"
+            f"{'' if cfg.batched else ', trained one by one'})")
+
+
 def summary(res: AblateResult) -> str:
     blocks = []
     for cfg in res.configurations:
-        st = cfg.settings
-        head = (f"{cfg.name} ({len(cfg.seeds)} seeds, {st['epochs']} epochs, {st['optimizer']} lr {st['lr']:g}"
-                f"{', input offset ' + format(st['input_offset'], '+g') if st.get('input_offset') else ''}"
-                f"{'' if st.get('standardize', True) else ', not standardised'}"
-                f"{'' if cfg.batched else ', trained one by one'})")
-        lines = [head] + [_acc_line(cfg, v) for v in cfg.variants]
+        lines = [_config_head(cfg)] + [_acc_line(cfg, v) for v in cfg.variants]
         lines += [f"  {c.text}" for c in _config_claims(res, cfg) if "shift" not in c.evidence]
         lines += [f"  under {s.label}, {s.comparison.a} vs {s.comparison.b}: {s.comparison.verdict} "
                   f"({fmt_signed(100 * s.comparison.diff_mean, 2, ' pp')}, {_p(s.comparison)})"
@@ -267,7 +272,8 @@ def sections(res: AblateResult, figs: list[Path]) -> list[Section]:
         f"t-test over seeds at α = {res.params.get('alpha', 0.05):g} (Wilcoxon signed-rank alongside). "
         "Accuracy intervals are 95% t intervals, clipped to [0, 1].",
     ]
-    text += [_acc_line(c, v).strip() for c in res.configurations for v in c.variants]  # one paragraph each
+    text += ["\n".join([_config_head(c) + ":"] + [_acc_line(c, v).strip() for v in c.variants])
+             for c in res.configurations]  # one paragraph per configuration
     text += _notes(res)
     if res.configurations[0].shift_levels:
         text.append(_HOMOGENEITY)
