@@ -283,7 +283,7 @@ def test_equivariance_claim_has_the_tolerance_and_the_with_bias_value():
     c = equivariant_claim({"bias_free": 3e-8, "with_bias": 0.04})
     assert c.holds is True and c.evidence == {"max_relative_error": 3e-8, "with_bias_max_relative_error": 0.04,
                                               "tolerance": EQUIVARIANCE_TOLERANCE}
-    assert "3e-8" in c.text and "0.04" in c.text
+    assert "3e−8" in c.text and "0.04" in c.text  # the minus sign, as in the figures
     assert equivariant_claim({"bias_free": 2 * EQUIVARIANCE_TOLERANCE, "with_bias": 0.04}).holds is False
 
 

@@ -35,7 +35,7 @@ def test_claims_are_rendered_with_verdict_and_evidence():
     assert "<span class='holds'>holds</span>" in page
     assert "<span class='fails'>does not hold</span>" in page
     assert "<span class='unknown'>not measured</span>" in page
-    assert "p = 0.01" in page and "gap = -0.04" in page
+    assert "p = 0.01" in page and "gap = −0.04" in page and "gap = -0.04" not in page
     # each verdict sits next to the proposition it is about (the id when there is none)
     assert "<td>proposition two</td><td><span class='fails'>does not hold</span></td><td>it fails" in page
     assert "<td>c3</td>" in page

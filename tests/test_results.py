@@ -81,8 +81,9 @@ def test_claim_text_is_the_template_for_its_verdict():
     yes = Claim.decide("g", True, ev, **kw)
     no = Claim.decide("g", False, ev, **kw)
     unknown = Claim.decide("g", None, ev, **kw, unknown="not measured at σ = {sigma}")
-    assert yes.text == "ahead by -0.04 dB" and yes.holds is True
-    assert no.text == "not better (-0.04 dB at σ = 100)" and no.holds is False
+    assert yes.text == "ahead by −0.04 dB" and yes.holds is True  # numbers signed with "−"
+    assert no.text == "not better (−0.04 dB at σ = 100)" and no.holds is False
+    assert Claim.decide("n", True, {"name": "no-bias"}, statement="s", true="{name}", false="").text == "no-bias"
     assert no.statement == "ahead at σ = 100"  # the proposition the verdict is about
     assert unknown.text == "not measured at σ = 100" and unknown.holds is None and unknown.verdict == "not measured"
     assert Claim.decide("g", np.bool_(True), ev, statement="s", true="t", false="f").holds is True

@@ -1,4 +1,5 @@
-"""Numbers as people read them: no "p = 0", no "-0.0000", no "inf", no "1." for 1.004.
+"""Numbers as people read them: no "p = 0", no "-0.0000", no "inf", no "1." for 1.004, and
+the minus sign "−" (as in the figures) rather than a hyphen.
 
 Claim sentences and renderers both format through these helpers, so a statistic reads the same
 everywhere. They are plain functions of a number, below both the results and the render layer.
@@ -8,11 +9,16 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["fmt_num", "fmt_fixed", "fmt_p", "fmt_pct", "fmt_effect", "fmt_signed"]
+__all__ = ["minus", "fmt_num", "fmt_fixed", "fmt_p", "fmt_pct", "fmt_effect", "fmt_signed"]
 
 
 def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def minus(text: str) -> str:
+    """Python's hyphen-minus in a formatted number (sign, exponent) as the minus sign "−"."""
+    return text.replace("-", "−")
 
 
 def fmt_num(x: float | int | None, sig: int = 4) -> str:
@@ -30,8 +36,8 @@ def fmt_num(x: float | int | None, sig: int = 4) -> str:
     text = f"{x:.{sig}g}"
     if "e" in text:
         mant, exp = text.split("e")
-        return f"{mant}e{int(exp)}"
-    return text
+        text = f"{mant}e{int(exp)}"
+    return minus(text)
 
 
 def fmt_fixed(x: float | None, decimals: int = 4) -> str:
@@ -41,7 +47,7 @@ def fmt_fixed(x: float | None, decimals: int = 4) -> str:
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
     text = f"{x:.{decimals}f}"
-    return text.lstrip("-") if float(text) == 0 else text
+    return text.lstrip("-") if float(text) == 0 else minus(text)
 
 
 def fmt_signed(x: float | None, decimals: int = 2, unit: str = "") -> str:

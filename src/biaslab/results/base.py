@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+import numbers
 import os
+import string
 import sys
 import types
 import typing
@@ -15,6 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..numfmt import minus
+
 __all__ = ["SCHEMA_VERSION", "Claim", "Result", "encode", "decode", "INLINE_ARRAY_LIMIT"]
 
 #: Version of the results.json layout; a file of another version is refused with a clear message.
@@ -23,6 +27,17 @@ SCHEMA_VERSION = 2
 #: Finite arrays with at most this many elements are stored as readable JSON lists; larger ones,
 #: and any holding inf or NaN, as zlib-compressed base64 of their raw bytes (same dtype, shape, values).
 INLINE_ARRAY_LIMIT = 1024
+
+
+class _NumberFormatter(string.Formatter):
+    """``str.format`` that writes a number's signs with "−", as :mod:`biaslab.numfmt` does."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        text = super().format_field(value, format_spec)
+        return minus(text) if isinstance(value, numbers.Real) and not isinstance(value, bool) else text
+
+
+_NUMBERS = _NumberFormatter()
 
 
 @dataclass(frozen=True)
@@ -47,11 +62,12 @@ class Claim:
         """A claim whose text is the template for its verdict, filled from ``evidence``.
 
         ``statement``, ``true``, ``false`` and ``unknown`` are ``str.format`` templates over the
-        evidence, so the sentence can never disagree with the numbers it quotes.
+        evidence, so the sentence can never disagree with the numbers it quotes (negative
+        numbers with the minus sign "−").
         """
         template = true if holds else false if holds is False else (unknown if unknown is not None else false)
-        return cls(id, template.format(**evidence), None if holds is None else bool(holds), dict(evidence),
-                   statement.format(**evidence))
+        return cls(id, _NUMBERS.format(template, **evidence), None if holds is None else bool(holds),
+                   dict(evidence), _NUMBERS.format(statement, **evidence))
 
     @property
     def verdict(self) -> str:
