@@ -29,6 +29,7 @@ __all__ = [
     "check_allocation",
     "readable_file",
     "writable_file",
+    "factory_file",
     "call_user_code",
     "parse_count",
     "parse_shape",
@@ -164,6 +165,18 @@ def writable_file(name: str, path: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise BiaslabError(f"cannot write {name} {p}: {exc.strerror or exc}; choose a writable location") from None
     return p
+
+
+def factory_file(spec: str) -> Path | None:
+    """The file of a ``path/to/file.py:factory`` model (None for ``package.module:factory``);
+    :class:`BiaslabError` when that file does not exist."""
+    where = spec.rpartition(":")[0]
+    if not where.endswith(".py"):
+        return None
+    path = Path(where)
+    if not path.is_file():
+        raise BiaslabError(f"factory file {path} does not exist; pass path/to/file.py:factory")
+    return path
 
 
 def call_user_code(fn: Callable[..., T], what: str, *args: Any, **kwargs: Any) -> T:

@@ -26,7 +26,7 @@ from ..models import MODEL_NAMES
 from ..results.ablate import AblateResult, ConfigResult, ShiftComparison, SkippedPair, VariantRuns
 from ..stats import ci_band, paired_comparison, std_band, summarize
 from ..threads import available_cpus
-from ..validate import bounded_int, call_user_code, finite_number
+from ..validate import bounded_int, call_user_code, factory_file, finite_number
 from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
 from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
@@ -81,8 +81,7 @@ def _check_models(models: list[str]) -> list[ModelSpec]:
     specs = []
     for m in models:  # a factory file by its absolute path: Ray workers may start elsewhere
         where, _, attr = m.rpartition(":")
-        if where.endswith(".py") and not Path(where).is_file():  # before anything starts (Ray, data)
-            raise BiaslabError(f"factory file {where} does not exist; pass path/to/file.py:factory")
+        factory_file(m)  # a missing file is refused before anything starts (Ray, the data load)
         specs.append(ModelSpec(f"{Path(where).resolve()}:{attr}" if where.endswith(".py") else m))
     return specs
 

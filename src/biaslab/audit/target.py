@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..io import BiaslabError, first_line
+from ..validate import factory_file
 
 __all__ = ["CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape",
            "build_target", "load_state"]
@@ -61,10 +62,8 @@ def default_input_shape(name: str) -> tuple[int, ...] | None:
 
 def _factory(spec: str) -> Any:
     where, _, attr = spec.rpartition(":")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            raise BiaslabError(f"factory file {path} does not exist; pass path/to/file.py:factory")
+    path = factory_file(spec)
+    if path is not None:
         mod_name = f"_biaslab_user_{abs(hash(str(path.resolve())))}"
         loader = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(loader)

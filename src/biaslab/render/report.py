@@ -123,7 +123,8 @@ def _embed(path: Path) -> str:
 
 def _paragraphs(text: str) -> str:
     """Paragraphs split at blank lines; a single newline inside one is a line break."""
-    return "".join(f"<p>{html.escape(p.strip()).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n") if p.strip())
+    paragraphs = (html.escape(p.strip()).replace("\n", "<br>") for p in text.split("\n\n") if p.strip())
+    return "".join(f"<p>{p}</p>" for p in paragraphs)
 
 
 def render_html(title: str, sections: list[Section], meta: str = "", intro: str = "") -> str:
