@@ -2,10 +2,10 @@
 
 Two cases, 2 variants × 5 seeds = 10 models each, the same epochs everywhere, all in this process:
 
-* ``cnn`` on digits — the built-in CNN, batched by :class:`biaslab.train.ModelStack`
+* ``cnn`` on digits — the built-in CNN, batched by :class:`biaslab.nets.train.ModelStack`
   (grouped convolutions); target: batched ≤ 3.5× one model (the FLOP floor is ≈ 3×);
 * a user model — a residual MLP with LayerNorm given as a factory, batched by
-  :class:`biaslab.train.FuncStack` (``torch.func.vmap`` over ``functional_call``);
+  :class:`biaslab.nets.train.FuncStack` (``torch.func.vmap`` over ``functional_call``);
   target: batched ≤ 5× one model.
 
 For each case every round times, back to back: one single-model run (``train_model``), the
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import torch
 
-from biaslab.ablate.engines import ModelSpec
-from biaslab.ablate.variants import variant_mask
-from biaslab.datasets import load_dataset
-from biaslab.device import resolve_device
-from biaslab.models import init_model
-from biaslab.train import TrainConfig, train_batched, train_model
+from biaslab.experiments.ablate.engines import ModelSpec
+from biaslab.experiments.ablate.variants import variant_mask
+from biaslab.data.datasets import load_dataset
+from biaslab.infra.device import resolve_device
+from biaslab.nets.models import init_model
+from biaslab.nets.train import TrainConfig, train_batched, train_model
 
 RUNS = [(v, s) for v in ("with-bias", "no-bias") for s in range(5)]
 USER_MODEL = Path(__file__).resolve().parents[1] / "tests" / "models" / "user_models.py"

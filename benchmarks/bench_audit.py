@@ -46,11 +46,11 @@ def _build(arch: str, batch: int, size: int):
 
     torch.manual_seed(0)
     if arch == "bert-base":
-        from biaslab.audit.hf import build_hf
+        from biaslab.experiments.audit.hf import build_hf
 
         model = build_hf("hf:bert", BERT_BASE).eval()
         return model, torch.randint(0, 30522, (batch, size if size != 224 else 128))
-    from biaslab.zoo import build_zoo_model
+    from biaslab.nets.zoo import build_zoo_model
 
     model = build_zoo_model(arch, (3, size, size), n_classes=1000).eval()
     return model, torch.randn(batch, 3, size, size)
@@ -60,14 +60,14 @@ def _trace(model, x):
     import torch
 
     if next((True for m in model.modules() if type(m).__module__.startswith("transformers")), False):
-        from biaslab.audit.record import record_graph
+        from biaslab.experiments.audit.record import record_graph
 
         return record_graph(model, (x,))
     return torch.fx.symbolic_trace(model)
 
 
 def _audit(model, x):
-    from biaslab.audit.graph import analyse
+    from biaslab.experiments.audit.graph import analyse
     from biaslab.results.audit import AuditResult
 
     findings, source = analyse(model, x)
@@ -81,16 +81,16 @@ def _audit(model, x):
 def battery() -> None:
     """Recall and precision of ``redundant`` against the ground truth on every built-in architecture and
     the tiny Hugging Face models: each bias (each third of a packed one) perturbed in float64, training
-    mode (:func:`biaslab.audit.verify.output_moves`)."""
+    mode (:func:`biaslab.experiments.audit.verify.output_moves`)."""
     import warnings
 
     import torch
     from torch import nn
 
-    from biaslab.audit.graph import PACKED, analyse
-    from biaslab.audit.hf import TINY, build_hf
-    from biaslab.audit.verify import VERIFY_TOLERANCE, output_moves
-    from biaslab.zoo import ZOO, build_zoo_model
+    from biaslab.experiments.audit.graph import PACKED, analyse
+    from biaslab.experiments.audit.hf import TINY, build_hf
+    from biaslab.experiments.audit.verify import VERIFY_TOLERANCE, output_moves
+    from biaslab.nets.zoo import ZOO, build_zoo_model
 
     models = {name: (lambda name=name: build_zoo_model(name, (3, 32, 32)), torch.randn(4, 3, 32, 32)) for name in ZOO}
     models.update({f"hf:{k}": (lambda k=k: build_hf(f"hf:{k}"),
@@ -136,7 +136,7 @@ def memory_child(what: str, arch: str, batch: int, size: int) -> None:
     model, x = _build(arch, batch, size)
     model_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     # import everything the measured step needs before the baseline
-    import biaslab.audit  # noqa: F401
+    import biaslab.experiments.audit  # noqa: F401
     import torch.fx  # noqa: F401
 
     before = _status_kib("VmRSS")
@@ -194,7 +194,7 @@ def main() -> None:
         with torch.no_grad():
             model(x)
 
-    from biaslab.audit.verify import verify_findings
+    from biaslab.experiments.audit.verify import verify_findings
 
     forward_pass()  # warm-up
     findings = _audit(model, x).biases

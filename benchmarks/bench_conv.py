@@ -1,4 +1,4 @@
-"""Speed and memory of ``biaslab.conv.conv2d`` against ``torch.nn.functional.conv2d``.
+"""Speed and memory of ``biaslab.math.conv.conv2d`` against ``torch.nn.functional.conv2d``.
 
 Prints, for each case, the best-of-R time of both (same inputs, same dtype, torch limited to
 the same number of threads as NumPy's BLAS; the two are timed in alternating blocks, so a
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from biaslab.conv import conv2d, conv_method, conv_output_shape
+from biaslab.math.conv import conv2d, conv_method, conv_output_shape
 
 #: (name, input shape, weight shape, conv2d keyword arguments); the first three and the last are
 #: issue 15's four benchmark shapes.

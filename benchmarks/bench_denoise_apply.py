@@ -42,7 +42,7 @@ def main() -> None:
     biaslab = shutil.which("biaslab") or sys.exit("install the package first: pip install -e .")
     import torch
 
-    from biaslab.denoise import DnCNN, save_denoiser
+    from biaslab.experiments.denoise import DnCNN, save_denoiser
 
     tmp = Path(tempfile.mkdtemp())
     try:

@@ -9,7 +9,7 @@ both alike; the median of ``--repeat`` rounds is kept.
    start to exit, with Ray's start-up, the figures and the report, and Ray's shut-down. Ray gets
    this machine's CPUs. Target: ray ≤ 1.5 × local.
 2. **Configurations per minute** with 1 and 2 Ray workers (``run_ablate`` only, timed after
-   ``import biaslab.ablate``): with Ray already running (``ray.init`` beforehand, its workers
+   ``import biaslab.experiments.ablate``): with Ray already running (``ray.init`` beforehand, its workers
    still cold) and with Ray started and stopped by the run.
 
 The results of every engine and worker count are checked to be identical.
@@ -55,7 +55,7 @@ def _run(mode: str, workers: int, threads: int) -> dict[str, float | str]:
     """In this (fresh) process: ``run_ablate`` alone, timed; ``mode`` local, ray-running or ray-started."""
     import functools
 
-    from biaslab.ablate import run_ablate
+    from biaslab.experiments.ablate import run_ablate
     from biaslab.results import payload
 
     engine = "local" if mode == "local" else "ray"

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import biaslab.train
-from biaslab.ablate import MIN_DROP, MODEL_DEFAULTS, AblationInterrupted, read_runs, run_ablate
-from biaslab.ablate.claims import bias_helps_under_shift, bias_needed
-from biaslab.ablate.shifts import SHIFTS
+import biaslab.nets.train
+from biaslab.experiments.ablate import MIN_DROP, MODEL_DEFAULTS, AblationInterrupted, read_runs, run_ablate
+from biaslab.experiments.ablate.claims import bias_helps_under_shift, bias_needed
+from biaslab.experiments.ablate.shifts import SHIFTS
 from biaslab.cli import app
-from biaslab.io import BiaslabError
+from biaslab.infra.io import BiaslabError
 from biaslab.render import summary
 from biaslab.render.ablate import sections
 from biaslab.results import from_payload, payload
-from biaslab.stats import paired_comparison
+from biaslab.math.stats import paired_comparison
 
 runner = CliRunner()
 TINY = dict(epochs=2, seeds=2, max_train=60)
@@ -95,7 +95,7 @@ def test_same_seed_is_deterministic(tmp_path):
 
 
 def test_interrupt_keeps_finished_configurations_and_resume_skips_them(tmp_path, monkeypatch):
-    real = biaslab.train.train_batched
+    real = biaslab.nets.train.train_batched
     calls = []
 
     def interrupted_on_second(*args, **kwargs):
@@ -104,12 +104,12 @@ def test_interrupt_keeps_finished_configurations_and_resume_skips_them(tmp_path,
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(biaslab.train, "train_batched", interrupted_on_second)
+    monkeypatch.setattr(biaslab.nets.train, "train_batched", interrupted_on_second)
     grid = dict(models=["linear", "mlp"], datasets=["iris"], out_dir=tmp_path, **TINY)
     with pytest.raises(AblationInterrupted, match="4 new runs were saved.*run the same command again"):
         run_ablate(**grid)
     assert len(read_runs(tmp_path / "runs.jsonl")) == 4
-    monkeypatch.setattr(biaslab.train, "train_batched", real)
+    monkeypatch.setattr(biaslab.nets.train, "train_batched", real)
     res = run_ablate(**grid)
     assert res.trained == 4 and res.resumed == 4
     assert [(c.model, c.dataset) for c in res.configurations] == [("linear", "iris"), ("mlp", "iris")]
@@ -298,7 +298,7 @@ def test_cli_labels_that_do_not_match_images(tmp_path):
 
 
 def test_cli_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, monkeypatch):
-    real = biaslab.train.train_batched
+    real = biaslab.nets.train.train_batched
     calls = []
 
     def interrupt_on(n):
@@ -310,13 +310,13 @@ def test_cli_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, monkeypatch)
         return train
 
     args = ["ablate", "--model", "linear,mlp", "--dataset", "iris", "--epochs", "1", "--seeds", "2", "--out"]
-    monkeypatch.setattr(biaslab.train, "train_batched", interrupt_on(1))
+    monkeypatch.setattr(biaslab.nets.train, "train_batched", interrupt_on(1))
     res = runner.invoke(app, [*args, str(tmp_path / "first")])
     assert res.exit_code == 130
     assert "interrupted before any configuration finished; nothing new was saved" in res.stderr
     assert not (tmp_path / "first" / "runs.jsonl").exists()  # so the message names no such file
     calls.clear()
-    monkeypatch.setattr(biaslab.train, "train_batched", interrupt_on(2))
+    monkeypatch.setattr(biaslab.nets.train, "train_batched", interrupt_on(2))
     res = runner.invoke(app, [*args, str(tmp_path / "second")])
     assert res.exit_code == 130
     assert f"4 new runs were saved in {tmp_path / 'second' / 'runs.jsonl'}" in res.stderr
@@ -435,9 +435,9 @@ def test_user_model_that_does_not_fit_is_refused_up_front(tmp_path, factory, mat
 def test_audit_variant_removes_exactly_what_the_audit_calls_redundant(tmp_path):
     import torch
 
-    from biaslab.ablate.variants import removed_biases
-    from biaslab.audit import find_biases
-    from biaslab.models import build_model
+    from biaslab.experiments.ablate.variants import removed_biases
+    from biaslab.experiments.audit import find_biases
+    from biaslab.nets.models import build_model
 
     model = build_model("cnn-bn", in_shape=(1, 8, 8))
     x = torch.randn(2, 1, 8, 8)

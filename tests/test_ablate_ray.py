@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import biaslab.ablate.run
-from biaslab.ablate import AblationInterrupted, read_runs, run_ablate
+import biaslab.experiments.ablate.run
+from biaslab.experiments.ablate import AblationInterrupted, read_runs, run_ablate
 from biaslab.results import payload
 
 ray = pytest.importorskip("ray")
@@ -43,7 +43,7 @@ def test_ray_gives_the_local_results_and_only_the_driver_writes(local_ray, tmp_p
 
 @pytest.mark.slow
 def test_ray_resumes_after_an_interrupt(local_ray, tmp_path, monkeypatch):
-    real = biaslab.ablate.run.append_runs
+    real = biaslab.experiments.ablate.run.append_runs
     calls = []
 
     def interrupted_on_second(path, records):
@@ -52,11 +52,11 @@ def test_ray_resumes_after_an_interrupt(local_ray, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real(path, records)
 
-    monkeypatch.setattr(biaslab.ablate.run, "append_runs", interrupted_on_second)
+    monkeypatch.setattr(biaslab.experiments.ablate.run, "append_runs", interrupted_on_second)
     with pytest.raises(AblationInterrupted):
         run_ablate(engine="ray", out_dir=tmp_path, **GRID)
     assert len(read_runs(tmp_path / "runs.jsonl")) == 4  # the first finished configuration
-    monkeypatch.setattr(biaslab.ablate.run, "append_runs", real)
+    monkeypatch.setattr(biaslab.experiments.ablate.run, "append_runs", real)
     again = run_ablate(engine="ray", out_dir=tmp_path, **GRID)
     assert again.trained == 12 and again.resumed == 4
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 16
@@ -89,11 +89,11 @@ def test_a_killed_worker_is_retried_and_nothing_is_written_twice(local_ray, tmp_
 
 
 def test_local_engine_never_imports_ray(tmp_path):
-    code = ("import sys; from biaslab.ablate import run_ablate; "
+    code = ("import sys; from biaslab.experiments.ablate import run_ablate; "
             "run_ablate(models=['linear'], datasets=['iris'], epochs=1, seeds=2, out_dir=None); "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(biaslab.ablate.run.__file__).parents[2])})
+                         env={**os.environ, "PYTHONPATH": str(Path(biaslab.__file__).parents[1])})
     assert out.stdout.strip() == "False"
 
 
@@ -119,7 +119,7 @@ def _live_processes_of(session: str) -> list[str]:
 def _run_starting_ray(tmp_path, code: str) -> subprocess.CompletedProcess:
     """``code`` in a fresh Python that starts its own Ray; asserts Ray's processes are gone after exit."""
     before = _ray_sessions()
-    env = {**os.environ, "PYTHONPATH": str(Path(biaslab.ablate.run.__file__).parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(biaslab.__file__).parents[1])}
     env.pop("RAY_ADDRESS", None)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
                          timeout=300)
@@ -146,7 +146,7 @@ def test_cli_starts_ray_and_stops_it_when_it_exits(tmp_path):
 @pytest.mark.slow
 def test_background_shutdown_is_finished_before_ray_starts_again(tmp_path):
     code = textwrap.dedent("""
-        from biaslab.ablate import ray_engine, run_ablate
+        from biaslab.experiments.ablate import ray_engine, run_ablate
         from biaslab.results import payload
         kw = dict(models=["linear"], datasets=["iris"], epochs=1, seeds=2, out_dir=None, engine="ray",
                   ray_background_shutdown=True)
@@ -165,8 +165,8 @@ def _closed_port() -> int:
 
 
 def test_an_address_where_nothing_listens_fails_at_once():
-    from biaslab.ablate.ray_engine import _check_reachable
-    from biaslab.io import BiaslabError
+    from biaslab.experiments.ablate.ray_engine import _check_reachable
+    from biaslab.infra.io import BiaslabError
 
     with socket.socket() as server:  # something listening: accepted
         server.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 
 from typer.testing import CliRunner
 
-from biaslab.activations import (
+from biaslab.math.activations import (
     ACTIVATIONS,
     MAX_ABS_PARAMETER,
     MAX_BIASES,
@@ -17,7 +17,7 @@ from biaslab.activations import (
     threshold,
 )
 from biaslab.cli import app
-from biaslab.io import BiaslabError
+from biaslab.infra.io import BiaslabError
 from biaslab.results import from_payload, payload
 
 TORCH = {

@@ -7,10 +7,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from biaslab.audit import bias_contributions, find_biases, load_fixed, run_audit
-from biaslab.audit.graph import analyse
+from biaslab.experiments.audit import bias_contributions, find_biases, load_fixed, run_audit
+from biaslab.experiments.audit.graph import analyse
 from biaslab.cli import app
-from biaslab.models import build_model
+from biaslab.nets.models import build_model
 from biaslab.render import summary
 from biaslab.results import load_results
 
@@ -239,7 +239,7 @@ def test_help_warns_that_factories_run_code():
 
 def test_samples_and_shape_errors_come_before_any_progress(factory, tmp_path, monkeypatch):
     """Bad input is refused before a model is built or a progress line printed."""
-    import biaslab.audit.run as run_module
+    import biaslab.experiments.audit.run as run_module
 
     monkeypatch.setattr(run_module, "build_target", lambda *a, **k: pytest.fail("built a model"))
     for args in (["--samples", "1e12", "--data", "random"], ["--fix", "/dev/null"]):
@@ -277,7 +277,7 @@ def test_float64_models_are_audited_and_fixed_in_float64(factory, tmp_path):
 
 def test_fix_is_refused_when_removal_would_change_the_function(tmp_path, monkeypatch):
     """The equivalence gate: a (wrong) redundant verdict on a bias that matters must not be written."""
-    import biaslab.audit.run as run_module
+    import biaslab.experiments.audit.run as run_module
 
     def wrong(model, example):
         findings, source = analyse(model, example)
@@ -346,7 +346,7 @@ def test_verify_confirms_every_redundant_bias(tmp_path):
 
 
 def test_verify_catches_a_wrong_redundant_verdict():
-    from biaslab.audit.verify import verify_findings
+    from biaslab.experiments.audit.verify import verify_findings
 
     torch.manual_seed(0)
     model = build_model("cnn-bn")

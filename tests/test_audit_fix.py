@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from biaslab.audit import compare_outputs, fold_batchnorm, fold_bn_weights, load_fixed, remove_redundant_biases
-from biaslab.io import BiaslabError
+from biaslab.experiments.audit import compare_outputs, fold_batchnorm, fold_bn_weights, load_fixed, remove_redundant_biases
+from biaslab.infra.io import BiaslabError
 
 
 def trained_bn(model, shape):
@@ -149,7 +149,7 @@ class Block(nn.Module):
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
 def test_fold_biases_folds_every_foldable_bias(dtype, tol):
-    from biaslab.audit import find_biases, fold_biases
+    from biaslab.experiments.audit import find_biases, fold_biases
 
     torch.manual_seed(0)
     model = Block().to(dtype).eval()

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from biaslab.audit import compare_outputs, find_biases, remove_redundant_biases
-from biaslab.audit.verify import VERIFY_TOLERANCE, output_moves
-from biaslab.io import BiaslabError
-from biaslab.zoo import SelfAttention, build_zoo_model
+from biaslab.experiments.audit import compare_outputs, find_biases, remove_redundant_biases
+from biaslab.experiments.audit.verify import VERIFY_TOLERANCE, output_moves
+from biaslab.infra.io import BiaslabError
+from biaslab.nets.zoo import SelfAttention, build_zoo_model
 
 
 def by_param(findings):
@@ -249,7 +249,7 @@ def test_untraceable_model_is_recorded_from_one_forward_pass():
 @pytest.fixture
 def no_recorder(monkeypatch):
     """Make the recorded graph fail too, so the audit falls back to hooks."""
-    import biaslab.audit.graph as graph
+    import biaslab.experiments.audit.graph as graph
 
     def fail(model, example):
         raise RuntimeError("recording disabled for this test")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from biaslab.audit import run_audit
-from biaslab.audit.target import build_target
-from biaslab.audit.verify import VERIFY_TOLERANCE, output_moves
+from biaslab.experiments.audit import run_audit
+from biaslab.experiments.audit.target import build_target
+from biaslab.experiments.audit.verify import VERIFY_TOLERANCE, output_moves
 from biaslab.cli import app
 
 pytest.importorskip("transformers")
@@ -81,7 +81,7 @@ def test_bad_hugging_face_input_is_one_line(tmp_path, args, words):
 
 
 def test_gpt2_value_bias_folds_into_its_conv1d_projection():
-    from biaslab.audit import fold_biases
+    from biaslab.experiments.audit import fold_biases
 
     torch.manual_seed(0)
     model = build_target("hf:gpt2").eval()

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from biaslab.audit import find_biases, remove_redundant_biases
-from biaslab.audit.verify import VERIFY_TOLERANCE, output_moves
+from biaslab.experiments.audit import find_biases, remove_redundant_biases
+from biaslab.experiments.audit.verify import VERIFY_TOLERANCE, output_moves
 
 
 class Fn(nn.Module):

@@ -8,14 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from biaslab.bias_free import (
+from biaslab.nets.bias_free import (
     BiasFreeBatchNorm1d,
     BiasFreeBatchNorm2d,
     BiasFreeBatchNorm3d,
     make_bias_free,
 )
-from biaslab.biases import bias_parameters, count_biases
-from biaslab.io import BiaslabError
+from biaslab.nets.biases import bias_parameters, count_biases
+from biaslab.infra.io import BiaslabError
 
 
 def _reference_bf_bn(x: torch.Tensor, weight: torch.Tensor, std: torch.Tensor, eps: float) -> torch.Tensor:

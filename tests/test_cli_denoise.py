@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from biaslab.cli import app
-from biaslab.denoise import EVAL_SIGMAS
+from biaslab.experiments.denoise import EVAL_SIGMAS
 
 runner = CliRunner()
 TINY = ["--depth", "3", "--width", "4", "--steps", "3", "--batch-size", "4", "--patch-size", "16",
@@ -120,12 +120,12 @@ def test_denoise_on_a_folder_of_user_images(tmp_path):
 
 
 def test_out_that_is_a_file_fails_before_training(tmp_path, monkeypatch):
-    import biaslab.denoise
+    import biaslab.experiments.denoise
 
     def must_not_run(**kwargs):
         raise AssertionError("training started although --out cannot be written")
 
-    monkeypatch.setattr(biaslab.denoise, "run_denoise", must_not_run)
+    monkeypatch.setattr(biaslab.experiments.denoise, "run_denoise", must_not_run)
     target = tmp_path / "file"
     target.write_text("x")
     assert_one_line_error(run("denoise", *TINY, "--out", target), "--out", "is a file")

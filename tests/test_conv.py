@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import biaslab.activations
-import biaslab.conv
-from biaslab.conv import (
+import biaslab.math.activations
+import biaslab.math.conv
+from biaslab.math.conv import (
     METHODS,
     activate,
     conv_method,
@@ -87,7 +87,7 @@ def test_every_method_matches_torch_float64(problem, method):
 @pytest.mark.parametrize("tile_bytes", [1, 300])
 def test_rows_method_in_small_tiles_matches_torch(monkeypatch, tile_bytes):
     """Tiles of one or a few output rows: the padding rows of the first and last tiles are zeroed."""
-    monkeypatch.setattr(biaslab.conv, "TILE_BYTES", tile_bytes)
+    monkeypatch.setattr(biaslab.math.conv, "TILE_BYTES", tile_bytes)
     rng = np.random.default_rng(4)
     for kwargs in (dict(padding=2), dict(padding=(3, 1), stride=(2, 3), dilation=(2, 1)),
                    dict(padding="same", dilation=(3, 2)), dict(stride=3, dilation=2, groups=2)):
@@ -120,7 +120,7 @@ def test_unfold_matches_torch_unfold(problem):
 
 
 @settings(max_examples=30, deadline=None)
-@given(conv_problems(np.float64), st.sampled_from(sorted(biaslab.activations.ACTIVATIONS)), st.data())
+@given(conv_problems(np.float64), st.sampled_from(sorted(biaslab.math.activations.ACTIVATIONS)), st.data())
 def test_explain_pixel_agrees_with_feature_map(problem, activation, data):
     x, w, b, kwargs = problem
     image = x if x.ndim == 3 else x[0]
@@ -169,7 +169,7 @@ def test_formula_pieces_fit_together():
     np.testing.assert_allclose(feature_map(x, w, b, "relu", padding=1), np.maximum(pre, 0))
     same, same_pre = conv2d_pre_activation(x, w, None)
     assert same is same_pre  # without bias there is nothing to add
-    assert activate is biaslab.activations.activate  # one implementation of the activations
+    assert activate is biaslab.math.activations.activate  # one implementation of the activations
 
 
 def test_cross_correlation_not_flipped_convolution():
@@ -225,7 +225,7 @@ def test_auto_picks_rows_unless_it_needs_more_memory():
 
 
 def test_importing_conv_does_not_import_torch():
-    code = "import sys, biaslab.conv; sys.exit('torch' in sys.modules)"
+    code = "import sys, biaslab.math.conv; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biaslab.datasets import DATASETS, load_data_path, load_dataset, make_dataset
-from biaslab.formats import load_idx_dir, load_image_folder
-from biaslab.ablate.shifts import SHIFTS, apply_shift
-from biaslab.io import BiaslabError
+from biaslab.data.datasets import DATASETS, load_data_path, load_dataset, make_dataset
+from biaslab.data.formats import load_idx_dir, load_image_folder
+from biaslab.experiments.ablate.shifts import SHIFTS, apply_shift
+from biaslab.infra.io import BiaslabError
 
 
 @pytest.mark.parametrize("name,shape,k", [

@@ -3,7 +3,7 @@ import json
 from typer.testing import CliRunner
 
 from biaslab.cli import app
-from biaslab.demo import DEMO_STEPS, DemoStep, run_demo
+from biaslab.experiments.demo import DEMO_STEPS, DemoStep, run_demo
 
 
 def test_demo_runs_every_step_and_writes_one_report(tmp_path):
@@ -41,9 +41,9 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
 
 
 def test_demo_uses_the_steps_given(tmp_path):
-    from biaslab.activations import run_relu
+    from biaslab.math.activations import run_relu
 
-    from biaslab.outputs import save_demo
+    from biaslab.infra.outputs import save_demo
 
     res = run_demo(steps=[DemoStep("relu", lambda seed, progress: run_relu(w=2.0))])
     assert res.sections == ["relu"] and res.parts["relu"].w == 2.0

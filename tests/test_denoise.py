@@ -12,9 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from biaslab.bias_free import BiasFreeBatchNorm2d, make_bias_free
-from biaslab.biases import count_biases
-from biaslab.denoise import (
+from biaslab.nets.bias_free import BiasFreeBatchNorm2d, make_bias_free
+from biaslab.nets.biases import count_biases
+from biaslab.experiments.denoise import (
     TEST_IMAGES,
     TRAIN_IMAGES,
     DnCNN,
@@ -33,8 +33,8 @@ from biaslab.denoise import (
     save_denoiser,
     train_denoisers,
 )
-from biaslab.denoise import checkpoint as checkpoint_module
-from biaslab.denoise.claims import (
+from biaslab.experiments.denoise import checkpoint as checkpoint_module
+from biaslab.experiments.denoise.claims import (
     EQUIVARIANCE_TOLERANCE,
     denoise_claims,
     equivariant_claim,
@@ -42,8 +42,8 @@ from biaslab.denoise.claims import (
     tie_claim,
     widening_claim,
 )
-from biaslab.denoise.tiling import tile_count, tile_starts, tile_window
-from biaslab.io import BiaslabError
+from biaslab.experiments.denoise.tiling import tile_count, tile_starts, tile_window
+from biaslab.infra.io import BiaslabError
 from biaslab.results import Claim
 from biaslab.results.denoise import DenoiseResult, FilterRows
 

@@ -13,11 +13,11 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-import biaslab.regression
+import biaslab.experiments.regression.run
 from biaslab.cli import app, main
-from biaslab.errors import ctrl_c_pressed, one_line_errors
-from biaslab.io import BiaslabError
-from biaslab.validate import call_user_code
+from biaslab.infra.errors import ctrl_c_pressed, one_line_errors
+from biaslab.infra.io import BiaslabError
+from biaslab.infra.validate import call_user_code
 
 runner = CliRunner()
 
@@ -34,14 +34,14 @@ COMMANDS = {
 }
 #: The library call each command's work starts with: a guard there proves a refusal came first.
 WORK = {
-    "regression": "biaslab.regression.run_regression",
-    "relu": "biaslab.activations.run_relu",
-    "conv": "biaslab.feature_maps.run_conv",
-    "demo": "biaslab.demo.run_demo",
-    "ablate": "biaslab.ablate.run_ablate",
-    "audit": "biaslab.audit.run_audit",
-    "denoise": "biaslab.denoise.run_denoise",
-    "denoise apply": "biaslab.denoise.apply_denoiser",
+    "regression": "biaslab.experiments.regression.run.run_regression",
+    "relu": "biaslab.math.activations.run_relu",
+    "conv": "biaslab.experiments.conv.run.run_conv",
+    "demo": "biaslab.experiments.demo.run_demo",
+    "ablate": "biaslab.experiments.ablate.run_ablate",
+    "audit": "biaslab.experiments.audit.run_audit",
+    "denoise": "biaslab.experiments.denoise.run_denoise",
+    "denoise apply": "biaslab.experiments.denoise.apply_denoiser",
 }
 
 
@@ -171,7 +171,7 @@ def test_main_maps_each_failure_to_one_line(tmp_path, monkeypatch, capsys, exc, 
     def fail(**kwargs):
         raise exc
 
-    monkeypatch.setattr(biaslab.regression, "run_regression", fail)
+    monkeypatch.setattr(biaslab.experiments.regression.run, "run_regression", fail)
     assert main(["regression", "--out", str(tmp_path)]) == code
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and text in err and "Traceback" not in err
@@ -182,7 +182,7 @@ def test_a_bug_shows_the_traceback_and_how_to_report_it(tmp_path, monkeypatch, c
     def bug(**kwargs):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr(biaslab.regression, "run_regression", bug)
+    monkeypatch.setattr(biaslab.experiments.regression.run, "run_regression", bug)
     assert main(["regression", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "ZeroDivisionError: oops" in err
@@ -265,7 +265,7 @@ def typer_exit():
 
 
 def test_a_sys_exit_reaching_the_boundary_is_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(biaslab.regression, "run_regression", lambda **kw: sys.exit(7))
+    monkeypatch.setattr(biaslab.experiments.regression.run, "run_regression", lambda **kw: sys.exit(7))
     res = runner.invoke(app, ["regression", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "exited (sys.exit(7))" in one_error_line(res)
 

@@ -21,9 +21,9 @@ from biaslab.explore.data import (
     slider_biases,
 )
 from biaslab.explore.page import render_page
-from biaslab.feature_maps import kernel_sums, prepare_image
-from biaslab.kernels import named_kernel, random_kernels
-from biaslab.regression import make_line_data
+from biaslab.experiments.conv.run import kernel_sums, prepare_image
+from biaslab.math.kernels import named_kernel, random_kernels
+from biaslab.experiments.regression.run import make_line_data
 
 runner = CliRunner()
 MAX_BYTES = 3 * 1024 * 1024  # issue 14: the file stays ≤ 3 MB

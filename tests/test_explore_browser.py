@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biaslab.activations import activate, threshold
-from biaslab.conv import explain_pixel
+from biaslab.math.activations import activate, threshold
+from biaslab.math.conv import explain_pixel
 from biaslab.explore import write_explorer
 from biaslab.explore.data import explore_kernels
-from biaslab.feature_maps import kernel_sums, prepare_image
-from biaslab.regression import run_regression, fit_linear, make_line_data, mse
-from biaslab.numfmt import fmt_fixed, fmt_num, fmt_signed
+from biaslab.experiments.conv.run import kernel_sums, prepare_image
+from biaslab.experiments.regression.run import run_regression, fit_linear, make_line_data, mse
+from biaslab.infra.numfmt import fmt_fixed, fmt_num, fmt_signed
 
 CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

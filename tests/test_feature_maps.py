@@ -6,8 +6,8 @@ import scipy.signal
 import skimage.data
 from PIL import Image
 
-from biaslab.conv import fraction_active
-from biaslab.feature_maps import (
+from biaslab.math.conv import fraction_active
+from biaslab.experiments.conv.run import (
     MAX_BIASES,
     MAX_IMAGE_SIDE,
     MAX_KERNEL_SIZE,
@@ -20,8 +20,8 @@ from biaslab.feature_maps import (
     prepare_image,
     run_conv,
 )
-from biaslab.io import BiaslabError
-from biaslab.kernels import KERNELS
+from biaslab.infra.io import BiaslabError
+from biaslab.math.kernels import KERNELS
 from biaslab.results import from_payload, payload
 from biaslab.results.conv import ConvResult
 

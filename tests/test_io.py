@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from biaslab.io import BiaslabError, atomic_path, atomic_write_json, safe_torch_load
+from biaslab.infra.io import BiaslabError, atomic_path, atomic_write_json, safe_torch_load
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path):

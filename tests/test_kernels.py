@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from biaslab.io import BiaslabError
-from biaslab.kernels import KERNELS, load_kernel_file, named_kernel, random_kernels, spread_over_channels
+from biaslab.infra.io import BiaslabError
+from biaslab.math.kernels import KERNELS, load_kernel_file, named_kernel, random_kernels, spread_over_channels
 
 
 def test_bank_has_the_issue_kernels_and_their_textbook_properties():

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from biaslab import formats
+from biaslab.data import formats
 from biaslab.cli import app
-from biaslab.datasets import load_data_path
-from biaslab.formats import load_csv_columns, load_idx_dir, load_image_folder, load_npy, load_npz
-from biaslab.images import load_image
-from biaslab.io import BiaslabError
-from biaslab.regression import run_regression
-from biaslab.threads import set_threads
-from biaslab.validate import (
+from biaslab.data.datasets import load_data_path
+from biaslab.data.formats import load_csv_columns, load_idx_dir, load_image_folder, load_npy, load_npz
+from biaslab.data.images import load_image
+from biaslab.infra.io import BiaslabError
+from biaslab.experiments.regression.run import run_regression
+from biaslab.infra.threads import set_threads
+from biaslab.infra.validate import (
     bounded_int, check_allocation, check_seed, finite_number, readable_file,
 )
 
@@ -373,7 +373,7 @@ def test_threads_set_before_torch_loads_apply_when_it_does():
     import sys
 
     code = ("import os; os.environ.pop('OMP_NUM_THREADS', None)\n"
-            "from biaslab.threads import set_threads; set_threads(1)\n"
+            "from biaslab.infra.threads import set_threads; set_threads(1)\n"
             "import torch; print(torch.get_num_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from biaslab.io import BiaslabError
-from biaslab.models import (
+from biaslab.infra.io import BiaslabError
+from biaslab.nets.models import (
     MODEL_NAMES,
     VARIANTS,
     ScaleOnlyBatchNorm2d,
@@ -128,7 +128,7 @@ def test_conv_bias_before_batchnorm_cannot_change_the_output(shift, seed):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_generic_variant_masks_match_the_built_in_variants(name, variant):
-    """``biaslab.ablate.variants`` (any nn.Module) removes what ``build_model(name, variant)`` lacks."""
-    from biaslab.ablate.variants import variant_mask
+    """``biaslab.experiments.ablate.variants`` (any nn.Module) removes what ``build_model(name, variant)`` lacks."""
+    from biaslab.experiments.ablate.variants import variant_mask
 
     assert variant_mask(build_model(name, "with-bias"), variant) == bias_mask(name, variant)

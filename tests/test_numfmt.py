@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from biaslab.numfmt import fmt_effect, fmt_fixed, fmt_num, fmt_p, fmt_pct, fmt_signed
+from biaslab.infra.numfmt import fmt_effect, fmt_fixed, fmt_num, fmt_p, fmt_pct, fmt_signed
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -8,7 +8,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn.utils.rnn import pack_sequence
 
-from biaslab.recurrent import PlainGRU, PlainLSTM, PlainRNN, plain_recurrent, plain_twin
+from biaslab.nets.recurrent import PlainGRU, PlainLSTM, PlainRNN, plain_recurrent, plain_twin
 
 F64 = torch.float64
 #: nn class and keyword arguments of each kind of recurrent layer.

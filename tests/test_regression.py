@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 
-from biaslab.io import BiaslabError
-from biaslab.regression import fit_linear, make_line_data, mse, run_regression, train_test_split
+from biaslab.infra.io import BiaslabError
+from biaslab.experiments.regression.run import fit_linear, make_line_data, mse, run_regression, train_test_split
 
 
 def original_snippet_data():
@@ -84,7 +84,7 @@ def test_bias_gap_grows_with_true_intercept():
 def test_r2_matches_sklearn():
     from sklearn.metrics import r2_score
 
-    from biaslab.regression import r2
+    from biaslab.experiments.regression.run import r2
 
     rng = np.random.default_rng(0)
     y = rng.normal(size=(40, 1)) * 3 + 1
@@ -117,7 +117,7 @@ def test_symmetric_range_gives_an_offset_not_a_trend():
 def test_residual_trend_p_value_matches_scipy_pearson():
     from scipy.stats import pearsonr
 
-    from biaslab.regression import residual_trend
+    from biaslab.experiments.regression.run import residual_trend
 
     rng = np.random.default_rng(3)
     a = rng.normal(size=30)

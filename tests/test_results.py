@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from biaslab.io import BiaslabError
+from biaslab.infra.io import BiaslabError
 from biaslab.results import Claim, Result, from_payload, load_results, payload
 from biaslab.results.base import INLINE_ARRAY_LIMIT, decode, encode
 
@@ -90,7 +90,7 @@ def test_claim_text_is_the_template_for_its_verdict():
 
 
 def test_payload_has_the_schema_header_and_older_schemas_are_refused(tmp_path):
-    from biaslab.regression import run_regression
+    from biaslab.experiments.regression.run import run_regression
 
     res = run_regression()
     data = payload(res)

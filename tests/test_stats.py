@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from biaslab.io import BiaslabError
-from biaslab.stats import VERDICTS, WILCOXON_ZERO_METHOD, ci_band, paired_comparison, std_band, summarize, t_interval
+from biaslab.infra.io import BiaslabError
+from biaslab.math.stats import VERDICTS, WILCOXON_ZERO_METHOD, ci_band, paired_comparison, std_band, summarize, t_interval
 
 samples = st.lists(st.floats(-10, 10, allow_nan=False), min_size=2, max_size=30)
 

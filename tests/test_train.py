@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from biaslab.datasets import load_dataset
-from biaslab.io import BiaslabError
-from biaslab.models import init_model
-from biaslab.train import FuncStack, LoopStack, ModelStack, TrainConfig, batch_order, train_batched, train_model
+from biaslab.data.datasets import load_dataset
+from biaslab.infra.io import BiaslabError
+from biaslab.nets.models import init_model
+from biaslab.nets.train import FuncStack, LoopStack, ModelStack, TrainConfig, batch_order, train_batched, train_model
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ USER = Path(__file__).parent / "models" / "user_models.py"
 
 
 def _user(factory):
-    from biaslab.ablate.engines import ModelSpec
+    from biaslab.experiments.ablate.engines import ModelSpec
 
     return ModelSpec(f"{USER}:{factory}")
 
@@ -114,13 +114,13 @@ def _user(factory):
     ("attention", FuncStack),       # nn.MultiheadAttention (packed in_proj_bias) + LayerNorm
     ("conv_norms", FuncStack),      # GroupNorm and BatchNorm (running statistics per model)
     ("functional", FuncStack),      # bare parameters, F.linear in forward
-    ("gru", FuncStack),             # nn.GRU runs as biaslab.recurrent's plain-op twin
+    ("gru", FuncStack),             # nn.GRU runs as biaslab.nets.recurrent's plain-op twin
     ("lstm", FuncStack),            # nn.LSTM likewise
     ("lstm_proj", LoopStack),       # proj_size is not rewritten: no vmap rule for aten::lstm, the loop
     ("data_dependent", LoopStack),  # Python control flow on a tensor: the loop fallback
 ])
 def test_user_models_batched_equal_training_each_alone_in_float64(factory, stack_type, tiny_digits):
-    from biaslab.ablate.variants import variant_mask
+    from biaslab.experiments.ablate.variants import variant_mask
 
     spec = _user(factory)
     shape, k = tiny_digits.in_shape, tiny_digits.n_classes

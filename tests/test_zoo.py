@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from biaslab.io import BiaslabError
-from biaslab.zoo import ZOO, ZOO_INPUT_SHAPES, build_zoo_model
+from biaslab.infra.io import BiaslabError
+from biaslab.nets.zoo import ZOO, ZOO_INPUT_SHAPES, build_zoo_model
 
 
 @pytest.mark.parametrize("name", [n for n in ZOO if n != "resnet50"])

@@ -11,7 +11,7 @@ def main() -> int:
     """Load the command line and run it; see :func:`biaslab.cli.main`."""
     try:
         from .cli import main as run
-        from .errors import exit_on_late_interrupt
+        from .infra.errors import exit_on_late_interrupt
 
         exit_on_late_interrupt()  # a Ctrl-C after the command, while the interpreter shuts down
         return run()

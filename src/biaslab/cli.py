@@ -2,7 +2,7 @@
 
 Every command takes ``--seed``, ``--out DIR`` (results.json, figures, report.html),
 ``--json`` (the result on stdout) and ``--quiet``. User mistakes raise
-:class:`biaslab.io.BiaslabError`; every command runs inside :func:`biaslab.errors.one_line_errors`,
+:class:`biaslab.infra.io.BiaslabError`; every command runs inside :func:`biaslab.infra.errors.one_line_errors`,
 which prints them (and OS errors, image bombs, MemoryError) as one line on stderr with exit
 code 2, and a Ctrl-C as one line with exit code 130.
 """
@@ -21,8 +21,8 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import check_stdout_open, one_line_errors, stdout_errors
-from .io import BiaslabError
+from .infra.errors import check_stdout_open, one_line_errors, stdout_errors
+from .infra.io import BiaslabError
 
 
 class _Commands(TyperGroup):
@@ -45,14 +45,14 @@ app = typer.Typer(
 
 
 def _seed(value: int) -> int:
-    from .validate import check_seed
+    from .infra.validate import check_seed
 
     return check_seed(value)
 
 
 def _threads(value: int | None) -> int | None:
     if value is not None:
-        from .threads import set_threads
+        from .infra.threads import set_threads
 
         set_threads(value)
     return value
@@ -113,7 +113,7 @@ def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, 
     Everything that can be checked without the result is checked before ``build`` runs; the
     folder's lock (``OUT/.biaslab.lock``) is held until the files are written.
     """
-    from .outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_outputs
+    from .infra.outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_outputs
     from .render import renderer
     from .results import payload
 
@@ -178,7 +178,7 @@ def regression(
     quiet: QuietOpt = False,
 ) -> None:
     """Fit y = 3x + 2 + noise with and without bias: the classic demo, exactly, and on real data."""
-    from .regression import run_regression
+    from .experiments.regression.run import run_regression
 
     emit(
         "regression",
@@ -209,7 +209,7 @@ def relu(
     quiet: QuietOpt = False,
 ) -> None:
     """Bias as the ReLU threshold: a unit fires only when w·x exceeds −b."""
-    from .activations import run_relu
+    from .math.activations import run_relu
 
     def build():
         biases = split_repeated(b, "-2,-1,0,1,2", float, "--b")
@@ -235,8 +235,8 @@ def demo(
     quiet: QuietOpt = False,
 ) -> None:
     """Run every experiment on quick settings and write one HTML report, opening with the classic claims."""
-    from .demo import run_demo
-    from .outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_demo
+    from .experiments.demo import run_demo
+    from .infra.outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_demo
     from .render.demo import summary
     from .results import payload
 
@@ -268,7 +268,7 @@ def report(
     quiet: QuietOpt = False,
 ) -> None:
     """Rebuild figures, report.html and report.md from results.json alone (no experiment is re-run)."""
-    from .outputs import rebuild
+    from .infra.outputs import rebuild
 
     if json_output or not quiet:
         check_stdout_open()
@@ -318,7 +318,7 @@ def conv(
     quiet: QuietOpt = False,
 ) -> None:
     """Conv feature maps activation(Σ(input * kernel) + b) of an image, with and without bias."""
-    from .feature_maps import run_conv
+    from .experiments.conv.run import run_conv
 
     def build():
         biases = split_repeated(bias, "-0.5,0,0.5", float, "--bias")
@@ -358,7 +358,7 @@ def explore(
 ) -> None:
     """Write explore.html: move the bias and watch (threshold, 2-D unit, regression, conv). Offline, one file."""
     from .explore import write_explorer
-    from .outputs import locked_out_dir, out_dir_path
+    from .infra.outputs import locked_out_dir, out_dir_path
 
     with locked_out_dir(out_dir_path(out, "explore")) as out_dir:
         page = write_explorer(out_dir, builtin=builtin, image=image, max_size=max_size, random=random, seed=seed,
@@ -441,8 +441,8 @@ def ablate(
     SEED also fixes the train/test split. Test accuracy is also measured under brightness,
     contrast and noise shifts; each shift's verdict is taken at its strongest level.
     """
-    from .ablate import AblationInterrupted, run_ablate
-    from .outputs import out_dir_path
+    from .experiments.ablate import AblationInterrupted, run_ablate
+    from .infra.outputs import out_dir_path
 
     out_dir = out_dir_path(out, "ablate")
 
@@ -521,8 +521,8 @@ def denoise(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .denoise import run_denoise
-    from .outputs import out_dir_path
+    from .experiments.denoise import run_denoise
+    from .infra.outputs import out_dir_path
 
     out_dir = out_dir_path(out, "denoise")
 
@@ -558,8 +558,8 @@ def denoise_apply(
     A colour image given to a one-channel network is denoised channel by channel. Large images are
     denoised in overlapping tiles blended with a window: the result equals the untiled one.
     """
-    from .denoise import apply_denoiser
-    from .outputs import out_dir_path
+    from .experiments.denoise import apply_denoiser
+    from .infra.outputs import out_dir_path
 
     out_dir = out_dir_path(out, "denoise-apply")
 
@@ -610,8 +610,8 @@ def audit(
     """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a checked fix."""
 
     def build():
-        from .audit import run_audit
-        from .audit.run import input_ids_arg, input_shape_arg
+        from .experiments.audit import run_audit
+        from .experiments.audit.run import input_ids_arg, input_shape_arg
 
         return run_audit(target, arch=arch, input_shape=input_shape_arg(input_shape),
                          input_ids=input_ids_arg(input_ids), config=config, data=data, samples=samples,
@@ -622,7 +622,7 @@ def audit(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run ``biaslab ARGV`` and return the exit code (see :mod:`biaslab.errors`)."""
+    """Console entry point: run ``biaslab ARGV`` and return the exit code (see :mod:`biaslab.infra.errors`)."""
     # torch's OpenMP threads spin-wait by default, which costs several times the run time
     # on a busy machine with few cores; set before torch is imported (the user's value wins).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -140,7 +140,7 @@ def lstm():
 
 
 def lstm_proj():
-    """An LSTM with projections, which biaslab.recurrent does not rewrite: the loop fallback."""
+    """An LSTM with projections, which biaslab.nets.recurrent does not rewrite: the loop fallback."""
     return Recurrent(nn.LSTM, proj_size=8)
 
 

@@ -34,7 +34,7 @@ def write_explorer(
     Parameters
     ----------
     out_dir : an existing directory to write into (the CLI checks and locks it first,
-        :func:`biaslab.outputs.locked_out_dir`).
+        :func:`biaslab.infra.outputs.locked_out_dir`).
     builtin, image : the conv panel's picture: a scikit-image name (default ``camera``) or
         an image file, prepared as ``biaslab conv`` prepares it.
     max_size : block-average larger images down to at most this many pixels a side.
@@ -46,8 +46,8 @@ def write_explorer(
     ------
     BiaslabError : for a bad image or size; nothing is written then.
     """
-    from ..feature_maps import MAX_KERNELS
-    from ..io import BiaslabError, atomic_write_text
+    from ..experiments.conv.run import MAX_KERNELS
+    from ..infra.io import BiaslabError, atomic_write_text
     from .data import EXPLORE_KERNELS, explorer_data
     from .page import render_page
 

@@ -3,7 +3,7 @@
 The page recomputes only what a browser reproduces exactly. Everything else comes from here:
 
 - **Regression:** the classic inputs ``X`` and NumPy's standard-normal draws ``ε`` of
-  :func:`biaslab.regression.make_line_data` (seed 42). The page builds
+  :func:`biaslab.experiments.regression.run.make_line_data` (seed 42). The page builds
   ``y = slope·X + intercept + noise·ε`` in the same order of operations as the library, so
   for any slider setting its data — and its closed-form MSEs — are those of
   ``biaslab regression --slope … --intercept … --noise …``.
@@ -12,7 +12,7 @@ The page recomputes only what a browser reproduces exactly. Everything else come
   and the library's weighted sums Σ(input * kernel) where the page's own float64 sum could
   disagree. The page sums each pixel's taps in row-major order; :func:`browser_weighted_sum`
   does exactly that here, and every pixel whose unit would be on a different side of its
-  threshold ``Σ > −b`` than the library's :func:`biaslab.feature_maps.kernel_sums` (the sums
+  threshold ``Σ > −b`` than the library's :func:`biaslab.experiments.conv.run.kernel_sums` (the sums
   ``biaslab conv`` counts, exact zeros kept exact) says, at any
   position of the page's bias slider, is shipped with the library's value. The active share
   shown for every slider position is therefore the library's, exactly.
@@ -130,7 +130,7 @@ def explore_kernels(random: int, seed: int) -> list[tuple[str, np.ndarray]]:
     The random ones are those of ``biaslab conv --random N --seed SEED`` (He-normal, 3×3,
     drawn from ``numpy.random.default_rng(seed)``).
     """
-    from ..kernels import named_kernel, random_kernels
+    from ..math.kernels import named_kernel, random_kernels
 
     bank = [(name, named_kernel(name, 1)[0]) for name in EXPLORE_KERNELS]
     drawn = random_kernels(random, 1, 3, np.random.default_rng(seed))
@@ -155,7 +155,7 @@ def conv_panel(
     (min, max, step) and ``kernels`` (name, weights, Σ range, corrections: flat indices and
     the library's float64 values).
     """
-    from ..feature_maps import kernel_sums, prepare_image
+    from ..experiments.conv.run import kernel_sums, prepare_image
 
     picture, source, original_size = prepare_image(builtin, image, False, max_size)
     grey = picture[0]
@@ -186,10 +186,10 @@ def conv_panel(
 def regression_panel() -> dict[str, Any]:
     """The classic data's inputs and noise draws, and its defaults (seed 42, 50 points, y = 3x + 2 + N(0, 2)).
 
-    ``unit_noise`` is what :func:`biaslab.regression.make_line_data` adds at noise 1 on a flat
+    ``unit_noise`` is what :func:`biaslab.experiments.regression.run.make_line_data` adds at noise 1 on a flat
     line; at noise σ it adds ``σ·unit_noise`` (NumPy's ``normal(0, σ)`` is ``0 + σ·gauss``).
     """
-    from ..regression import make_line_data
+    from ..experiments.regression.run import make_line_data
 
     defaults = {"n": 50, "slope": 3.0, "intercept": 2.0, "noise": 2.0, "x_min": 0.0, "x_max": 10.0, "seed": 42}
     x, unit = make_line_data(defaults["n"], 0.0, 0.0, 1.0, defaults["x_min"], defaults["x_max"], defaults["seed"])

@@ -72,7 +72,7 @@ def run_panel(directory: str | Path) -> dict[str, Any]:
     ------
     BiaslabError : when ``directory`` holds no results.json, an unreadable one, or another command's.
     """
-    from ..io import BiaslabError
+    from ..infra.io import BiaslabError
     from ..results import load_results
 
     result = load_results(directory)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..numfmt import fmt_effect, fmt_fixed, fmt_p, fmt_signed
+from ..infra.numfmt import fmt_effect, fmt_fixed, fmt_p, fmt_signed
 from ..results.ablate import AblateResult, Band, ConfigResult
 from .figures import COLORS, new_figure, save_figure
 from .report import Section

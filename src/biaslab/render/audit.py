@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..numfmt import fmt_num, fmt_pct, fmt_signed
+from ..infra.numfmt import fmt_num, fmt_pct, fmt_signed
 from ..results.audit import STATUSES, AuditResult, Check, FixRecord
 from .figures import new_figure, save_figure
 from .report import Section

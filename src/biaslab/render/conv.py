@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..numfmt import fmt_num, fmt_pct
+from ..infra.numfmt import fmt_num, fmt_pct
 from ..results.conv import ConvResult, KernelExplanation, KernelMap
 from .figures import new_figure, save_figure
 from .report import Section

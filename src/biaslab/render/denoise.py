@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..numfmt import fmt_fixed, fmt_num, fmt_signed
+from ..infra.numfmt import fmt_fixed, fmt_num, fmt_signed
 from ..results.denoise import DenoiseResult
 from .figures import COLORS, new_figure, save_figure
 from .report import Section

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..io import atomic_path
+from ..infra.io import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

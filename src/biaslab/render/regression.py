@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..numfmt import fmt_num
+from ..infra.numfmt import fmt_num
 from ..results.regression import RegressionResult
 from .figures import COLORS, new_figure, save_figure
 from .report import Section

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..numfmt import fmt_num, fmt_pct
+from ..infra.numfmt import fmt_num, fmt_pct
 from ..results.relu import ReluResult
 from .figures import new_figure, save_figure
 from .report import Section

@@ -16,8 +16,8 @@ from numbers import Number
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text
-from ..numfmt import fmt_num
+from ..infra.io import atomic_write_text
+from ..infra.numfmt import fmt_num
 from ..results import Claim
 
 __all__ = ["Section", "render_html", "render_markdown", "write_report", "anchor"]

@@ -35,7 +35,7 @@ RESULT_TYPES = {
 
 def result_type(command: str) -> type[Result]:
     """The result class of ``command``."""
-    from ..io import BiaslabError
+    from ..infra.io import BiaslabError
 
     spec = RESULT_TYPES.get(command)
     if spec is None:
@@ -58,7 +58,7 @@ def payload(result: Result) -> dict[str, Any]:
 
 def from_payload(data: Any, source: str = "results.json") -> Result:
     """The result stored in a results.json payload; a clear error for another schema."""
-    from ..io import BiaslabError
+    from ..infra.io import BiaslabError
 
     if not isinstance(data, dict) or not isinstance(data.get("command"), str) or "schema" not in data:
         raise BiaslabError(f"{source} is not a biaslab results file (no 'schema' and 'command')")
@@ -80,7 +80,7 @@ def from_payload(data: Any, source: str = "results.json") -> Result:
 
 def load_results(path: str | Path) -> Result:
     """Read ``path`` (a results.json, or a directory holding one) into its result object."""
-    from ..io import BiaslabError
+    from ..infra.io import BiaslabError
 
     p = Path(path)
     if p.is_dir():

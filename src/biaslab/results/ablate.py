@@ -3,7 +3,7 @@
 A *configuration* is one model on one data set with one set of training settings; it trains
 every variant (``with-bias``, ``no-bias``, ...) on the same seeds. Its numbers are stored per
 variant (:class:`VariantRuns`, arrays over seeds), and its conclusions are paired tests
-(:class:`Comparison`) turned into :class:`Claim` records by :mod:`biaslab.ablate.claims`.
+(:class:`Comparison`) turned into :class:`Claim` records by :mod:`biaslab.experiments.ablate.claims`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..numfmt import minus
+from ..infra.numfmt import minus
 
 __all__ = ["SCHEMA_VERSION", "Claim", "Result", "encode", "decode", "INLINE_ARRAY_LIMIT"]
 
@@ -30,7 +30,7 @@ INLINE_ARRAY_LIMIT = 1024
 
 
 class _NumberFormatter(string.Formatter):
-    """``str.format`` that writes a number's signs with "−", as :mod:`biaslab.numfmt` does."""
+    """``str.format`` that writes a number's signs with "−", as :mod:`biaslab.infra.numfmt` does."""
 
     def format_field(self, value: Any, format_spec: str) -> str:
         text = super().format_field(value, format_spec)

@@ -1,0 +1,404 @@
+"""``biaslab ablate``: the same network trained with and without bias, over seeds and data sets.
+
+The driver here checks every input, plans the grid (models × data sets; invalid pairs are
+listed and skipped), hands the configurations that still miss runs to an engine
+(:mod:`biaslab.experiments.ablate.engines`), appends each finished configuration's runs to
+``OUT/runs.jsonl`` (:mod:`biaslab.experiments.ablate.runs`) and builds the result from those records:
+summaries, paired comparisons (:mod:`biaslab.math.stats`) and claims (:mod:`biaslab.experiments.ablate.claims`).
+
+Runs of one seed share their initial weights and mini-batch order, so the per-seed differences
+between variants measure the bias and not the luck of the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...data.datasets import DATASETS, Dataset, load_data_path, load_dataset
+from ...infra.io import BiaslabError
+from ...nets.models import MODEL_NAMES
+from ...results.ablate import AblateResult, ConfigResult, ShiftComparison, SkippedPair, VariantRuns
+from ...math.stats import ci_band, paired_comparison, std_band, summarize
+from ...infra.threads import available_cpus
+from ...infra.validate import bounded_int, call_user_code, factory_file, finite_number
+from .claims import ablate_claims
+from .engines import ENGINES, ModelSpec, Unit
+from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
+from .shifts import check_shifts, shift_label
+from .variants import check_variants, removed_biases
+
+__all__ = ["MODEL_DEFAULTS", "DEFAULT_SEEDS", "QUICK_SEEDS", "MAX_SEEDS", "MAX_EPOCHS", "AblationInterrupted",
+           "run_ablate"]
+
+#: Training defaults per built-in model ("file" for a user's factory): learning rate, batch
+#: size, epochs, epochs with --quick.
+MODEL_DEFAULTS: dict[str, dict[str, float]] = {
+    "linear": {"lr": 5e-2, "batch_size": 32, "epochs": 30, "quick_epochs": 10},
+    "mlp": {"lr": 3e-3, "batch_size": 32, "epochs": 30, "quick_epochs": 10},
+    "cnn": {"lr": 3e-3, "batch_size": 64, "epochs": 20, "quick_epochs": 6},
+    "cnn-bn": {"lr": 3e-3, "batch_size": 64, "epochs": 20, "quick_epochs": 6},
+    "file": {"lr": 3e-3, "batch_size": 64, "epochs": 20, "quick_epochs": 6},
+}
+DEFAULT_SEEDS = 5
+QUICK_SEEDS = 3
+#: Bounds that keep a typo from starting a week-long run.
+MAX_SEEDS = 1000
+MAX_EPOCHS = 10_000
+#: The per-seed curves kept for the learning-curve figure.
+CURVES = ("train_loss", "test_loss", "test_acc")
+
+
+class AblationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``run_ablate``; the message says what is saved and how to resume."""
+
+
+def _names(values: list[str], allowed: tuple[str, ...] | None, what: str, flag: str) -> list[str]:
+    """Non-empty, known (unless ``allowed`` is None), no duplicates."""
+    values = [v.strip() for v in values if v.strip()]
+    if not values:
+        choices = f"; choose from {', '.join(allowed)}" if allowed else ""
+        raise BiaslabError(f"{flag} needs at least one {what}{choices}")
+    for v in values:
+        if allowed is not None and v not in allowed:
+            raise BiaslabError(f"unknown {what} {v!r} in {flag}; choose from {', '.join(allowed)}")
+    if len(set(values)) != len(values):
+        raise BiaslabError(f"{flag} lists a {what} twice ({', '.join(values)})")
+    return values
+
+
+def _check_models(models: list[str]) -> list[ModelSpec]:
+    models = _names(models, None, "model", "--model")
+    for m in models:
+        if ":" not in m and m not in MODEL_NAMES:
+            raise BiaslabError(f"unknown model {m!r} in --model; choose from {', '.join(MODEL_NAMES)} "
+                               "or pass your own as path/to/file.py:factory")
+    specs = []
+    for m in models:  # a factory file by its absolute path: Ray workers may start elsewhere
+        where, _, attr = m.rpartition(":")
+        factory_file(m)  # a missing file is refused before anything starts (Ray, the data load)
+        specs.append(ModelSpec(f"{Path(where).resolve()}:{attr}" if where.endswith(".py") else m))
+    return specs
+
+
+def _label(spec: ModelSpec) -> str:
+    """The model's name in claim ids and tables: the built-in name or ``file.py:factory``."""
+    if spec.builtin:
+        return spec.name
+    where, _, attr = spec.name.rpartition(":")
+    return f"{Path(where).name}:{attr}" if where.endswith(".py") else spec.name
+
+
+def _model_source(spec: ModelSpec) -> str | None:
+    """A hash of the factory's file, so that an edited model never reuses stale runs."""
+    where = spec.name.rpartition(":")[0]
+    if spec.builtin or not where.endswith(".py"):
+        return None
+    import hashlib
+
+    return hashlib.sha256(Path(where).read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class _Config:
+    """One valid (model, data set) pair with everything the engine and the result need."""
+
+    spec: ModelSpec
+    ds: Dataset
+    unit: Unit
+    biases: dict[str, int]
+
+
+def _prepare(spec: ModelSpec, ds: Dataset, source: str, variants: list[str], train_cfg, shifts, seed: int,
+             device: str, threads: int | None, extra: dict[str, Any]) -> _Config:
+    """Build the model for ``ds``, check its input and output shapes, compute each variant's mask.
+
+    Raises :class:`BiaslabError` with the reason when the pair cannot run.
+    """
+    import torch
+
+    from ...nets.biases import count_biases
+    from ...nets.models import count_parameters
+
+    model = spec.build(seed, ds.in_shape, ds.n_classes)
+    example = torch.as_tensor(ds.X_train[:2])
+    model.eval()
+    with torch.no_grad():
+        out = call_user_code(model, f"forward pass of model {_label(spec)} on {ds.name} inputs of shape "
+                                    f"{tuple(ds.in_shape)}", example)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, ds.n_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BiaslabError(f"model {_label(spec)} maps a batch of 2 {ds.name} inputs {tuple(ds.in_shape)} to {got}; "
+                           f"it must return logits of shape (2, {ds.n_classes})")
+    model.train()
+    sizes = dict(model.named_parameters())
+    total, n_bias = count_parameters(model), count_biases(model)
+    masks, params, biases = {}, {}, {}
+    for v in variants:
+        removed = removed_biases(model, v, example)
+        masks[v] = {n: n not in removed for n in sizes}
+        dropped = sum(sizes[n].numel() for n in removed)
+        params[v], biases[v] = total - dropped, n_bias - dropped
+    settings = {
+        "model": _label(spec), "model_sha256": _model_source(spec), "data": source,
+        "data_sha256": fingerprint(ds.X_train, ds.y_train, ds.X_test, ds.y_test),
+        "epochs": train_cfg.epochs, "lr": train_cfg.lr, "batch_size": train_cfg.batch_size,
+        "optimizer": train_cfg.optimizer, "momentum": train_cfg.momentum, "weight_decay": train_cfg.weight_decay,
+        "decay_bias": train_cfg.decay_bias, "split_seed": seed, "shifts": {k: list(v) for k, v in shifts.items()},
+        **extra,
+    }
+    unit = Unit(spec=spec, ds=ds, config=train_cfg, key=config_key(settings), settings=settings, runs=[],
+                masks=masks, params=params, shifts=shifts, noise_seed=seed, device=device, threads=threads,
+                label=f"{_label(spec)} on {ds.name}")
+    return _Config(spec, ds, unit, biases)
+
+
+def _more_biases_first(variants: list[str], params: dict[str, int]) -> list[tuple[str, str]]:
+    """Pairs (a, b) comparing the variant with the most parameters against each other one."""
+    ref = max(variants, key=lambda v: (params[v], -variants.index(v)))
+    return [(ref, v) for v in variants if v != ref]
+
+
+def _config_result(c: _Config, runs: dict[str, list[dict[str, Any]]], seeds: list[int], variants: list[str],
+                   alpha: float) -> ConfigResult:
+    """Summaries, bands and paired comparisons of one configuration's runs."""
+    u = c.unit
+    vr = {}
+    for v in variants:
+        recs = runs[v]
+        col = {k: np.array([r[k] for r in recs], dtype=np.float64)
+               for k in ("test_acc", "train_acc", "test_loss", "train_loss")}
+        curves = {k: np.array([r["curves"][k] for r in recs], dtype=np.float64) for k in CURVES}
+        shift = {kind: np.array([r["shift"][kind] for r in recs], dtype=np.float64) for kind in u.shifts}
+        vr[v] = VariantRuns(
+            variant=v, params=u.params[v], biases=c.biases[v], **col,
+            summary=summarize(col["test_acc"], bounds=(0.0, 1.0)), curves=curves, shift=shift,
+            curve_bands={k: std_band(x) for k, x in curves.items()},
+            shift_bands={k: ci_band(x) for k, x in shift.items()},
+        )
+    pairs = _more_biases_first(variants, u.params)
+    comparisons = [paired_comparison(a, vr[a].test_acc, b, vr[b].test_acc, alpha) for a, b in pairs]
+    shift_comparisons = [  # at the STRONGEST level: the last of each grid
+        ShiftComparison(kind, levels[-1], shift_label(kind, levels[-1]),
+                        paired_comparison(a, vr[a].shift[kind][:, -1], b, vr[b].shift[kind][:, -1], alpha))
+        for kind, levels in u.shifts.items() for a, b in pairs
+    ]
+    fallback = next((r.get("fallback") for rs in runs.values() for r in rs if r.get("fallback")), None)
+    return ConfigResult(
+        model=_label(c.spec), dataset=c.ds.name, settings=u.settings, data=c.ds.describe(), seeds=seeds,
+        variants=vr, comparisons=comparisons, shift_levels={k: list(v) for k, v in u.shifts.items()},
+        shift_comparisons=shift_comparisons, batched=fallback is None, fallback=fallback,
+    )
+
+
+def run_ablate(
+    models: list[str] | None = None,
+    datasets: list[str] | None = None,
+    data_path: str | Path | None = None,
+    variants: list[str] | None = None,
+    drop: list[str] | None = None,
+    seeds: int | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    optimizer: str = "adam",
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    decay_bias: bool = True,
+    input_offset: float = 0.0,
+    standardize: bool = True,
+    quick: bool = False,
+    max_train: int | None = None,
+    shifts: list[str] | None = None,
+    shift_levels: list[float] | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = "biaslab-out/ablate",
+    show_progress: bool = False,
+    alpha: float = 0.05,
+    notify: Callable[[str], None] | None = None,
+    ray_background_shutdown: bool = False,
+) -> AblateResult:
+    """Train every model on every data set with and without (some of) its biases, over seeds; compare.
+
+    Parameters
+    ----------
+    models : built-in names (:data:`biaslab.nets.models.MODEL_NAMES`) or ``path/to/file.py:factory``
+        (a function returning an ``nn.Module``; called once per seed under ``torch.manual_seed``).
+        Default ``["cnn"]``.
+    datasets : names from :data:`biaslab.data.datasets.DATASETS` (default ``["digits"]``); not with ``data_path``.
+    data_path : the user's data: an MNIST IDX directory, an image folder or an ``.npz``.
+    variants : from :data:`biaslab.experiments.ablate.variants.NAMED_VARIANTS` (default ``with-bias, no-bias``).
+    drop : glob patterns over bias parameter names; each adds a variant ``drop:PATTERN``.
+    seeds : number of seeds, 2 .. :data:`MAX_SEEDS` (default 5, 3 with ``quick``); seeds are
+        ``seed .. seed+seeds-1``.
+    epochs, lr, batch_size : override :data:`MODEL_DEFAULTS` (``quick`` uses ``quick_epochs``).
+    optimizer, momentum, weight_decay, decay_bias : see :class:`biaslab.nets.train.TrainConfig`.
+    input_offset : constant added to every input after standardisation.
+    standardize : z-score inputs with training statistics.
+    max_train : keep at most this many training samples (stratified).
+    shifts, shift_levels : the shift grid (:func:`biaslab.experiments.ablate.shifts.check_shifts`).
+    threads : torch (and its BLAS) threads per training process.
+    engine : ``local`` or ``ray`` (each configuration a Ray task; ``address`` joins a cluster).
+    out_dir : where ``runs.jsonl`` lives; finished runs there are reused. ``None``: keep
+        nothing on disk (and resume nothing).
+    alpha : significance level of the verdicts.
+    notify : called with one line per note the user should see before training starts
+        (pairs of a grid that are skipped, and why).
+    ray_background_shutdown : with ``engine="ray"``, return while a Ray started here is still
+        stopping in a background thread (joined at exit; the CLI writes its report meanwhile).
+        Do not start Ray yourself right after such a call.
+
+    Returns
+    -------
+    :class:`biaslab.results.ablate.AblateResult`. Raises :class:`BiaslabError` for bad input
+    before anything trains, :class:`AblationInterrupted` on Ctrl-C after saving every finished
+    configuration.
+    """
+    from ...nets.train import TrainConfig
+
+    specs = _check_models(["cnn"] if models is None else models)
+    variant_list = check_variants(["with-bias", "no-bias"] if variants is None else variants, drop)
+    n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
+    if n_seeds < 2:
+        raise BiaslabError(f"--seeds must be at least 2 for paired statistics (got {n_seeds})")
+    bounded_int("--seeds", n_seeds, 2, MAX_SEEDS)
+    for name, value, low, high in (("--epochs", epochs, 1, MAX_EPOCHS), ("--batch-size", batch_size, 1, 10**6),
+                                   ("--threads", threads, 1, available_cpus()), ("--max-train", max_train, 2, 10**9)):
+        if value is not None:
+            bounded_int(name, value, low, high)
+    for name, value in (("--lr", lr), ("--input-offset", input_offset), ("--momentum", momentum),
+                        ("--weight-decay", weight_decay)):
+        if value is not None:
+            finite_number(name, value)
+    if not 0 < alpha < 1:
+        raise BiaslabError(f"alpha must be in (0, 1) (got {alpha})")
+    if engine not in ENGINES:
+        raise BiaslabError(f"unknown --engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise BiaslabError("--address joins a Ray cluster: use it with --engine ray")
+    if engine == "ray":
+        from .ray_engine import check_ray
+
+        check_ray()
+    shift_grid = check_shifts(shifts, shift_levels)
+    if data_path is not None and datasets is not None:
+        raise BiaslabError("use either --data (your files) or --dataset (built-in sets), not both")
+    from ...infra.device import resolve_device
+
+    dev = str(resolve_device(device))
+
+    train_cfgs = {}
+    for spec in specs:
+        d = MODEL_DEFAULTS[spec.name if spec.builtin else "file"]
+        train_cfgs[spec] = TrainConfig(
+            epochs=int(epochs if epochs is not None else d["quick_epochs"] if quick else d["epochs"]),
+            lr=float(lr if lr is not None else d["lr"]),
+            batch_size=int(batch_size if batch_size is not None else d["batch_size"]),
+            optimizer=optimizer, momentum=float(momentum), weight_decay=float(weight_decay), decay_bias=decay_bias,
+        )
+    names = None if data_path is not None else _names(
+        ["digits"] if datasets is None else datasets, DATASETS, "dataset", "--dataset")
+    with ExitStack() as stack:
+        session = None
+        if engine == "ray":  # opened before the data load, so that its workers warm up meanwhile
+            from ...infra.progress import progress_bar
+            from .ray_engine import RaySession, cluster_address
+
+            joining = cluster_address(address)
+            with progress_bar(1, f"joining Ray at {joining}" if joining else "starting Ray", show_progress) as advance:
+                session = stack.enter_context(RaySession(
+                    address, workers=len(specs) * (len(names) if names else 1),
+                    background_shutdown=ray_background_shutdown))
+                advance()
+        # Load and check everything before training anything: a bad combination fails fast.
+        if data_path is not None:
+            loaded = {str(Path(data_path).resolve()): load_data_path(
+                data_path, seed=seed, standardize=standardize, input_offset=input_offset, max_train=max_train)}
+        else:
+            loaded = {n: load_dataset(n, seed=seed, standardize=standardize, input_offset=input_offset,
+                                      max_train=max_train) for n in names}
+        extra = {"input_offset": float(input_offset), "standardize": bool(standardize), "max_train": max_train}
+        configs, skipped = _plan(specs, loaded, variant_list, train_cfgs, shift_grid, seed, dev, threads, extra)
+        for s in skipped:
+            if notify is not None:
+                notify(f"skipping {s.model} on {s.dataset}: {s.reason}")
+        runs_path = None if out_dir is None else Path(out_dir) / RUNS_FILE
+        if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
+            raise BiaslabError(f"--out {runs_path.parent} is a file; pass a directory")
+        done = read_runs(runs_path) if runs_path is not None else {}
+        seed_list = [seed + i for i in range(n_seeds)]
+        todo = []
+        for c in configs:
+            c.unit.runs = [(v, s) for v in variant_list for s in seed_list if (c.unit.key, v, s) not in done]
+            if c.unit.runs:
+                todo.append(c.unit)
+        resumed = len(configs) * len(variant_list) * n_seeds - sum(len(u.runs) for u in todo)
+        trained = _train(todo, session, runs_path, done, show_progress)
+    results = [_config_result(c, {v: [done[(c.unit.key, v, s)] for s in seed_list] for v in variant_list},
+                              seed_list, variant_list, alpha) for c in configs]
+    return AblateResult(
+        configurations=results, skipped=skipped, runs_file=None if runs_path is None else str(runs_path),
+        trained=trained, resumed=resumed, device=dev, engine=engine, claims=ablate_claims(results),
+        params={"models": [s.name for s in specs], "datasets": [ds.name for ds in loaded.values()],
+                "variants": variant_list, "seeds": seed_list, "alpha": alpha, "quick": quick, "seed": seed,
+                "shifts": {k: list(v) for k, v in shift_grid.items()}, "engine": engine},
+    )
+
+
+def _plan(specs: list[ModelSpec], loaded: dict[str, Dataset], variants: list[str], train_cfgs: dict, shifts,
+          seed: int, device: str, threads: int | None, extra: dict[str, Any]) -> tuple[list[_Config], list[SkippedPair]]:
+    """Every (model, data set) pair: prepared when it fits, else listed as skipped with the reason."""
+    configs: list[_Config] = []
+    skipped: list[SkippedPair] = []
+    for spec in specs:
+        for source, ds in loaded.items():
+            try:
+                configs.append(_prepare(spec, ds, source, variants, train_cfgs[spec], shifts, seed, device,
+                                        threads, extra))
+            except BiaslabError as exc:
+                skipped.append(SkippedPair(_label(spec), ds.name, str(exc)))
+    if not configs:
+        raise BiaslabError("no (model, data set) pair can run: " + "; ".join(s.reason for s in skipped))
+    return configs, skipped
+
+
+def _train(todo: list[Unit], session, runs_path: Path | None,
+           done: dict[tuple[str, str, int], dict[str, Any]], show_progress: bool) -> int:
+    """Train ``todo`` on Ray when ``session`` (a :class:`~biaslab.experiments.ablate.ray_engine.RaySession`)
+    is given, else in this process; append each finished unit's records (the driver alone writes)."""
+    from ...infra.progress import progress_bar
+
+    trained = 0
+    try:
+        if session is not None:
+            total, batches = len(todo), lambda advance: session.run(todo, advance)
+        else:
+            from .engines import run_local
+
+            total, batches = sum(u.config.epochs for u in todo), lambda advance: run_local(todo, advance)
+        with progress_bar(total, f"ablate ({len(todo)} configuration{'' if len(todo) == 1 else 's'})", show_progress) as advance:
+            for records in batches(advance):
+                if runs_path is not None:
+                    append_runs(runs_path, records)
+                for rec in records:
+                    done[(rec["config"], rec["variant"], rec["seed"])] = rec
+                trained += len(records)
+    except KeyboardInterrupt:
+        if runs_path is None:
+            raise
+        if trained == 0:
+            raise AblationInterrupted("interrupted before any configuration finished; nothing new was saved") from None
+        raise AblationInterrupted(
+            f"interrupted: {trained} new runs were saved in {runs_path} before the configuration in "
+            "progress; run the same command again to resume (finished runs are skipped)"
+        ) from None
+    return trained

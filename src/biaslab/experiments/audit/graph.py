@@ -1,0 +1,519 @@
+"""Which biases can a model do without? Decide it from the model's torch.fx graph.
+
+A bias adds an offset to its layer's output. :func:`find_biases` follows that offset forward
+through every op of the traced graph with the rules of :mod:`.offsets` — along every branch of
+every fork, adding up where branches meet — and decides:
+
+* ``redundant`` — no branch carries it to the output: each ends in a normalisation (or softmax)
+  that removes it (:mod:`.norms`). Removing the bias leaves the function unchanged in training
+  mode and, with the running means corrected, in eval mode;
+* ``foldable`` — it matters, but in eval mode it can be merged into a neighbour: a BatchNorm with
+  running statistics right after a conv / linear layer, or an offset that reaches, along one
+  path of exact ops (reshapes, dropout, attention's row-stochastic weights), a linear layer or a
+  conv without padding that mixes only the axis the offset varies along;
+* ``active`` — otherwise, with the op where the offset stops as the reason ("not analysed: <op>"
+  when no rule covers that op). When a normalisation on the way would remove the offset's mean,
+  the share of ``‖b‖²`` that mean holds is reported as ``cancelled_fraction``.
+
+Statuses come from the structure (random probes, :mod:`.offsets`), never from the bias's current
+values; a bias that is zero now is flagged ``zero_now``. Packed attention biases (``in_proj_bias``,
+fused ``qkv``) are judged per part (query, key, value) when their parts differ.
+
+Where fx cannot trace the model, :func:`find_biases` runs it once with forward hooks and decides
+from the order of execution; such a guess is confirmed by perturbing the bias before it is called
+``redundant`` (:mod:`.verify`), and the findings say ``traced = False``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
+
+from ...nets.biases import is_bias_parameter
+from ...infra.io import BiaslabError
+from ...results.audit import Finding
+from .hooks import confirm, hook_verdicts
+from .norms import NORM_MODULES, norm_call
+from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
+from ...infra.io import first_line
+from .verdicts import RELU, Verdict, Verdicts, bias_axes
+
+__all__ = ["find_biases", "analyse", "batchnorm_pairs", "is_conv1d", "PACKED"]
+
+#: Parameter names of packed query/key/value biases, judged per third when the thirds differ.
+PACKED = re.compile(r"(^|\.)(in_proj_bias|(qkv|c_attn|query_key_value|Wqkv)\.bias)$")
+_PARTS = ("query", "key", "value")
+_FOLD_PASS = {"Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Flatten", "Unflatten",
+              "contiguous", "clone", "dropout", "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
+              "transpose", "permute", "getitem", "chunk", "split", "unbind", "matmul", "bmm",
+              "scaled_dot_product_attention", "size", "dim", "numel", "getattr", "cat", "concat", "stack", "expand"}
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the graph once; stores each node's output shape (``meta["shape"]``, ``meta["shapes"]`` for
+    tuples of tensors) or, for small non-tensor values (sizes, ints), the value (``meta["value"]``)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if isinstance(result, torch.Tensor):
+            n.meta["shape"] = tuple(result.shape)
+        elif isinstance(result, (tuple, list)) and result and all(isinstance(t, torch.Tensor) for t in result):
+            n.meta["shapes"] = [tuple(t.shape) for t in result]
+        elif isinstance(result, (int, float, bool, str, slice, type(None), torch.Size, torch.dtype)) or (
+                isinstance(result, (tuple, list)) and all(isinstance(v, (int, float, bool)) for v in result)):
+            n.meta["value"] = result
+        return result
+
+
+@dataclass
+class _Graph:
+    source: str
+    modules: dict[str, nn.Module]
+    tensors: dict[str, torch.Tensor]
+    order: list[fx.Node]
+    index: dict[fx.Node, int]
+    calls: dict[str, list[fx.Node]]
+    attrs: dict[str, list[fx.Node]]
+
+
+def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
+           source: str = "fx") -> _Graph:
+    order = list(graph.nodes)
+    calls: dict[str, list[fx.Node]] = {}
+    attrs: dict[str, list[fx.Node]] = {}
+    for node in order:
+        if node.op == "call_module":
+            calls.setdefault(str(node.target), []).append(node)
+        elif node.op == "get_attr":
+            attrs.setdefault(str(node.target), []).append(node)
+    return _Graph(source, modules, {k: v.detach().cpu() for k, v in tensors.items()}, order,
+                  {n: i for i, n in enumerate(order)},
+                  calls, attrs)
+
+
+def _fx_graph(model: nn.Module, example: tuple) -> _Graph:
+    """The symbolic torch.fx graph, shapes recorded on one run."""
+    gm = fx.symbolic_trace(model)
+    _Recorder(gm).run(*example)
+    return _index(gm.graph, dict(gm.named_modules()), {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
+
+
+def _recorded_graph(model: nn.Module, example: tuple) -> _Graph:
+    """The graph of one forward pass (:mod:`.record`), for models fx cannot trace or keeps whole."""
+    from .record import record_graph
+
+    graph, tensors = record_graph(model, example)
+    return _index(graph, dict(model.named_modules()), tensors, "recorded")
+
+
+def _opaque(g: _Graph, model: nn.Module) -> bool:
+    """Does the fx graph keep a layer whole that holds a bias no rule looks into (attention, RNNs)?"""
+    return any(leaf and not isinstance(g.modules[leaf], (nn.Linear, _ConvNd, *NORM_MODULES)) and
+               any(is_bias_parameter(n) for n, _ in g.modules[leaf].named_parameters()) for leaf in g.calls)
+
+
+def _owner(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else ""
+
+
+def _seeds(g: _Graph, pname: str, p: torch.Tensor, gen: torch.Generator, span: slice | None,
+           constant: bool) -> dict[fx.Node, Offset] | None:
+    """Where the bias enters the graph, each with its offset; None if it never does."""
+    value = p.detach().double().cpu().reshape(-1).clone()
+    probe = torch.randn(value.shape, generator=gen, dtype=torch.float64)
+    if constant:
+        mask = torch.zeros_like(value, dtype=torch.bool)
+        mask[span if span is not None else slice(None)] = True
+        value = torch.where(mask, value[mask].mean(), 0.0)
+        probe = torch.where(mask, probe[0], 0.0)
+    if span is not None:
+        keep = torch.zeros_like(value)
+        keep[span] = 1.0
+        value, probe = value * keep, probe * keep
+    value, probe = value.reshape(p.shape), probe.reshape(p.shape)
+    mname, attr = _owner(pname), pname.rsplit(".", 1)[-1]
+    seeds: dict[fx.Node, Offset] = {}
+    if attr == "bias" and mname in g.calls:
+        m = g.modules[mname]
+        for node in g.calls[mname]:
+            shape = node.meta.get("shape")
+            axes = bias_axes(m, len(shape)) if shape is not None else None
+            if axes is None:
+                return None
+            placed = [1] * len(shape)
+            for a, s in zip(axes, p.shape):
+                placed[a] = s
+            seeds[node] = compact(value.reshape(placed), probe.reshape(placed), len(shape))
+    for node in g.attrs.get(pname, []):
+        seeds[node] = compact(value, probe, p.dim())
+    return {n: o for n, o in seeds.items() if o is not None} or None
+
+
+def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
+               fold: bool = False) -> tuple[Context, Stop | None, tuple[str, torch.Tensor] | None]:
+    """Follow the offsets from ``seeds`` through the graph (topological order).
+
+    Returns the context (what was cancelled, running-mean corrections), the :class:`Stop` where the
+    offset matters (None if every branch was cancelled) and, with ``fold``, the linear / conv
+    layer that the offset reaches along one path of exact ops with the offset at its input (None if
+    it forks or stops first).
+    """
+    ctx = Context(g.modules, g.tensors, gen, [], [], {})
+    offsets: dict[fx.Node, Any] = dict(seeds)
+    pending = {n: len(n.users) for n in seeds}
+    start = min(g.index[n] for n in seeds)
+    if fold and len(seeds) != 1:
+        return ctx, None, None
+    for node in g.order[start:]:
+        if node in seeds:
+            continue
+        ins = [a for a in node.all_input_nodes if a in offsets]
+        if not ins:
+            continue
+        if node.op == "output":
+            return ctx, Stop("reaches the model output", "it reaches the model output"), None
+        if fold:
+            if sum(isinstance(offsets[n], Offset) for n in pending) > 1:
+                return ctx, None, None  # a fork: one layer cannot absorb it
+            target = _fold_target(g, node, ins, offsets)
+            adds_it = all(a.op == "get_attr" for a in ins)  # the functional call that adds the bias itself
+            if target is not None:
+                alone = not any(_carries(u, offsets, ctx) for u in _data_users(ins[0]) if u is not node)
+                return ctx, None, ((target, offsets[ins[0]].value) if alone else None)
+            if op_name(node, g.modules) not in _FOLD_PASS and not adds_it:
+                return ctx, None, None
+        try:
+            out = transfer(node, offsets, ctx)
+        except Stop as stop:
+            stop.reason = f"{stop.reason}{_where(node, g)}"
+            return ctx, stop, None
+        except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
+            what = describe(node, g.modules)
+            first = first_line(exc)
+            return ctx, Stop(f"not analysed: {what}", f"not analysed: {what} ({first})", unknown=True), None
+        for a in ins:
+            pending[a] -= 1
+            if pending[a] <= 0:
+                del pending[a]
+                if a not in seeds:
+                    del offsets[a]
+        if isinstance(out, list) and all(o is None for o in out):
+            out = None
+        if out is not None:
+            ctx.via.append(describe(node, g.modules))
+            offsets[node] = out
+            pending[node] = len(node.users)
+            if pending[node] == 0:
+                del pending[node]
+    return ctx, None, None
+
+
+def _carries(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> bool:
+    """Does ``node`` receive any of the offset (a second branch of a fork, for a fold)?"""
+    try:
+        out = transfer(node, offsets, ctx)
+    except Stop:
+        return True
+    return out is not None and not (isinstance(out, list) and all(o is None for o in out))
+
+
+def _where(node: fx.Node, g: _Graph) -> str:
+    return "" if node.op == "call_module" else f" (at {node.name})"
+
+
+def _fold_target(g: _Graph, node: fx.Node, ins: list[fx.Node], offsets: dict[fx.Node, Any]) -> str | None:
+    """``node``'s layer when it can absorb the offset of its input in eval mode: a linear layer mixing
+    only the axis the offset varies along, or a conv without padding (offset constant per channel)."""
+    layer = _layer_of(g, node)
+    data = node.args[1] if op_name(node, g.modules) == "addmm" else node.args[0]
+    if layer is None or ins != [data]:
+        return None
+    name, m = layer
+    off = offsets[ins[0]]
+    if not isinstance(off, Offset) or off.value is None or off.dropout:
+        return None
+    rank = off.probe.dim()
+    if (isinstance(m, nn.Linear) or is_conv1d(m)) and off.varies <= {rank - 1}:
+        return name
+    if isinstance(m, _ConvNd) and not m.transposed and off.varies <= {1}:
+        padding = m.padding if isinstance(m.padding, tuple) else (m.padding,)
+        if m.padding == "valid" or all(p == 0 for p in padding if isinstance(p, int)):
+            return name
+    return None
+
+
+def _layer_of(g: _Graph, node: fx.Node) -> tuple[str, nn.Module] | None:
+    """The conv / linear module ``node`` runs, called exactly once: a ``call_module`` node, or a
+    functional ``linear`` / ``convNd`` / ``addmm`` (GPT-2's ``Conv1D``) whose weight is that
+    module's (as in a recorded graph)."""
+    if node.op == "call_module":
+        name = str(node.target)
+        return (name, g.modules[name]) if len(g.calls[name]) == 1 else None
+    kind = op_name(node, g.modules)
+    if kind not in ("linear", "conv1d", "conv2d", "conv3d", "addmm") or len(node.args) < (3 if kind == "addmm" else 2):
+        return None
+    weight = node.args[2] if kind == "addmm" else node.args[1]
+    if not isinstance(weight, fx.Node) or weight.op != "get_attr" or len(weight.users) != 1:
+        return None
+    name = _owner(str(weight.target))
+    m = g.modules.get(name)
+    ok = is_conv1d(m) if kind == "addmm" else isinstance(m, (nn.Linear, _ConvNd))
+    return (name, m) if ok and str(weight.target).endswith("weight") else None
+
+
+def is_conv1d(m: nn.Module | None) -> bool:
+    """Is ``m`` a GPT-2-style ``Conv1D``: a linear layer with its weight stored as (in, out), run by addmm?"""
+    return type(m).__name__ == "Conv1D" and hasattr(m, "nf") and getattr(m, "bias", None) is not None
+
+
+def _layer_output(g: _Graph, pname: str) -> fx.Node | None:
+    """The node that adds the bias ``pname`` to its layer's output (its module call, or the functional
+    call that takes it as its bias argument), if there is exactly one."""
+    nodes = g.calls.get(_owner(pname), []) if pname.endswith("bias") else []
+    if not nodes:
+        nodes = [u for a in g.attrs.get(pname, []) for u in a.users]
+    return nodes[0] if len(nodes) == 1 else None
+
+
+def _listing(items: list[str], limit: int = 3) -> str:
+    unique = list(dict.fromkeys(items))
+    return ", ".join(unique[:limit]) + (f" and {len(unique) - limit} more" if len(unique) > limit else "")
+
+
+def _cancelled_text(cancelled: list[tuple[str, str]]) -> str:
+    return _listing([label for label, _ in cancelled])
+
+
+def _via(ctx: Context) -> str:
+    return f" (through {_listing(ctx.via, 4)})" if ctx.via else ""
+
+
+def _verdict(g: _Graph, pname: str, p: torch.Tensor, span: slice | None = None) -> Verdict:
+    gen = torch.Generator().manual_seed(hash(pname) % (2**31))
+    seeds = _seeds(g, pname, p, gen, span, constant=False)
+    if seeds is None:
+        return _unseeded(g, pname)
+    ctx, stop, _ = _propagate(g, seeds, gen)
+    if stop is None:
+        if not ctx.cancelled:
+            return Verdict("redundant", "output unused", "nothing downstream uses what it adds")
+        by = _cancelled_text(ctx.cancelled)
+        corrections = {buf: vec for buf, vec in ctx.corrections.values()}
+        tail = "; the running means absorb it (corrected on removal)" if corrections else ""
+        return Verdict("redundant", f"cancelled by {by}",
+                        f"every path from it{_via(ctx)} ends in a normalisation or softmax that removes it: {by}{tail}",
+                        ctx.cancelled[0][1], 1.0, corrections)
+    _, _, reached = _propagate(g, seeds, torch.Generator().manual_seed(1), fold=True)
+    if reached is not None:
+        target, value = reached
+        return Verdict("foldable", f"folds into '{target}'",
+                        f"reaches '{target}' through exact ops only: in eval mode it folds into that layer's bias "
+                        f"(it matters otherwise: {stop.reason})", target, fold_value=value)
+    bn = _bn_after_affine(g, pname)
+    if bn is not None:
+        return Verdict("foldable", f"folds into '{bn}'",
+                        f"BatchNorm with running statistics right after '{bn}': in eval mode it folds into that "
+                        "layer's weight and bias", bn)
+    verdict = Verdict("active", stop.short, f"{stop.reason}{_via(ctx)}", unknown=stop.unknown)
+    if stop.partial:
+        const = _seeds(g, pname, p, gen, span, constant=True)
+        if const is not None:
+            cctx, cstop, _ = _propagate(g, const, gen)
+            if cstop is None and cctx.cancelled:
+                v = p.detach().double().reshape(-1)[span if span is not None else slice(None)]
+                total = float(v.pow(2).sum())
+                verdict.cancelled_fraction = float(v.numel() * v.mean() ** 2) / total if total > 0 else None
+                verdict.reason += (f"; its mean (the same value in every entry) cancels in "
+                                   f"{_cancelled_text(cctx.cancelled)}")
+    return verdict
+
+
+def _unseeded(g: _Graph, pname: str) -> Verdict:
+    """A bias the traced graph never adds: inside a layer fx keeps whole, or unused."""
+    mname = _owner(pname)
+    for leaf in g.calls:
+        if leaf and (mname == leaf or mname.startswith(leaf + ".")):
+            what = f"{type(g.modules[leaf]).__name__} '{leaf}'"
+            return Verdict("active", f"not analysed: {type(g.modules[leaf]).__name__}",
+                            f"not analysed: {what} is traced as one op, and no rule looks inside it", unknown=True)
+    return Verdict("active", "not analysed: not in the graph",
+                    "not analysed: the traced graph never uses it (it may be used outside forward)", unknown=True)
+
+
+def _bn_after_affine(g: _Graph, pname: str) -> str | None:
+    """For a BatchNorm's shift: the conv / linear layer that BatchNorm folds into, if any."""
+    name = _owner(pname)
+    node = _layer_output(g, pname)
+    if node is None or not pname.endswith(".bias") or not isinstance(g.modules.get(name), _BatchNorm):
+        return None
+    return _affine_before(g, node)
+
+
+def _affine_before(g: _Graph, node: fx.Node) -> str | None:
+    """The conv / linear layer whose output only the BatchNorm ``node`` reads (running statistics kept)."""
+    src = node.args[0] if node.args else None
+    norm = norm_call(node, g.modules)
+    if norm is None or norm.kind != "batch" or norm.running_mean is None or not isinstance(src, fx.Node):
+        return None
+    layer = _layer_of(g, src)
+    if layer is None or len(_data_users(src)) != 1:
+        return None
+    name, prev = layer
+    if isinstance(prev, nn.Linear) or (isinstance(prev, _ConvNd) and (not prev.transposed or prev.groups == 1)):
+        return name
+    return None
+
+
+def _data_users(node: fx.Node) -> list[fx.Node]:
+    """Users that read the tensor's values (``x.size(0)``, ``x.shape`` only read its shape)."""
+    def meta_only(u: fx.Node) -> bool:
+        if u.op == "call_method":
+            return u.target in ("size", "dim", "numel")
+        return u.op == "call_function" and getattr(u.target, "__name__", "") == "getattr"
+    return [u for u in node.users if not meta_only(u)]
+
+
+def batchnorm_pairs(gm: fx.GraphModule) -> list[tuple[str, str]]:
+    """``(layer, batchnorm)`` module paths where a BatchNorm module with running statistics reads, and is
+    the only reader of, the output of a conv / linear layer; each called once."""
+    g = _index(gm.graph, dict(gm.named_modules()), {})
+    pairs = []
+    for name, nodes in g.calls.items():
+        if isinstance(g.modules[name], _BatchNorm) and len(nodes) == 1:
+            into = _affine_before(g, nodes[0])
+            if into is not None:
+                pairs.append((into, name))
+    return pairs
+
+
+def _feeds_relu(g: _Graph, pname: str) -> bool:
+    node = _layer_output(g, pname)
+    users = _data_users(node) if node is not None else []
+    return len(users) == 1 and op_name(users[0], g.modules) in RELU
+
+
+def _trace_verdicts(model: nn.Module, g: _Graph) -> tuple[Verdicts, set[str]]:
+    """Verdicts per bias parameter (a list of parts for packed biases) and the biases that feed a ReLU."""
+    out: Verdicts = {}
+    relu: set[str] = set()
+    for pname, p in model.named_parameters():
+        if not is_bias_parameter(pname):
+            continue
+        whole = _verdict(g, pname, p)
+        out[pname] = [(None, None, whole)]
+        if whole.status == "active" and PACKED.search(pname) and p.dim() == 1 and p.numel() % 3 == 0:
+            n = p.numel() // 3
+            parts = [(part, slice(i * n, (i + 1) * n)) for i, part in enumerate(_PARTS)]
+            verdicts = [(part, span, _verdict(g, pname, p, span)) for part, span in parts]
+            if any(v.status != "active" for _, _, v in verdicts):
+                out[pname] = verdicts
+        if _feeds_relu(g, pname):
+            relu.add(pname)
+    return out, relu
+
+
+def _graph(model: nn.Module, example: tuple) -> _Graph:
+    """The fx graph; where fx fails, or keeps a biased layer whole, the graph recorded from one pass."""
+    try:
+        g = _fx_graph(model, example)
+    except Exception as exc:  # noqa: BLE001 - tracing failures have many types
+        first = first_line(exc)
+        g = _recorded_graph(model, example)
+        warnings.warn(f"torch.fx could not trace the model ({first}); its graph was recorded from one forward "
+                      "pass instead, with the control flow this example input takes", stacklevel=3)
+        return g
+    return _recorded_graph(model, example) if _opaque(g, model) else g
+
+
+def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[Finding]:
+    """Every bias parameter of ``model`` with its status: ``redundant``, ``foldable`` or ``active``.
+
+    Parameters
+    ----------
+    model : the network; it is not modified (the analysis runs one forward pass in eval mode
+        without gradients and restores each module's train/eval flag).
+    example_input : a tensor (or tuple of tensors) the model accepts; it fixes the shapes the
+        analysis reasons about.
+
+    Returns
+    -------
+    One :class:`Finding` per bias parameter, in ``named_parameters`` order — one per part for a
+    packed attention bias whose parts differ. Where torch.fx cannot trace the model the verdicts
+    come from the execution order of a hooked forward pass (``Finding.traced`` is False), every
+    ``redundant`` there confirmed by perturbation, and a :class:`UserWarning` says so.
+
+    Raises
+    ------
+    BiaslabError
+        if the model cannot run on ``example_input``.
+    """
+    return analyse(model, example_input)[0]
+
+
+def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list[Finding], str]:
+    """:func:`find_biases`, also saying where the graph came from: ``fx`` (symbolic trace), ``recorded``
+    (one forward pass, :mod:`.record`) or ``hooks`` (the order-based fallback)."""
+    example = example_input if isinstance(example_input, tuple) else (example_input,)
+    traced = True
+    flags = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            g = _graph(model, example)
+            verdicts, relu_fed = _trace_verdicts(model, g)
+    except Exception as exc:  # noqa: BLE001 - neither tracer copes: use the weaker fallback
+        first = first_line(exc)
+        traced = False
+        try:
+            verdicts, relu_fed = hook_verdicts(model, example)
+        except Exception as run_exc:  # noqa: BLE001 - the model itself fails on this input
+            msg = first_line(run_exc)
+            shapes = ", ".join(str(tuple(t.shape)) for t in example if isinstance(t, torch.Tensor))
+            raise BiaslabError(f"the model fails on an example input of shape {shapes}: {msg}; "
+                               "pass an --input-shape (or --input-ids) the model accepts") from None
+        warnings.warn(f"the model's graph could not be traced or recorded ({first}); statuses come from the "
+                      "execution order of one forward pass, a weaker guess that cannot see skip connections: a "
+                      "bias is called redundant there only when perturbing it leaves the output unchanged",
+                      stacklevel=2)
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
+    if not traced:
+        confirm(model, verdicts, example)
+    return _findings(model, verdicts, relu_fed, traced), (g.source if traced else "hooks")
+
+
+def _findings(model: nn.Module, verdicts: Verdicts, relu_fed: set[str], traced: bool) -> list[Finding]:
+    modules = dict(model.named_modules())
+    findings = []
+    for pname, p in model.named_parameters():
+        if not is_bias_parameter(pname):
+            continue
+        mname = _owner(pname)
+        parts = verdicts.get(pname) or [(None, None, Verdict(
+            "active", f"not analysed: {type(modules[mname]).__name__}",
+            f"not analysed: a bias inside {type(modules[mname]).__name__} '{mname}', which the order-based "
+            "fallback does not model", unknown=True))]
+        for part, span, v in parts:
+            values = p.detach().double().reshape(-1)[span if span is not None else slice(None)]
+            a = values.abs()
+            reason = v.reason if traced else f"{v.reason} (order-based: torch.fx could not trace the model)"
+            findings.append(Finding(
+                module=mname, param=pname, type=type(modules[mname]).__name__,
+                shape=(values.numel(),) if part else tuple(p.shape), numel=values.numel(),
+                abs_mean=float(a.mean()) if a.numel() else 0.0, abs_max=float(a.max()) if a.numel() else 0.0,
+                status=v.status, reason=reason, traced=traced, short_reason=v.short, consumer=v.consumer,
+                cancelled_fraction=v.cancelled_fraction, feeds_relu=pname in relu_fed,
+                zero_now=bool(values.numel()) and not bool(values.any()),
+                part=part, span=(span.start, span.stop) if span is not None else None,
+                corrections={k: t.numpy() for k, t in v.corrections.items()} or None,
+                fold_value=v.fold_value.numpy() if v.fold_value is not None else None,
+            ))
+    return findings

@@ -1,0 +1,266 @@
+"""``biaslab audit``: the command's library function and its result."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...infra.io import BiaslabError, atomic_path
+from ...results.audit import AuditResult, FixRecord, finding_claim
+from ...infra.validate import parse_count, parse_shape, writable_file
+from .contrib import bias_contributions
+from .fix import fold_biases, load_fixed, remove_biases
+from .graph import analyse
+from .hf import check_sequence_length, hf_example_shape, is_hf
+from .verify import verify_findings
+from .target import build_target, builtin_names, default_input_shape, is_checkpoint_path
+
+__all__ = ["run_audit", "input_shape_arg", "input_ids_arg", "samples_arg", "MAX_SAMPLES", "MAX_INPUT_ELEMENTS"]
+
+#: Tokens per sequence of the random example for text models (``--input-ids`` overrides it).
+DEFAULT_TOKENS = 8
+
+#: Most data inputs ``--samples`` may ask for (each bias is zeroed and the model re-run on all of them).
+MAX_SAMPLES = 100_000
+
+#: Most elements an example input (``--input-shape``), or all contribution inputs together, may hold:
+#: 2**27 float32 values are 512 MiB.
+MAX_INPUT_ELEMENTS = 2**27
+
+
+def input_shape_arg(text: str | None) -> tuple[int, ...] | None:
+    """``"2,3,32,32"`` → ``(2, 3, 32, 32)``, bounded by :data:`MAX_INPUT_ELEMENTS`; None stays None."""
+    return None if text is None else parse_shape("--input-shape", text, MAX_INPUT_ELEMENTS, "2,3,32,32")
+
+
+def input_ids_arg(text: str | None) -> tuple[int, int] | None:
+    """``"2,16"`` → ``(2, 16)``: N sequences of L token ids; None stays None."""
+    if text is None:
+        return None
+    shape = parse_shape("--input-ids", text, MAX_INPUT_ELEMENTS, "2,16")
+    if len(shape) != 2:
+        raise BiaslabError(f"--input-ids takes two numbers N,L (sequences, tokens each), got {text!r}")
+    return shape
+
+
+def samples_arg(text: str | int) -> int:
+    """``--samples`` as a whole number in ``[1, MAX_SAMPLES]``."""
+    return parse_count("--samples", text, 1, MAX_SAMPLES)
+
+
+def _load_data(data: str, seed: int) -> Any:
+    from ...data.datasets import DATASETS, load_data_path, load_dataset
+
+    return load_dataset(data, seed=seed) if data in DATASETS else load_data_path(data, seed=seed)
+
+
+def _is_checkpoint(target: str) -> bool:
+    return ":" not in target and target not in builtin_names() and is_checkpoint_path(target)
+
+
+def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Path, fold: bool,
+              load_expr: str, seed: int) -> FixRecord:
+    """Remove redundant biases (and fold), check equivalence, then write the state_dict atomically."""
+    fixed, checks = remove_biases(model, findings, example, seed=seed)
+    folded: list[str] = []
+    not_folded: list[str] = []
+    if fold:
+        fixed, folded, fold_checks = fold_biases(fixed.eval(), example, seed=seed)
+        checks += fold_checks
+        not_folded = [f"{n} ({type(m).__name__}): " + (
+            "not right after a conv / linear layer whose output only it reads" if type(m).__module__.startswith(
+                "torch.nn") else "not a torch.nn BatchNorm (it may compute more), so it is left as it is")
+            for n, m in fixed.named_modules() if isinstance(m, _BatchNorm)]
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(fixed.state_dict(), tmp)
+    except OSError as exc:
+        raise BiaslabError(f"cannot write --fix {path}: {exc.strerror or exc}; pass a writable file path") from None
+    removed = [f.label for f in findings if f.status == "redundant"]
+    load = f"model = {load_expr}; biaslab.experiments.audit.load_fixed(model, {str(path)!r})"
+    if fold:
+        load += "; model.eval()  (folded BatchNorm: inference only)"
+    return FixRecord(path=str(path), removed=removed, folded=folded, not_folded=not_folded, fold=fold,
+                     params_before=sum(p.numel() for p in model.parameters()),
+                     params_after=sum(p.numel() for p in fixed.parameters()), checks=checks, load=load)
+
+
+def _example_input(model: nn.Module, shape: tuple[int, ...], ds: Any, g: torch.Generator,
+                   dev: torch.device) -> torch.Tensor:
+    """The example input: the data's first samples, or standard-normal values in the model's dtype."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    if ds is not None:
+        return torch.as_tensor(ds.X_test[: shape[0]]).to(dev, dtype)
+    return torch.randn(shape, generator=g, dtype=torch.float64).to(dev, dtype)
+
+
+def run_audit(
+    target: str,
+    arch: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    input_ids: tuple[int, int] | None = None,
+    config: str | None = None,
+    data: str | None = None,
+    samples: int = 128,
+    fix: str | Path | None = None,
+    fold: bool = False,
+    verify: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    show_progress: bool = False,
+) -> AuditResult:
+    """Audit the biases of ``target`` (``file.py:factory``, ``module:factory``, a built-in name, or a
+    state_dict ``FILE.pt`` with ``arch``).
+
+    Parameters
+    ----------
+    input_shape : shape of the example input with the batch first, e.g. ``(2, 3, 32, 32)``;
+        defaults per built-in model (batch 2) or from ``data``.
+    input_ids : ``(N, L)``: the example is N sequences of L random token ids (from the model's
+        first embedding's vocabulary); the default for text models (``hf:bert``, ``hf:gpt2``).
+    config : JSON fields for a ``hf:TYPE`` model's configuration (:mod:`.hf`).
+    data : ``random`` (standard-normal inputs of ``input_shape``), a built-in data set
+        (``digits``, ...) or a data path; measures each bias's contribution on ``samples`` inputs.
+    fix : write a state_dict without the redundant biases there (and, with ``fold``, everything
+        foldable folded), after checking on sample inputs that the outputs are unchanged.
+    verify : perturb every ``redundant`` bias (float64, training mode) and record whether the
+        output stayed put (``Finding.verified``).
+
+    Returns
+    -------
+    An :class:`AuditResult` with one finding and one claim per bias.
+
+    Raises
+    ------
+    BiaslabError
+        for bad input (checked before any work starts), or when a fix fails its check.
+    """
+    from ...infra.device import resolve_device
+    from ...infra.progress import progress_bar
+
+    samples = samples_arg(samples)
+    if config is not None and not is_hf(arch or target):
+        raise BiaslabError("--config applies to Hugging Face models only: pass hf:TYPE (e.g. hf:bert)")
+    if input_ids is not None and (input_shape is not None or (data not in (None, "random"))):
+        raise BiaslabError("--input-ids makes random token ids: drop --input-shape and --data DATASET")
+    if fold and fix is None:
+        raise BiaslabError("--fold needs --fix OUT.pt (where to write the folded model)")
+    if fix is not None:
+        if Path(fix).is_dir():
+            raise BiaslabError(f"cannot write --fix {fix}: it is a folder; pass a file path such as "
+                               f"{Path(fix) / 'fixed.pt'}")
+        writable_file("--fix", fix)
+    checkpoint = _is_checkpoint(target)
+    if checkpoint and arch is None:
+        raise BiaslabError(f"{target} is a checkpoint: pass --arch (a built-in name or file.py:factory) to say "
+                           "which architecture its state_dict belongs to")
+    dev = resolve_device(device)
+    ds = _load_data(data, seed) if data not in (None, "random") else None
+    if ds is not None and input_shape is not None and tuple(input_shape[1:]) != tuple(ds.in_shape):
+        raise BiaslabError(f"--input-shape {','.join(map(str, input_shape))} does not match the data's input "
+                           f"shape {tuple(ds.in_shape)}; drop --input-shape")
+    spec = arch if checkpoint else target
+    sample_shape = tuple(ds.in_shape) if ds is not None else (tuple(input_shape[1:]) if input_shape else None)
+    if data is not None and input_shape is not None and samples * math.prod(input_shape[1:]) > MAX_INPUT_ELEMENTS:
+        raise BiaslabError(f"--samples {samples} inputs of shape {input_shape[1:]} hold more than "
+                           f"{MAX_INPUT_ELEMENTS:,} values; pass fewer --samples")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_target(spec, sample_shape, ds.n_classes if ds is not None else 10, config)
+        adapted: list[str] = []
+        if checkpoint:
+            before = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_modules()}
+            load_fixed(model, target)
+            after = {n for n, _ in model.named_parameters()} | {n for n, m in model.named_modules()
+                                                                 if not isinstance(m, nn.Identity)}
+            adapted = sorted(before - after)
+        vocab = _vocabulary(model, spec) if input_ids is not None or ds is None else None
+        if vocab is not None:
+            input_shape = input_ids or (2, DEFAULT_TOKENS)
+            if is_hf(spec):
+                check_sequence_length(model, input_shape[1])
+        elif input_shape is None:
+            default = sample_shape or default_input_shape(spec) or _hf_shape(model, spec)
+            if default is None:
+                raise BiaslabError(f"pass --input-shape N,C,... (e.g. 2,3,32,32) or --input-ids N,L: {spec} is a "
+                                   "factory, so the audit does not know what input it takes")
+            input_shape = (2, *default)
+        model = model.to(dev)
+        g = torch.Generator().manual_seed(seed)
+        example = (torch.randint(0, vocab, input_shape, generator=g).to(dev) if vocab is not None
+                   else _example_input(model, input_shape, ds, g, dev))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            findings, source = analyse(model, example)
+        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        if adapted:
+            notes.append(f"{target} has no {', '.join(adapted[:6])}{' ...' if len(adapted) > 6 else ''} (removed or "
+                         "folded by --fix): the architecture was adapted and is audited without them")
+        result = AuditResult(
+            target=target, input_shape=list(input_shape), biases=findings,
+            total_params=sum(p.numel() for p in model.parameters()),
+            traced=source != "hooks", graph=source, warnings=notes,
+            initial_weights=not checkpoint and (":" not in target or is_hf(target)),
+            params={"target": target, "arch": arch, "config": config, "input_shape": list(input_shape),
+                    "input_ids": vocab is not None, "data": data,
+                    "samples": samples, "fix": str(fix) if fix else None, "fold": fold, "verify": verify,
+                    "seed": seed,
+                    "device": str(dev)},
+        )
+        if data is not None:
+            dtype = example.dtype
+            if ds is not None:
+                X = torch.as_tensor(ds.X_test[:samples]).to(dev, dtype)
+                y = torch.as_tensor(ds.y_test[:samples]).to(dev)
+            elif vocab is not None:
+                X, y = torch.randint(0, vocab, (samples, *input_shape[1:]), generator=g).to(dev), None
+            else:
+                X, y = torch.randn((samples, *input_shape[1:]), generator=g, dtype=torch.float64).to(dev, dtype), None
+            with progress_bar(len(findings), "zeroing each bias", show_progress) as advance:
+                result.contributions, result.baseline_accuracy = bias_contributions(model, findings, X, y,
+                                                                                     advance=advance)
+            result.data, result.n_samples = (ds.name if ds is not None else "random"), len(X)
+        if verify:
+            with progress_bar(1, "verifying redundant biases", show_progress) as advance:
+                verify_findings(model, findings, example, seed)
+                advance()
+            result.verified = True
+        if fix is not None:
+            load_expr = _load_expression(spec, sample_shape, ds)
+            result.fix = _make_fix(model, findings, example, Path(fix), fold, load_expr, seed)
+    result.claims = [finding_claim(f) for f in findings]
+    return result
+
+
+def _vocabulary(model: nn.Module, spec: str) -> int | None:
+    """The vocabulary of a text model (its first embedding), when it reads token ids."""
+    if is_hf(spec) and hf_example_shape(model)[0] != "ids":
+        return None
+    emb = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    if emb is None or not (is_hf(spec) or ":" in spec):
+        return None
+    return emb.num_embeddings
+
+
+def _hf_shape(model: nn.Module, spec: str) -> tuple[int, ...] | None:
+    return hf_example_shape(model)[1] if is_hf(spec) else None
+
+
+def _load_expression(spec: str, sample_shape: tuple[int, ...] | None, ds: Any) -> str:
+    """Python that rebuilds the audited architecture, for the load instructions."""
+    from ...nets import zoo
+
+    if is_hf(spec):
+        return f"transformers.AutoModel.from_config(<the {spec} configuration of this run>)"
+    n_classes = ds.n_classes if ds is not None else 10
+    if spec in zoo.ZOO:
+        return f"biaslab.nets.zoo.build_zoo_model({spec!r}, {sample_shape or zoo.ZOO_INPUT_SHAPES[spec]}, {n_classes})"
+    if ":" not in spec:
+        return f"biaslab.nets.models.build_model({spec!r}, in_shape={sample_shape or (1, 8, 8)}, n_classes={n_classes})"
+    return f"{spec.rpartition(':')[2]}()  (your factory from {spec.rpartition(':')[0]})"

@@ -1,0 +1,214 @@
+"""How a command ends: every exception becomes one line on stderr and a documented exit code.
+
+=====  ==================================================================================
+ code  meaning
+=====  ==================================================================================
+ 0     done
+ 1     a bug in biaslab: the traceback, then one line saying how to report it
+ 2     bad input or a problem of the machine (a full disk, a read-only folder, a closed
+       pipe, too little memory, an image bomb): one line ``biaslab: error: ...``
+ 130   interrupted (Ctrl-C): one line; files are complete or untouched, never half-written
+=====  ==================================================================================
+
+:func:`one_line_errors` wraps every command (the CLI's group runs each command inside it),
+so the Typer test runner and the console script behave the same.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .io import BiaslabError
+
+__all__ = [
+    "EXIT_BUG", "EXIT_USER", "EXIT_INTERRUPTED", "describe", "one_line_errors", "check_stdout_open", "stdout_errors",
+    "ctrl_c_pressed", "exit_on_late_interrupt",
+]
+
+EXIT_BUG = 1
+EXIT_USER = 2
+EXIT_INTERRUPTED = 130
+
+#: Where the SIGINT handler records a real Ctrl-C (a KeyboardInterrupt raised by user code is not one).
+_state = {"installed": False, "pressed": False}
+
+_HINTS = {
+    errno.ENOSPC: "free some space or choose another location",
+    errno.EDQUOT: "free some space or choose another location",
+    errno.EACCES: "choose a location you can write to",
+    errno.EPERM: "choose a location you can write to",
+    errno.EROFS: "the file system is read-only; choose another location",
+    errno.ENAMETOOLONG: "choose a shorter name",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder; pass a file",
+    errno.ENOENT: "check the path",
+}
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _state["pressed"] = True
+    raise KeyboardInterrupt
+
+
+def ctrl_c_pressed() -> bool | None:
+    """True after a Ctrl-C, False if none came while our handler listened, None when it is not listening."""
+    return _state["pressed"] if _state["installed"] else None
+
+
+@contextmanager
+def _sigint_noted() -> Iterator[None]:
+    """Listen for Ctrl-C (on the main thread) so that a KeyboardInterrupt from user code can be told apart."""
+    if threading.current_thread() is not threading.main_thread() or _state["installed"]:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    _state.update(installed=True, pressed=False)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _state["installed"] = False
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush cannot fail again ("Exception ignored")."""
+    try:
+        fd = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no real stdout (a test runner, a closed stream)
+        pass
+
+
+def check_stdout_open() -> None:
+    """Refuse to start when stdout is closed (``>&-``) and there is output to print."""
+    if sys.stdout is None:
+        raise BiaslabError("stdout is closed, so the output has nowhere to go; run with stdout open or pass --quiet")
+
+
+@contextmanager
+def stdout_errors() -> Iterator[None]:
+    """Write to stdout inside the block; a closed or full stdout becomes :class:`BiaslabError`."""
+    check_stdout_open()
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as exc:
+        _silence_stdout()
+        raise BiaslabError(f"cannot write to stdout: {exc.strerror or exc}") from None
+
+
+def _oserror_line(exc: OSError) -> str:
+    text = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is not None:
+        text += f": {os.fsdecode(exc.filename)}"
+    if getattr(exc, "filename2", None) is not None:
+        text += f" -> {os.fsdecode(exc.filename2)}"
+    hint = _HINTS.get(exc.errno)
+    return f"{text}; {hint}" if hint else text
+
+
+def describe(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and the one line for an exception that is the user's or the machine's; None for a bug."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "biaslab: interrupted"
+    if isinstance(exc, BiaslabError):
+        return EXIT_USER, f"biaslab: error: {exc}"
+    if isinstance(exc, SystemExit):
+        return EXIT_USER, f"biaslab: error: code run by biaslab exited (sys.exit({exc.code!r})) instead of returning"
+    if isinstance(exc, MemoryError):
+        return EXIT_USER, "biaslab: error: out of memory; use smaller sizes (see the limits in the README)"
+    if "PIL.Image" in sys.modules:
+        from PIL import Image
+
+        if isinstance(exc, Image.DecompressionBombError):
+            return EXIT_USER, f"biaslab: error: image refused as a decompression bomb: {exc}"
+        if isinstance(exc, Image.UnidentifiedImageError):
+            return EXIT_USER, f"biaslab: error: {exc}; use a PNG, JPEG or TIFF file"
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EPIPE:
+            _silence_stdout()
+            return EXIT_USER, "biaslab: error: the output pipe was closed before biaslab finished writing"
+        return EXIT_USER, f"biaslab: error: {_oserror_line(exc)}"
+    return None
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, AttributeError, ValueError):  # stderr itself is closed: the exit code still tells
+        pass
+
+
+def _usage_errors() -> tuple[type, type | tuple]:
+    """click's ``ClickException`` and ``NoArgsIsHelpError`` as Typer uses them (recent Typer vendors click)."""
+    import typer
+
+    click = sys.modules[typer.BadParameter.__module__]
+    return click.ClickException, getattr(click, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Run a command: user and machine errors → one stderr line and exit 2, Ctrl-C → 130, bugs → traceback and 1.
+
+    Raises ``typer.Exit`` with the code, as a command's own ``typer.Exit`` would.
+    """
+    from typer import Abort, Exit
+
+    click_exception, no_args_is_help = _usage_errors()
+    with _sigint_noted():
+        try:
+            yield
+        except (Exit, Abort):
+            raise
+        except no_args_is_help as exc:  # bare `biaslab`: the help, as before
+            exc.show()
+            raise Exit(exc.exit_code) from None
+        except click_exception as exc:  # a bad option value or an unknown option
+            hint = ""
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                hint = f" (see '{ctx.command_path} --help')"
+            _say(f"biaslab: error: {exc.format_message()}{hint}")
+            raise Exit(exc.exit_code) from None
+        except BaseException as exc:  # noqa: BLE001 - this is the boundary
+            described = describe(exc)
+            if described is None:
+                traceback.print_exc()
+                from .. import __version__
+
+                _say(f"biaslab: internal error (a bug in biaslab {__version__}); please report it with the "
+                     "command line and the traceback above to the biaslab issue tracker")
+                raise Exit(EXIT_BUG) from None
+            code, line = described
+            _say(line)
+            raise Exit(code) from None
+
+
+def exit_on_late_interrupt() -> None:
+    """Make a Ctrl-C outside :func:`one_line_errors` (after the command, during interpreter shutdown and
+    its atexit handlers) exit 130 at once with one line, no traceback, no "Exception ignored".
+
+    Install it before entering :func:`one_line_errors`, which restores it on the way out, so
+    there is no moment without one of the two handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def _late(signum: int, frame: Any) -> None:
+        try:
+            os.write(2, b"biaslab: interrupted\n")  # no Python I/O: the interpreter may be shutting down
+        finally:
+            os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, _late)

@@ -1,0 +1,304 @@
+"""What every command writes, and ``biaslab report``, which rebuilds it from results.json alone.
+
+The layout is the same for every command::
+
+    OUT/results.json   versioned, machine-readable (the same payload ``--json`` prints)
+    OUT/*.png|*.svg    figures rendered from the result
+    OUT/report.html    self-contained report (figures embedded)
+    OUT/report.md      the same as Markdown
+
+A run renders everything into a staging folder inside OUT first and moves the files into
+place only when all of them exist, results.json last: a failure while rendering leaves the
+previous complete set, never a results.json that disagrees with its report.
+
+A run holds ``OUT/.biaslab.lock`` (:func:`locked_out_dir`) from before its work starts until
+its files are written: a second run into the same folder fails at once with a clear message.
+Temporary files of ours left there by a killed run are removed when the next run takes the lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import BiaslabError, atomic_write_json, remove_stale_temps
+from ..results import Result, load_results, payload
+
+__all__ = [
+    "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
+    "check_format", "check_same_command", "out_dir_path", "previous_figures", "prepare_out_dir", "locked_out_dir",
+    "save_outputs", "rebuild",
+]
+
+FIGURE_FORMATS = ("png", "svg")
+#: Files every command writes into OUT: each must be a regular file or absent before a run starts.
+OUTPUT_FILES = ("results.json", "report.html", "report.md")
+#: A run refuses to start with less free space than this in OUT (results, figures, report, weights).
+MIN_FREE_BYTES = 32 * 1024**2
+#: The lock file a run holds in OUT.
+LOCK_NAME = ".biaslab.lock"
+_held_locks: dict[str, int] = {}  # real path of OUT → nesting depth, so one run may lock its OUT twice
+
+
+@dataclass
+class SavedOutputs:
+    out_dir: Path
+    results: Path | None  # None for a comparison of several runs, which has no results.json of its own
+    figures: list[Path]
+    report: Path
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of :data:`FIGURE_FORMATS`, else :class:`BiaslabError`."""
+    from .validate import check_choice
+
+    return check_choice("figure format", fmt, FIGURE_FORMATS)
+
+
+def check_same_command(out_dir: str | Path, command: str) -> None:
+    """Refuse an ``out_dir`` whose results.json belongs to another command: a run never replaces
+    another command's results (and leaves its figures behind). An unreadable file is left to the
+    other checks."""
+    path = out_dir_path(out_dir, command) / "results.json"
+    if not path.is_file():
+        return
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(existing, str) and existing != command:
+        raise BiaslabError(f"--out {out_dir} holds the results of `biaslab {existing.replace('-', ' ')}`; "
+                           f"choose another folder for `biaslab {command.replace('-', ' ')}`")
+
+
+def check_targets(out: Path, names: list[str] | tuple[str, ...]) -> None:
+    """Refuse if any ``out/name`` exists and is not a regular file (a folder, a device, a symlink)."""
+    for name in names:
+        target = out / name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise BiaslabError(
+                f"cannot write {target}: it exists and is not a regular file; remove it or choose another --out"
+            )
+
+
+def out_dir_path(out: str | Path | None, command: str) -> Path:
+    """The output folder of ``command``: ``out``, or ``biaslab-out/<command>`` when it is None.
+
+    Refuses (:class:`BiaslabError`) the empty string, which ``Path`` would turn into the current
+    directory: the CLI passes ``--out`` here as typed, before it becomes a path.
+    """
+    if out is None:
+        return Path("biaslab-out") / command
+    if isinstance(out, str) and not out:
+        raise BiaslabError("--out is empty; pass a directory (e.g. --out results), or leave --out out for the "
+                           "default folder")
+    return Path(out)
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` and check that files can be written there, before any work is done.
+
+    Refuses (:class:`BiaslabError`) an empty name, a path that is a file, a folder that cannot be
+    created or written (read-only, a parent that is a file, ``/proc``, a name that is too long),
+    less than :data:`MIN_FREE_BYTES` free, and an output name (:data:`OUTPUT_FILES`) that is a folder.
+    """
+    out = out_dir_path(out_dir, "<command>")
+    if out.exists() and not out.is_dir():
+        raise BiaslabError(f"--out {out} is a file; pass a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".biaslab-probe-", dir=out)
+        try:
+            os.write(fd, b"biaslab")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free = shutil.disk_usage(out).free
+    except OSError as exc:
+        raise BiaslabError(f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable directory") from None
+    if free < MIN_FREE_BYTES:
+        raise BiaslabError(
+            f"only {free // 1024**2} MiB free in --out {out}; a run needs {MIN_FREE_BYTES // 1024**2} MiB: "
+            "free some space or choose another directory"
+        )
+    check_targets(out, OUTPUT_FILES)
+    return out
+
+
+def _lock_owner(path: Path) -> str:
+    try:
+        return f" (pid {int(path.read_text().strip())})"
+    except (OSError, ValueError):
+        return ""
+
+
+def _take_lock(lock: Path, out: Path) -> int | None:
+    """Open and flock ``lock``; the fd, or None where the file system has no flock."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            raise BiaslabError(f"cannot create the lock file {lock}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BiaslabError(
+                f"another biaslab run{_lock_owner(lock)} is writing into {out}; wait for it to finish "
+                "or choose another --out"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return None
+            raise
+        try:  # the run before us may have removed the file between our open and our flock: start again
+            if os.stat(lock, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@contextmanager
+def locked_out_dir(out_dir: str | Path) -> Iterator[Path]:
+    """:func:`prepare_out_dir`, then hold ``OUT/.biaslab.lock`` for the block.
+
+    A second run (another process) into the same folder gets :class:`BiaslabError` at once.
+    Taking the lock also removes temporary files of ours that a killed run left in OUT; the
+    lock file is removed when the block ends. Re-entrant within a process. File systems
+    without ``flock`` are used unlocked.
+    """
+    out = prepare_out_dir(out_dir)
+    key = os.path.realpath(out)
+    if key in _held_locks:
+        _held_locks[key] += 1
+        try:
+            yield out
+        finally:
+            _held_locks[key] -= 1
+        return
+    lock = out / LOCK_NAME
+    fd = _take_lock(lock, out)
+    try:
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        remove_stale_temps(out, prefix=".biaslab-", max_age=0)  # staging and probes exist only under the lock
+        remove_stale_temps(out)
+        _held_locks[key] = 1
+        try:
+            yield out
+        finally:
+            del _held_locks[key]
+    finally:
+        if fd is not None:
+            lock.unlink(missing_ok=True)  # while still holding it: see _take_lock
+            os.close(fd)
+
+
+_FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(([^)/\\]+\.(?:png|svg))\)")
+
+
+def previous_figures(out: Path) -> set[str]:
+    """The figures of the run already in ``out``: the file names its report.md links to.
+
+    Only a folder holding results.json and a regular report.md counts, and only links to a bare
+    ``NAME.png`` or ``NAME.svg`` beside the report (no folder, no ``..``): files we wrote.
+    """
+    report = out / "report.md"
+    if not (out / "results.json").is_file() or report.is_symlink() or not report.is_file():
+        return set()
+    try:
+        text = report.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {m.group(1) for line in text.splitlines() if (m := _FIGURE_LINK.fullmatch(line.strip()))}
+
+
+def _title(result: Result) -> str:
+    return f"biaslab {result.command.replace('-', ' ')}"
+
+
+def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> SavedOutputs:
+    """Write results.json, the figures and the report of ``result`` into ``out_dir``."""
+    from ..render import render_figures, render_sections
+    from ..render.report import write_report
+
+    check_format(fmt)
+    with locked_out_dir(out_dir) as out:
+        stage = Path(tempfile.mkdtemp(prefix=".biaslab-staging-", dir=out))
+        try:
+            figures = render_figures(result, stage, fmt)
+            write_report(stage, _title(result), render_sections(result, figures))
+            atomic_write_json(stage / "results.json", payload(result))
+            names = [f.name for f in figures] + ["report.md", "report.html", "results.json"]
+            check_targets(out, names)  # all or nothing: refuse before the first file is moved
+            stale = previous_figures(out) - set(names)  # e.g. the .svg figures of a run now rendered as .png
+            for name in names:
+                os.replace(stage / name, out / name)
+            for name in stale:
+                target = out / name
+                if target.is_file() and not target.is_symlink():
+                    target.unlink()
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return SavedOutputs(out, out / "results.json", [out / f.name for f in figures], out / "report.html")
+
+
+def save_demo(result: Result, parts: dict[str, Result], out_dir: str | Path, fmt: str = "png") -> SavedOutputs:
+    """Save each part in ``out_dir/<name>/`` and the demo's own results.json and report."""
+    from ..explore import write_explorer
+    from ..render.demo import demo_report
+
+    check_format(fmt)
+    with locked_out_dir(out_dir) as out:
+        saved = {name: save_outputs(part, out / name, fmt) for name, part in parts.items()}
+        # The explorer beside the report, on the demo's conv settings (camera at 256 pixels).
+        explorer = write_explorer(out, max_size=256, seed=result.params.get("seed", 0))
+        report = demo_report(result, parts, {n: s.figures for n, s in saved.items()}, out, explorer=explorer.name)
+        results = atomic_write_json(out / "results.json", payload(result))
+    return SavedOutputs(out, results, [f for s in saved.values() for f in s.figures], report)
+
+
+def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str = "png") -> SavedOutputs:
+    """``biaslab report``: re-render figures and reports from results.json alone.
+
+    One directory is rebuilt in place (or into ``out_dir``); a demo directory rebuilds every
+    section and the demo report. Several directories of the same command are rendered side by
+    side into ``out_dir`` (default ``biaslab-out/report``), one section group per run.
+    """
+    from ..render.compare import compare_report
+
+    check_format(fmt)
+    if not dirs:
+        raise BiaslabError("pass at least one directory written by a biaslab command")
+    results = [load_results(d) for d in dirs]
+    if len(results) == 1:
+        result = results[0]
+        out = out_dir_path(out_dir, "report") if out_dir is not None else Path(dirs[0])
+        if result.command == "demo":
+            parts = {name: load_results(Path(dirs[0]) / name) for name in result.sections}
+            return save_demo(result, parts, out, fmt)
+        return save_outputs(result, out, fmt)
+    commands = sorted({r.command for r in results})
+    if len(commands) > 1:
+        raise BiaslabError(
+            f"can only compare runs of one command side by side (got {', '.join(commands)}); "
+            "run `biaslab report` on each directory separately"
+        )
+    if commands[0] == "demo":
+        raise BiaslabError("compare demo sections one command at a time: biaslab report DEMO1/ablate DEMO2/ablate")
+    with locked_out_dir(out_dir_path(out_dir, "report")) as out:
+        figures, report = compare_report(results, [Path(d) for d in dirs], out, fmt)
+    return SavedOutputs(out, None, figures, report)
