@@ -7,15 +7,8 @@ from hypothesis.extra.numpy import arrays
 
 from typer.testing import CliRunner
 
-from biaslab.math.activations import (
-    ACTIVATIONS,
-    MAX_ABS_PARAMETER,
-    MAX_BIASES,
-    MIN_ABS_WEIGHT,
-    activate,
-    run_relu,
-    threshold,
-)
+from biaslab.experiments.relu.run import MAX_ABS_PARAMETER, MAX_BIASES, MIN_ABS_WEIGHT, run_relu
+from biaslab.math.activations import ACTIVATIONS, activate, threshold
 from biaslab.cli import app
 from biaslab.infra.io import BiaslabError
 from biaslab.results import from_payload, payload

@@ -41,7 +41,7 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
 
 
 def test_demo_uses_the_steps_given(tmp_path):
-    from biaslab.math.activations import run_relu
+    from biaslab.experiments.relu.run import run_relu
 
     from biaslab.infra.outputs import save_demo
 

@@ -35,7 +35,7 @@ COMMANDS = {
 #: The library call each command's work starts with: a guard there proves a refusal came first.
 WORK = {
     "regression": "biaslab.experiments.regression.run.run_regression",
-    "relu": "biaslab.math.activations.run_relu",
+    "relu": "biaslab.experiments.relu.run.run_relu",
     "conv": "biaslab.experiments.conv.run.run_conv",
     "demo": "biaslab.experiments.demo.run_demo",
     "ablate": "biaslab.experiments.ablate.run_ablate",

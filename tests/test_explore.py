@@ -23,7 +23,7 @@ from biaslab.explore.data import (
 from biaslab.explore.page import render_page
 from biaslab.experiments.conv.run import kernel_sums, prepare_image
 from biaslab.math.kernels import named_kernel, random_kernels
-from biaslab.experiments.regression.run import make_line_data
+from biaslab.experiments.regression.data import make_line_data
 
 runner = CliRunner()
 MAX_BYTES = 3 * 1024 * 1024  # issue 14: the file stays ≤ 3 MB

@@ -18,7 +18,9 @@ from biaslab.math.conv import explain_pixel
 from biaslab.explore import write_explorer
 from biaslab.explore.data import explore_kernels
 from biaslab.experiments.conv.run import kernel_sums, prepare_image
-from biaslab.experiments.regression.run import run_regression, fit_linear, make_line_data, mse
+from biaslab.experiments.regression.data import make_line_data
+from biaslab.experiments.regression.run import run_regression
+from biaslab.math.least_squares import fit_linear, mse
 from biaslab.infra.numfmt import fmt_fixed, fmt_num, fmt_signed
 
 CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")

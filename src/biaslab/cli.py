@@ -209,7 +209,7 @@ def relu(
     quiet: QuietOpt = False,
 ) -> None:
     """Bias as the ReLU threshold: a unit fires only when w·x exceeds −b."""
-    from .math.activations import run_relu
+    from .experiments.relu.run import run_relu
 
     def build():
         biases = split_repeated(b, "-2,-1,0,1,2", float, "--b")

@@ -27,7 +27,7 @@ def _regression(seed: int, show_progress: bool) -> Result:
 
 
 def _relu(seed: int, show_progress: bool) -> Result:
-    from ..math.activations import run_relu
+    from .relu.run import run_relu
 
     return run_relu(seed=seed)
 

@@ -3,7 +3,7 @@
 The page recomputes only what a browser reproduces exactly. Everything else comes from here:
 
 - **Regression:** the classic inputs ``X`` and NumPy's standard-normal draws ``ε`` of
-  :func:`biaslab.experiments.regression.run.make_line_data` (seed 42). The page builds
+  :func:`biaslab.experiments.regression.data.make_line_data` (seed 42). The page builds
   ``y = slope·X + intercept + noise·ε`` in the same order of operations as the library, so
   for any slider setting its data — and its closed-form MSEs — are those of
   ``biaslab regression --slope … --intercept … --noise …``.
@@ -186,10 +186,10 @@ def conv_panel(
 def regression_panel() -> dict[str, Any]:
     """The classic data's inputs and noise draws, and its defaults (seed 42, 50 points, y = 3x + 2 + N(0, 2)).
 
-    ``unit_noise`` is what :func:`biaslab.experiments.regression.run.make_line_data` adds at noise 1 on a flat
+    ``unit_noise`` is what :func:`biaslab.experiments.regression.data.make_line_data` adds at noise 1 on a flat
     line; at noise σ it adds ``σ·unit_noise`` (NumPy's ``normal(0, σ)`` is ``0 + σ·gauss``).
     """
-    from ..experiments.regression.run import make_line_data
+    from ..experiments.regression.data import make_line_data
 
     defaults = {"n": 50, "slope": 3.0, "intercept": 2.0, "noise": 2.0, "x_min": 0.0, "x_max": 10.0, "seed": 42}
     x, unit = make_line_data(defaults["n"], 0.0, 0.0, 1.0, defaults["x_min"], defaults["x_max"], defaults["seed"])

@@ -1,0 +1,1 @@
+"""``biaslab relu``: the threshold a bias sets (:mod:`.run`, :mod:`.claims`)."""
