@@ -1,12 +1,13 @@
 """Numbers as people read them: the minus sign, no signed zero, no "p = 0", no "inf"."""
 
 import math
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from biaslab.infra.numfmt import fmt_effect, fmt_fixed, fmt_num, fmt_p, fmt_pct, fmt_signed
+from biaslab.infra.numfmt import fmt_effect, fmt_fixed, fmt_num, fmt_p, fmt_pct, fmt_signed, number_text
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -50,3 +51,20 @@ def test_significant_digits_read_back(x, sig):
     text = fmt_num(x, sig)
     assert "-" not in text
     assert float(text.replace("−", "-")) == float(f"{x:.{sig}g}")
+
+
+@pytest.mark.parametrize("raw,shown", [("2.6e+04", "2.6e4"), ("-2.6e+04", "−2.6e4"), ("1e-05", "1e−5"),
+                                       ("-0.5", "−0.5"), ("3.30", "3.30")])
+def test_number_text_writes_exponents_and_signs_as_people_read_them(raw, shown):
+    assert number_text(raw) == shown
+
+
+def test_claim_templates_and_lists_write_numbers_one_way():
+    from biaslab.experiments.relu.run import run_relu
+    from biaslab.results import Claim
+
+    c = Claim.decide("x", True, {"mse": 26000.0, "b": -0.5}, statement="MSE {mse:.2g}, b = {b}",
+                     true="MSE {mse:.2g} and {mse:.3g}, b = {b:g}", false="")
+    assert c.text == "MSE 2.6e4 and 2.6e4, b = −0.5" and c.statement == "MSE 2.6e4, b = −0.5"
+    text = " ".join(claim.text for claim in run_relu().claims)
+    assert "b = −2, −1, 0, 1, 2" in text and not re.search(r"(?<![\w-])-\d", text)

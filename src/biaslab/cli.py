@@ -18,20 +18,96 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .infra.errors import check_stdout_open, one_line_errors, stdout_errors
 from .infra.io import BiaslabError
 
 
-class _Commands(TyperGroup):
-    """The command group: runs every command inside :func:`one_line_errors` (the one error boundary)."""
+#: Commands in the order people use them: the tour, the experiments, the audit, then the tools.
+COMMAND_ORDER = ("demo", "regression", "relu", "conv", "explore", "ablate", "denoise", "audit", "census", "report",
+                 "schema")
+#: Help panels: the options every command shares, and the rarely needed ones, below the command's own.
+COMMON = "Output and run"
+MORE = "More options"
+
+
+def _metavar(param) -> str:
+    """How a value is written, as people read it: N, NUMBER, TEXT, FILE, LIST; ``NAME`` for an argument."""
+    if param.param_type_name == "argument":
+        return param.name.upper()
+    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if getattr(param, "multiple", False):
+        return "LIST"
+    return {int: "N", float: "NUMBER", Path: "FILE"}.get(kind, "TEXT")
+
+
+def _format_options(command, ctx, formatter) -> None:
+    """Arguments, then the options grouped by their ``rich_help_panel`` (plain text, no rich markup):
+    the command's own options first, then :data:`MORE`, then :data:`COMMON`."""
+    args, panels = [], {}
+    for param in command.get_params(ctx):
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            param.metavar = _metavar(param)
+        if param.param_type_name == "argument":
+            help_text = getattr(param, "help", None) or ""
+            args.append((param.metavar, help_text + ("  [required]" if param.required else "")))
+            continue
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        panel = COMMON if param.name == "help" else getattr(param, "rich_help_panel", None) or "Options"
+        panels.setdefault(panel, []).append(record)
+    if args:
+        with formatter.section("Arguments"):
+            formatter.write_dl(args)
+    order = ["Options", *(k for k in panels if k not in ("Options", MORE, COMMON)), MORE, COMMON]
+    for name in order:
+        if panels.get(name):
+            with formatter.section(name):
+                formatter.write_dl(panels[name])
+
+
+class _Command(TyperCommand):
+    """A command whose help groups its options in panels (plain text)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(param.metavar or _metavar(param))
+        return pieces
+
+    def format_options(self, ctx, formatter) -> None:
+        _format_options(self, ctx, formatter)
+
+
+class _Group(TyperGroup):
+    """A command with an optional subcommand (``denoise [apply]``), its help grouped like :class:`_Command`."""
+
+    def format_options(self, ctx, formatter) -> None:
+        _format_options(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
+
+
+class _Commands(_Group):
+    """The command group: runs every command inside :func:`one_line_errors` (the one error boundary),
+    and lists the commands in :data:`COMMAND_ORDER`."""
 
     def invoke(self, ctx: typer.Context):
         with one_line_errors():
             return super().invoke(ctx)
 
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+
+
+
+#: Help text as wide as the terminal, up to 100 columns.
+CONTEXT = {"max_content_width": 100}
 
 app = typer.Typer(
     name="biaslab",
@@ -41,7 +117,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=CONTEXT,
 )
+
+
+def command(*args, **kwargs):
+    """``app.command`` with grouped help (:class:`_Command`)."""
+    return app.command(*args, cls=_Command, context_settings=CONTEXT, **kwargs)
 
 
 def _seed(value: int) -> int:
@@ -59,19 +141,24 @@ def _threads(value: int | None) -> int | None:
 
 
 SeedOpt = Annotated[int, typer.Option(
-    "--seed", callback=_seed, help="Random seed, 0 <= SEED < 2**32; results are deterministic for a seed.")]
+    "--seed", rich_help_panel=COMMON, callback=_seed, help="Random seed, 0 to 2**32 − 1: the same seed gives the same results.")]
+#: The classic snippet's seed: ``regression`` and ``demo`` default to it so that they reproduce its numbers.
+SnippetSeedOpt = Annotated[int, typer.Option(
+    "--seed", callback=_seed, rich_help_panel=COMMON,
+    help="Random seed, 0 to 2**32 − 1 [default: 42, the classic snippet's np.random.seed(42)].", show_default=False)]
 #: Applied while the options are parsed (its callback calls threads.set_threads), before any work.
 ThreadsOpt = Annotated[Optional[int], typer.Option(
-    "--threads", callback=_threads, help="CPU threads for torch and BLAS [default: torch's choice].")]
+    "--threads", rich_help_panel=COMMON, callback=_threads, help="CPU threads for torch and BLAS [default: torch's choice].")]
 #: A string, not a Path: ``Path("")`` is ".", and an empty --out must be refused (outputs.out_dir_path).
 OutOpt = Annotated[
     Optional[str],
-    typer.Option("--out", metavar="DIR", help="Output directory for results.json, figures and report [default: biaslab-out/<command>]."),
+    typer.Option("--out", metavar="DIR", rich_help_panel=COMMON,
+                 help="Folder for results.json, figures and report [default: biaslab-out/COMMAND]."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and --json output).")]
-FormatOpt = Annotated[str, typer.Option("--format", help="Figure format: png or svg.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (GPU when present), cpu, cuda, cuda:N.")]
+JsonOpt = Annotated[bool, typer.Option("--json", rich_help_panel=COMMON, help="Print the result as JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=COMMON, help="Print nothing but errors (and --json output).")]
+FormatOpt = Annotated[str, typer.Option("--format", rich_help_panel=COMMON, help="Figure format: png or svg.")]
+DeviceOpt = Annotated[str, typer.Option("--device", rich_help_panel=COMMON, help="auto (GPU when present), cpu, cuda, cuda:N.")]
 
 
 def split_list(value: str | None, cast: Callable = str, name: str = "value") -> list:
@@ -153,7 +240,7 @@ def _root(
     """See, compute and measure what the bias term does in activation(Σ(input * kernel) + bias)."""
 
 
-@app.command()
+@command()
 def regression(
     n: Annotated[int, typer.Option(help="Number of points on the line.")] = 50,
     slope: Annotated[float, typer.Option(help="True slope.")] = 3.0,
@@ -162,16 +249,16 @@ def regression(
     x_min: Annotated[float, typer.Option(help="Smallest input.")] = 0.0,
     x_max: Annotated[float, typer.Option(help="Largest input.")] = 10.0,
     test_fraction: Annotated[
-        Optional[float], typer.Option(help="Hold out this fraction of points and report test MSE too.")
+        Optional[float], typer.Option(rich_help_panel=MORE, help="Hold out this fraction of points and report test MSE too.")
     ] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Real data instead of the line: diabetes.")] = None,
     feature: Annotated[
-        Optional[str], typer.Option(help="Diabetes feature to regress on (e.g. bmi, bp) or 'all' [default: bmi].")
+        Optional[str], typer.Option(rich_help_panel=MORE, help="Diabetes feature to regress on (e.g. bmi, bp) or 'all' [default: bmi].")
     ] = None,
-    csv: Annotated[Optional[Path], typer.Option(help="Read data from a CSV file with a header row.")] = None,
-    x: Annotated[Optional[str], typer.Option("--x", help="CSV input column(s), comma-separated.")] = None,
-    y: Annotated[Optional[str], typer.Option("--y", help="CSV output column.")] = None,
-    seed: SeedOpt = 42,
+    csv: Annotated[Optional[Path], typer.Option(rich_help_panel=MORE, help="Read data from a CSV file with a header row.")] = None,
+    x: Annotated[Optional[str], typer.Option("--x", rich_help_panel=MORE, help="CSV input column(s), comma-separated.")] = None,
+    y: Annotated[Optional[str], typer.Option("--y", rich_help_panel=MORE, help="CSV output column.")] = None,
+    seed: SnippetSeedOpt = 42,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
     json_output: JsonOpt = False,
@@ -191,7 +278,7 @@ def regression(
     )
 
 
-@app.command()
+@command()
 def relu(
     w: Annotated[float, typer.Option("--w", help="Weight of the 1-D unit.")] = 1.0,
     b: Annotated[
@@ -225,10 +312,10 @@ def relu(
     emit("relu", build, out, fmt, json_output, quiet)
 
 
-@app.command()
+@command()
 def demo(
     threads: ThreadsOpt = None,
-    seed: SeedOpt = 42,
+    seed: SnippetSeedOpt = 42,
     out: OutOpt = None,
     fmt: FormatOpt = "png",
     json_output: JsonOpt = False,
@@ -256,9 +343,10 @@ def demo(
             print(saved.report)
 
 
-@app.command()
+@command()
 def report(
     dirs: Annotated[list[Path], typer.Argument(
+        metavar="DIR...",
         help="Directories written by biaslab commands (each holds a results.json). One is rebuilt in place; "
              "several runs of one command are rendered side by side.")],
     out: Annotated[Optional[str], typer.Option(
@@ -280,23 +368,23 @@ def report(
             print(saved.report)
 
 
-@app.command()
+@command()
 def conv(
     builtin: Annotated[
         Optional[str], typer.Option(help="scikit-image picture: camera, astronaut, coffee, coins, ... [default: camera].")
     ] = None,
-    image: Annotated[Optional[Path], typer.Option(help="Your own image file (PNG, JPEG, ...) instead.")] = None,
-    color: Annotated[bool, typer.Option("--color", help="Use the 3 colour channels instead of grey.")] = False,
+    image: Annotated[Optional[Path], typer.Option(rich_help_panel=MORE, help="Your own image file (PNG, JPEG, ...) instead.")] = None,
+    color: Annotated[bool, typer.Option("--color", rich_help_panel=MORE, help="Use the 3 colour channels instead of grey.")] = False,
     kernel: Annotated[
         Optional[list[str]],
         typer.Option("--kernel", help="sobel-x, sobel-y, laplacian, gaussian, sharpen, emboss; repeat or "
                      "comma-separate [default: gaussian,sobel-x,laplacian when no kernel is given]."),
     ] = None,
     kernel_file: Annotated[
-        Optional[Path], typer.Option(help="Kernel weights: .npy of (kH,kW), (C,kH,kW) or (K,C,kH,kW), or a .txt grid.")
+        Optional[Path], typer.Option(rich_help_panel=MORE, help="Kernel weights: .npy of (kH,kW), (C,kH,kW) or (K,C,kH,kW), or a .txt grid.")
     ] = None,
-    random: Annotated[int, typer.Option("--random", help="Add this many random (He-normal) kernels.")] = 0,
-    kernel_size: Annotated[int, typer.Option(help="Size of the random kernels.")] = 3,
+    random: Annotated[int, typer.Option("--random", rich_help_panel=MORE, help="Add this many random (He-normal) kernels.")] = 0,
+    kernel_size: Annotated[int, typer.Option(rich_help_panel=MORE, help="Size of the random kernels.")] = 3,
     bias: Annotated[
         Optional[list[str]], typer.Option("--bias", help="Bias value(s); repeat or comma-separate [default: -0.5,0,0.5].")
     ] = None,
@@ -304,11 +392,11 @@ def conv(
     explain: Annotated[
         Optional[str], typer.Option(help="ROW,COL of an output value to break down: patch, kernel, product, Σ, +b.")
     ] = None,
-    stride: Annotated[int, typer.Option(help="Stride of the convolution.")] = 1,
-    padding: Annotated[str, typer.Option(help="'same' (output as large as the image), 'valid' or an int.")] = "same",
-    max_size: Annotated[int, typer.Option(help="Block-average larger images down to at most this many pixels a side.")] = 512,
+    stride: Annotated[int, typer.Option(rich_help_panel=MORE, help="Stride of the convolution.")] = 1,
+    padding: Annotated[str, typer.Option(rich_help_panel=MORE, help="'same' (output as large as the image), 'valid' or an int.")] = "same",
+    max_size: Annotated[int, typer.Option(rich_help_panel=MORE, help="Block-average larger images down to at most this many pixels a side.")] = 512,
     check_torch: Annotated[
-        bool, typer.Option(help="Also compute the maps with torch.nn.functional.conv2d and report the difference.")
+        bool, typer.Option(rich_help_panel=MORE, help="Also compute the maps with torch.nn.functional.conv2d and report the difference.")
     ] = True,
     threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
@@ -339,18 +427,18 @@ def conv(
     emit("conv", build, out, fmt, json_output, quiet)
 
 
-@app.command()
+@command()
 def explore(
     builtin: Annotated[
         Optional[str], typer.Option(help="scikit-image picture for the conv panel [default: camera, as biaslab conv].")
     ] = None,
-    image: Annotated[Optional[Path], typer.Option(help="Your own image file (PNG, JPEG, ...) instead.")] = None,
-    random: Annotated[int, typer.Option("--random", help="Random (He-normal) kernels to offer beside the bank.")] = 2,
-    max_size: Annotated[int, typer.Option(help="Block-average larger images down to at most this many pixels a side.")] = 512,
+    image: Annotated[Optional[Path], typer.Option(rich_help_panel=MORE, help="Your own image file (PNG, JPEG, ...) instead.")] = None,
+    random: Annotated[int, typer.Option("--random", rich_help_panel=MORE, help="Random (He-normal) kernels to offer beside the bank.")] = 2,
+    max_size: Annotated[int, typer.Option(rich_help_panel=MORE, help="Block-average larger images down to at most this many pixels a side.")] = 512,
     from_dir: Annotated[Optional[Path], typer.Option(
         "--from", help="Add a panel for a saved run: the --out directory of biaslab denoise (σ slider) or "
                        "biaslab ablate (shift slider).")] = None,
-    open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default web browser.")] = False,
+    open_page: Annotated[bool, typer.Option("--open", rich_help_panel=MORE, help="Open the page in the default web browser.")] = False,
     seed: SeedOpt = 0,
     out: Annotated[Optional[str], typer.Option("--out", metavar="DIR", help="Output directory [default: biaslab-out/explore].")] = None,
     json_output: JsonOpt = False,
@@ -373,7 +461,7 @@ def explore(
         webbrowser.open(page.resolve().as_uri())
 
 
-@app.command()
+@command()
 def ablate(
     model: Annotated[
         Optional[list[str]],
@@ -385,42 +473,44 @@ def ablate(
     ] = None,
     data: Annotated[
         Optional[Path],
-        typer.Option("--data", help="Your data instead of --dataset: an MNIST IDX directory, an image folder (one subfolder per class) or an .npz with X and y (optionally X_test, y_test)."),
+        typer.Option("--data", rich_help_panel=MORE, help="Your data: MNIST IDX folder, image folder (a subfolder per class) or .npz (X, y)."),
     ] = None,
     variants: Annotated[
-        str, typer.Option(help="Variants to compare: with-bias, no-bias, conv-no-bias, head-no-bias, audit (the biases biaslab audit calls redundant).")
-    ] = "with-bias,no-bias",
+        Optional[list[str]],
+        typer.Option(help="with-bias, no-bias, conv-no-bias, head-no-bias, audit (the biases biaslab audit calls "
+                          "redundant); repeatable or comma-separated [default: with-bias,no-bias]."),
+    ] = None,
     drop: Annotated[
         Optional[list[str]],
-        typer.Option("--drop", help="Also compare a variant without the bias parameters matching this glob (e.g. '*.in_proj_bias'); repeatable."),
+        typer.Option("--drop", help="Also compare a variant without the biases matching this glob ('*.in_proj_bias'); repeatable."),
     ] = None,
     seeds: Annotated[Optional[int], typer.Option(help="Number of seeds, 2 to 1000 [default: 5; 3 with --quick].")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: per model, see above].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: per model].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size [default: per model].")] = None,
-    optimizer: Annotated[str, typer.Option(help="adam or sgd.")] = "adam",
-    momentum: Annotated[float, typer.Option(help="SGD momentum, in [0, 1).")] = 0.0,
-    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 0.0,
+    lr: Annotated[Optional[float], typer.Option(rich_help_panel=MORE, help="Learning rate [default: per model].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Mini-batch size [default: per model].")] = None,
+    optimizer: Annotated[str, typer.Option(rich_help_panel=MORE, help="adam or sgd.")] = "adam",
+    momentum: Annotated[float, typer.Option(rich_help_panel=MORE, help="SGD momentum, in [0, 1).")] = 0.0,
+    weight_decay: Annotated[float, typer.Option(rich_help_panel=MORE, help="L2 weight decay.")] = 0.0,
     decay_bias: Annotated[
-        bool, typer.Option("--decay-bias/--no-decay-bias", help="Apply weight decay to bias parameters too.")
+        bool, typer.Option("--decay-bias/--no-decay-bias", rich_help_panel=MORE, help="Weight decay on biases too.")
     ] = True,
     input_offset: Annotated[
-        float, typer.Option(help="Add this constant to every input (un-centred data, where a bias matters most).")
+        float, typer.Option(rich_help_panel=MORE, help="Add this constant to every input (un-centred data).")
     ] = 0.0,
     standardize: Annotated[
-        bool, typer.Option("--standardize/--no-standardize", help="Z-score inputs with training statistics.")
+        bool, typer.Option("--standardize/--no-standardize", rich_help_panel=MORE, help="Z-score inputs (training statistics).")
     ] = True,
-    max_train: Annotated[Optional[int], typer.Option(help="Use at most this many training samples (stratified).")] = None,
+    max_train: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Use at most this many training samples (stratified).")] = None,
     shift: Annotated[
-        Optional[str], typer.Option(help="Test-time shifts, comma-separated: brightness, contrast, noise [default: all].")
+        Optional[str], typer.Option(help="Test-time shifts: brightness, contrast, noise [default: all].")
     ] = None,
     shift_levels: Annotated[
-        Optional[str], typer.Option(help="Levels of the one --shift, comma-separated, weakest to strongest.")
+        Optional[str], typer.Option(help="Levels of the one --shift, comma-separated.")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs and 3 seeds: about a minute on 2 CPU cores.")] = False,
-    engine: Annotated[str, typer.Option(help="local (this process) or ray (each configuration a Ray task).")] = "local",
+    engine: Annotated[str, typer.Option(rich_help_panel=MORE, help="local, or ray (a Ray task per configuration).")] = "local",
     address: Annotated[
-        Optional[str], typer.Option(help="With --engine ray: join the cluster at HOST:PORT [default: $RAY_ADDRESS, else a local Ray].")
+        Optional[str], typer.Option(rich_help_panel=MORE, help="Ray cluster HOST:PORT [default: $RAY_ADDRESS, else a local Ray].")
     ] = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -432,14 +522,8 @@ def ablate(
 ) -> None:
     """Train the same network with and without bias over seeds; paired statistics and a verdict.
 
-    Each (variant, seed) of a configuration trains at once as one batched model. Per-model
-    defaults (Adam): linear lr 0.05, batch 32, 30 epochs (10 with --quick); mlp lr 0.003,
-    batch 32, 30 epochs (10); cnn and cnn-bn lr 0.003, batch 64, 20 epochs (6); your own
-    model lr 0.003, batch 64, 20 epochs (6). A grid (--model a,b --dataset c,d) runs every
-    valid pair and lists the ones it skips. Finished runs go to OUT/runs.jsonl at once;
-    re-running the same command skips them (resume after Ctrl-C). Seeds are SEED, SEED+1, ...;
-    SEED also fixes the train/test split. Test accuracy is also measured under brightness,
-    contrast and noise shifts; each shift's verdict is taken at its strongest level.
+    Finished runs go to OUT/runs.jsonl at once: the same command again resumes. Per-model defaults,
+    grids and shifts: see the README.
     """
     from .experiments.ablate import AblationInterrupted, run_ablate
     from .infra.outputs import out_dir_path
@@ -455,7 +539,7 @@ def ablate(
             warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
             return run_ablate(
                 models=split_repeated(model, "cnn"), datasets=split_repeated(dataset, "") if dataset else None,
-                data_path=data, variants=split_list(variants), drop=drop, seeds=seeds, epochs=epochs, lr=lr,
+                data_path=data, variants=split_repeated(variants, "with-bias,no-bias"), drop=drop, seeds=seeds, epochs=epochs, lr=lr,
                 batch_size=batch_size, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                 decay_bias=decay_bias, input_offset=input_offset, standardize=standardize, quick=quick,
                 max_train=max_train, shifts=split_list(shift) if shift is not None else None,
@@ -476,7 +560,8 @@ def ablate(
         raise typer.Exit(130) from None
 
 
-denoise_app = typer.Typer(rich_markup_mode=None)
+denoise_app = typer.Typer(cls=_Group, rich_markup_mode=None, subcommand_metavar="[apply [OPTIONS]]",
+                          context_settings=CONTEXT)
 app.add_typer(denoise_app, name="denoise")
 
 
@@ -491,16 +576,16 @@ def denoise(
         typer.Option(help="Train on σ ∈ [0, SIGMA_MAX], 0-255 scale, at most 255 [default: 10; 20 with --quick]."),
     ] = None,
     images: Annotated[
-        Optional[Path], typer.Option(help="Folder of your images (the last fifth is held out for testing).")
+        Optional[Path], typer.Option(rich_help_panel=MORE, help="Folder of your images (the last fifth is held out for testing).")
     ] = None,
-    depth: Annotated[Optional[int], typer.Option(help="Number of conv layers, 2-64 [default: 8; 6 with --quick].")] = None,
-    width: Annotated[Optional[int], typer.Option(help="Channels per hidden layer, 1-512 [default: 32].")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps [default: 1200; 400 with --quick].")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Patches per step [default: 32].")] = None,
-    patch_size: Annotated[Optional[int], typer.Option(help="Patch side in pixels [default: 32; 24 with --quick].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate, at most 1 [default: 0.002].")] = None,
+    depth: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Number of conv layers, 2-64 [default: 8; 6 with --quick].")] = None,
+    width: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Channels per hidden layer, 1-512 [default: 32].")] = None,
+    steps: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Training steps [default: 1200; 400 with --quick].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Patches per step [default: 32].")] = None,
+    patch_size: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Patch side in pixels [default: 32; 24 with --quick].")] = None,
+    lr: Annotated[Optional[float], typer.Option(rich_help_panel=MORE, help="Adam learning rate, at most 1 [default: 0.002].")] = None,
     eval_crop: Annotated[
-        Optional[int], typer.Option(help="Side of the centre crop of each test image [default: 192; 128 with --quick].")
+        Optional[int], typer.Option(rich_help_panel=MORE, help="Side of the centre crop of each test image [default: 192; 128 with --quick].")
     ] = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -515,9 +600,9 @@ def denoise(
     Trains a DnCNN with biases and its bias-free twin on the same noisy patches with
     σ ∈ [0, SIGMA_MAX], then compares them on held-out images up to σ = 100, and says whether
     the bias-free one generalises (ahead by ≥ 1 dB at σ = 100, which must be ≥ 5× SIGMA_MAX).
-    Also measures scale equivariance f(α·y) = α·f(y) and shows the bias-free network as an
-    adaptive linear filter f(y) = J(y)·y (rows of its Jacobian, their sums and widths). The
-    weights are saved in OUT for `biaslab denoise apply`.
+    Also measures positive homogeneity, f(α·y) = α·f(y) for α > 0, and shows the bias-free
+    network as an adaptive linear filter f(y) = J(y)·y. The weights are saved in OUT for
+    `biaslab denoise apply`.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -536,7 +621,7 @@ def denoise(
     emit("denoise", build, out_dir, fmt, json_output, quiet)
 
 
-@denoise_app.command("apply")
+@denoise_app.command("apply", cls=_Command, context_settings=CONTEXT)
 def denoise_apply(
     model: Annotated[Path, typer.Option(help="Weights saved by `biaslab denoise` (e.g. denoiser_bias_free.pt).")],
     image: Annotated[Path, typer.Option(help="Your image (PNG, JPEG, ...); colour is kept, any size.")],
@@ -570,33 +655,36 @@ def denoise_apply(
     emit("denoise-apply", build, out_dir, fmt, json_output, quiet)
 
 
-@app.command()
+@command()
 def audit(
     target: Annotated[str, typer.Argument(
+        metavar="TARGET",
         help="file.py:factory or package.module:factory (IMPORTS AND RUNS THAT CODE: audit only code you "
              "trust), a state_dict FILE.pt with --arch, hf:bert / hf:gpt2 / hf:vit / hf:llama / hf:distilbert / "
              "hf:qwen2 (Hugging Face, built offline with random weights), or a built-in: resnet18, vgg11_bn, "
              "mobilenet_v2, transformer, resnet50, linear, mlp, cnn, cnn-bn.")],
-    arch: Annotated[Optional[str], typer.Option(
+    arch: Annotated[Optional[str], typer.Option(rich_help_panel=MORE, 
         help="Architecture of a FILE.pt state_dict: a built-in name or file.py:factory (runs that code). "
              "The file itself is loaded with weights_only=True; pickled code is refused.")] = None,
     input_shape: Annotated[Optional[str], typer.Option(
         help="Example input N,C,H,W (batch first; N >= 2 for the train-mode check) [default: 2,<model's own>].")] = None,
-    input_ids: Annotated[Optional[str], typer.Option(
+    input_ids: Annotated[Optional[str], typer.Option(rich_help_panel=MORE, 
         help="Example input of random token ids N,L (text models; the default for hf: text models is 2,8).")] = None,
-    config: Annotated[Optional[str], typer.Option(
+    config: Annotated[Optional[str], typer.Option(rich_help_panel=MORE, 
         help="JSON configuration fields for an hf: model, e.g. '{\"num_hidden_layers\": 12, \"hidden_size\": "
              "768}' (starts from a tiny configuration; nothing is downloaded).")] = None,
     data: Annotated[Optional[str], typer.Option(
         help="Measure contributions on data: random (inputs of --input-shape), digits, faces, ... or a data path.")] = None,
-    samples: Annotated[str, typer.Option(help="Number of data inputs used for contributions (1 to 100,000).")] = "128",
+    samples: Annotated[str, typer.Option(rich_help_panel=MORE, metavar="N", help="Number of data inputs used for contributions (1 to 100,000).")] = "128",
     fix: Annotated[Optional[Path], typer.Option(
         help="Write a state_dict without the redundant biases to this .pt file, after checking on sample inputs, "
              "in train and eval mode, that the outputs are unchanged.")] = None,
     fold: Annotated[bool, typer.Option(
+        "--fold",
         help="With --fix: also fold every foldable bias: BatchNorm into the layer before it, shifts and attention "
              "value biases into the layer they reach (inference only; checked in eval mode, in float64 too).")] = False,
     verify: Annotated[bool, typer.Option(
+        "--verify",
         help="Perturb every redundant bias (float64, train mode) and confirm the output does not move; adds a "
              "'verified' column.")] = False,
     seed: SeedOpt = 0,
@@ -604,7 +692,7 @@ def audit(
     fmt: FormatOpt = "png",
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
 ) -> None:
     """Audit every bias of a PyTorch model: redundant, foldable or active; contributions; a checked fix."""

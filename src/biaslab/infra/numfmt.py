@@ -8,8 +8,9 @@ everywhere. They are plain functions of a number, below both the results and the
 from __future__ import annotations
 
 import math
+import re
 
-__all__ = ["minus", "fmt_num", "fmt_fixed", "fmt_p", "fmt_pct", "fmt_effect", "fmt_signed"]
+__all__ = ["minus", "number_text", "fmt_num", "fmt_fixed", "fmt_p", "fmt_pct", "fmt_effect", "fmt_signed"]
 
 
 def _missing(x: float | None) -> bool:
@@ -19,6 +20,15 @@ def _missing(x: float | None) -> bool:
 def minus(text: str) -> str:
     """Python's hyphen-minus in a formatted number (sign, exponent) as the minus sign "−"."""
     return text.replace("-", "−")
+
+
+_EXPONENT = re.compile(r"e([+-])0*(\d+)")
+
+
+def number_text(text: str) -> str:
+    """A number Python formatted (``-2.6e+04``) as people read it: ``−2.6e4`` (minus sign, no ``+``
+    or leading zeros in the exponent)."""
+    return minus(_EXPONENT.sub(lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), text))
 
 
 def fmt_num(x: float | int | None, sig: int = 4) -> str:
@@ -33,11 +43,7 @@ def fmt_num(x: float | int | None, sig: int = 4) -> str:
         return "∞" if x > 0 else "−∞"
     if x == 0:
         return "0"
-    text = f"{x:.{sig}g}"
-    if "e" in text:
-        mant, exp = text.split("e")
-        text = f"{mant}e{int(exp)}"
-    return minus(text)
+    return number_text(f"{x:.{sig}g}")
 
 
 def fmt_fixed(x: float | None, decimals: int = 4) -> str:

@@ -240,31 +240,42 @@ def sections(res: AuditResult, figs: list[Path]) -> list[Section]:
 
 
 def console_table(res: AuditResult):
-    """The findings (and contributions) as a rich Table for the terminal."""
+    """The findings as a rich Table for the terminal, each bias's reason listed below it, and the
+    contributions (when measured) in a second table: each stays whole at 80 columns (long names
+    fold, no cell is cut)."""
+    from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=f"Biases of {res.target}", show_lines=False, expand=False)
-    for col in ("bias", "type", "numel", "|b| mean", "status"):
-        t.add_column(col, justify="right" if col in ("numel", "|b| mean") else "left", no_wrap=col != "type")
+    t.add_column("bias", overflow="fold", min_width=8)
+    t.add_column("type", overflow="fold", min_width=6)
+    for col in ("numel", "|b| mean"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("status", no_wrap=True, min_width=len("redundant"))
     if res.verified:
-        t.add_column("verified", justify="left", no_wrap=True)
-    contrib = {c.param: c for c in res.contributions or []}
-    if contrib:
-        accuracy = ("Δ acc",) if res.baseline_accuracy is not None else ()
-        for col in ("‖b‖/‖Wx‖", "ReLU flips", "Δ output", *accuracy):
-            t.add_column(col, justify="right", no_wrap=True)
-    t.add_column("why", justify="left")
+        t.add_column("verified", no_wrap=True)
+    reasons = Text()
     for f in res.biases:
-        row = [escape(f.label), f.type, f"{f.numel:,}", "0 (zero now)" if f.zero_now else fmt_num(f.abs_mean, 3),
+        row = [escape(f.label), f.type, f"{f.numel:,}", "0" if f.zero_now else fmt_num(f.abs_mean, 3),
                f"[{_RICH_COLORS[f.status]}]{f.status}[/]"]
         if res.verified:
             row.append({True: "yes", False: "NO", None: "–"}[f.verified])
-        c = contrib.get(f.label)
-        if contrib:
-            row += ["–"] * (3 + (res.baseline_accuracy is not None)) if c is None else [
-                fmt_num(c.bias_to_signal, 3), fmt_pct(c.relu_flips), fmt_pct(c.output_change, 2),
-                *((fmt_signed(100 * c.accuracy_change, 1) if c.accuracy_change is not None else "–",)
-                  if res.baseline_accuracy is not None else ())]
-        t.add_row(*row, escape(f.short_reason or f.reason))
-    return t
+        t.add_row(*row)
+        reasons.append(f"  {f.label}", style="bold")
+        reasons.append(f" ({f.status}): {f.short_reason or f.reason}\n")
+    parts = [t, Text("Why:"), reasons]
+    if res.contributions:
+        accuracy = res.baseline_accuracy is not None
+        c_table = Table(title="What each bias contributes on data", show_lines=False, expand=False)
+        c_table.add_column("bias", overflow="fold", min_width=8)
+        for col in ("‖b‖/‖Wx‖", "ReLU flips", "Δ output", *(("Δ acc",) if accuracy else ())):
+            c_table.add_column(col, justify="right", no_wrap=True)
+        for c in res.contributions:
+            c_table.add_row(escape(c.param), fmt_num(c.bias_to_signal, 3), fmt_pct(c.relu_flips),
+                            fmt_pct(c.output_change, 2),
+                            *((fmt_signed(100 * c.accuracy_change, 1) if c.accuracy_change is not None else "–",)
+                              if accuracy else ()))
+        parts.append(c_table)
+    return Group(*parts)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..infra.numfmt import minus
+from ..infra.numfmt import number_text
 
 __all__ = ["SCHEMA_VERSION", "Claim", "Result", "encode", "decode", "INLINE_ARRAY_LIMIT"]
 
@@ -30,11 +30,12 @@ INLINE_ARRAY_LIMIT = 1024
 
 
 class _NumberFormatter(string.Formatter):
-    """``str.format`` that writes a number's signs with "−", as :mod:`biaslab.infra.numfmt` does."""
+    """``str.format`` that writes numbers as :mod:`biaslab.infra.numfmt` does: signs with "−",
+    exponents as ``2.6e4``."""
 
     def format_field(self, value: Any, format_spec: str) -> str:
         text = super().format_field(value, format_spec)
-        return minus(text) if isinstance(value, numbers.Real) and not isinstance(value, bool) else text
+        return number_text(text) if isinstance(value, numbers.Real) and not isinstance(value, bool) else text
 
 
 _NUMBERS = _NumberFormatter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...infra.numfmt import fmt_num
 from ...results import Claim
 from ...results.conv import Explanation, KernelMap, Sweep, TorchCheck
 
@@ -50,7 +51,7 @@ def conv_claims(maps: list[KernelMap], sweep: Sweep, activation: str, mismatches
         curve = sweep.kernels[m.name].fraction_active
         drop = float(max(0.0, -float(np.min(np.diff(curve))))) if curve.size > 1 else 0.0
         ordered = sorted(m.biases, key=lambda s: s.bias)
-        shown = ", ".join(f"{_pct(s.fraction_active)} at b = {s.bias:g}" for s in ordered)
+        shown = ", ".join(f"{_pct(s.fraction_active)} at b = {fmt_num(s.bias, 6)}" for s in ordered)
         evidence = {"kernel": m.name, "sweep_points": int(curve.size), "sweep_min_bias": float(sweep.bias[0]),
                     "sweep_max_bias": float(sweep.bias[-1]), "share_at_min_bias": float(curve[0]),
                     "share_at_max_bias": float(curve[-1]), "largest_drop": drop, "at_biases_shown": shown,

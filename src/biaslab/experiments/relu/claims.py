@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from ...math.activations import activate, relu
+from ...infra.numfmt import fmt_num
 from ...results import Claim
 
 __all__ = ["relu_claims", "GRID_POINTS"]
@@ -23,7 +24,7 @@ def _weighted_sums(w: float, biases: list[float], x_range: tuple[float, float]) 
 
 
 def _fmt_biases(biases: list[float]) -> str:
-    return ", ".join(f"{b:g}" for b in biases)
+    return ", ".join(fmt_num(b, 6) for b in biases)
 
 
 def relu_claims(activation: str, w: float, biases: list[float], x_range: tuple[float, float],
