@@ -116,7 +116,7 @@ def test_report_rebuilds_the_figures_from_results_alone(tmp_path, picture):
         (["--kernel-size", "600", "--random", "1"], "--kernel-size must be between 1 and 31"),
         (["--random", "10000000000"], "--random must be between 0 and 16"),
         (["--bias", ",".join(["0.1"] * 300)], "at most 12"),
-        (["--bias", "1e308"], "--bias must be in [-1e+06, 1e+06]"),
+        (["--bias", "1e308"], "--bias must be in [−1e6, 1e6]"),
         (["--bias", "nan"], "finite"),
         (["--max-size", "100000"], "--max-size must be ≥ 1 and ≤ 2048"),
         (["--stride", "0", "--padding", "valid"], "--stride must be between 1 and 64"),

@@ -58,9 +58,9 @@ def test_prepare_image_builtin_and_file(picture):
     np.testing.assert_allclose(coffee[:, 0, 0], full[:, :6, :6].mean(axis=(1, 2)))  # 6×6 block averages
     tiny, source, _ = prepare_image(None, picture)
     assert tiny.shape == (1, 20, 24) and source == str(picture)
-    with pytest.raises(BiaslabError, match="either --builtin or --image"):
+    with pytest.raises(BiaslabError, match="either `builtin` or `image`"):
         prepare_image("camera", picture)
-    with pytest.raises(BiaslabError, match=f"--max-size must be ≥ 1 and ≤ {MAX_IMAGE_SIDE}"):
+    with pytest.raises(BiaslabError, match=f"`max_size` must be ≥ 1 and ≤ {MAX_IMAGE_SIDE}"):
         prepare_image(max_size=0)
 
 
@@ -198,9 +198,9 @@ def test_kernels_of_different_sizes_give_maps_of_different_sizes(picture):
     "kwargs, match",
     [
         ({"activation": "swish"}, "unknown activation 'swish'"),
-        ({"biases": []}, "at least one --bias"),
+        ({"biases": []}, "at least one bias value"),
         ({"biases": [float("nan")]}, "finite"),
-        ({"biases": [1e308]}, r"--bias must be in \[-1e\+06, 1e\+06\]"),
+        ({"biases": [1e308]}, r"`biases` must be in \[−1e6, 1e6\]"),
         ({"biases": [0.0] * (MAX_BIASES + 1)}, f"at most {MAX_BIASES}"),
         ({"random": MAX_KERNELS + 1}, f"between 0 and {MAX_KERNELS}"),
         ({"random": 10**10}, f"between 0 and {MAX_KERNELS}"),

@@ -75,7 +75,7 @@ def test_random_kernels_are_seeded_and_he_scaled():
     assert len(a) == 200 and a[0].shape == (3, 5, 5)
     np.testing.assert_array_equal(a[5], b[5])
     assert np.std(a) == pytest.approx(np.sqrt(2 / 75), rel=0.05)
-    with pytest.raises(BiaslabError, match="--random must be ≥ 0"):
+    with pytest.raises(BiaslabError, match="`random` must be ≥ 0"):
         random_kernels(-1, 1, 3, np.random.default_rng(0))
-    with pytest.raises(BiaslabError, match="--kernel-size must be ≥ 1"):
+    with pytest.raises(BiaslabError, match="`kernel_size` must be ≥ 1"):
         random_kernels(1, 1, 0, np.random.default_rng(0))

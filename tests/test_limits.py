@@ -58,7 +58,7 @@ def test_bounded_int_and_the_seed_rule():
             bounded_int("--n", bad, 1, 5)
     assert check_seed(0) == 0 and check_seed(2**32 - 1) == 2**32 - 1
     for bad in (-1, 2**32):
-        with pytest.raises(BiaslabError, match="--seed must be between 0 and 4294967295"):
+        with pytest.raises(BiaslabError, match="`seed` must be between 0 and 4294967295"):
             check_seed(bad)
 
 
@@ -85,7 +85,7 @@ def test_threads_bounds():
     try:
         assert set_threads(1) == 1 and torch.get_num_threads() == 1
         for bad in (0, 10**6):
-            with pytest.raises(BiaslabError, match="--threads must be between 1 and"):
+            with pytest.raises(BiaslabError, match="`threads` must be between 1 and"):
                 set_threads(bad)
     finally:
         torch.set_num_threads(before)

@@ -173,13 +173,13 @@ def test_csv_data(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"n": 0}, "--n"),
-        ({"n": -5}, "--n"),
-        ({"noise": -1.0}, "--noise"),
-        ({"x_min": 5.0, "x_max": 1.0}, "--x-min"),
+        ({"n": 0}, "`n`"),
+        ({"n": -5}, "`n`"),
+        ({"noise": -1.0}, "`noise`"),
+        ({"x_min": 5.0, "x_max": 1.0}, "`x_min`"),
         ({"dataset": "mnist"}, "unknown dataset"),
         ({"dataset": "diabetes", "feature": "height"}, "unknown diabetes feature"),
-        ({"test_fraction": 1.5}, "--test-fraction"),
+        ({"test_fraction": 1.5}, "`test_fraction`"),
     ],
 )
 def test_bad_arguments_raise_biaslab_error(kwargs, match):

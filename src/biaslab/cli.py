@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -69,8 +70,38 @@ def _format_options(command, ctx, formatter) -> None:
                 formatter.write_dl(panels[name])
 
 
+#: Library parameters whose option is named otherwise, per command (the rest are ``--`` + the name).
+OPTION_NAMES = {
+    "relu": {"biases": "--b"},
+    "conv": {"biases": "--bias", "kernels": "--kernel"},
+    "regression": {"x_columns": "--x", "y_column": "--y"},
+    "ablate": {"models": "--model", "datasets": "--dataset", "data_path": "--data", "shifts": "--shift"},
+}
+_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def option_names(message: str, command) -> str:
+    """A library message speaks of Python parameters (```biases```); on the command line they are
+    the command's options (``--b``). Names the command has no option for lose their backquotes."""
+    options = {p.name: p.opts[0] for p in command.params if getattr(p, "opts", None) and p.opts[0].startswith("--")}
+    options.update(OPTION_NAMES.get(command.name, {}))
+    return _PARAMETER.sub(lambda m: options.get(m.group(1), m.group(1)), message)
+
+
+def _options_in_errors(command, arg, call):
+    """``call(arg)``; a :class:`BiaslabError` leaves it with the command's option names."""
+    try:
+        return call(arg)
+    except BiaslabError as exc:
+        raise BiaslabError(option_names(str(exc), command)) from None
+
+
 class _Command(TyperCommand):
-    """A command whose help groups its options in panels (plain text)."""
+    """A command whose help groups its options in panels (plain text), and whose errors name its
+    options rather than the library's parameters."""
+
+    def invoke(self, ctx):
+        return _options_in_errors(self, ctx, super().invoke)
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -84,7 +115,10 @@ class _Command(TyperCommand):
 
 
 class _Group(TyperGroup):
-    """A command with an optional subcommand (``denoise [apply]``), its help grouped like :class:`_Command`."""
+    """A command with an optional subcommand (``denoise [apply]``), its help and errors like :class:`_Command`'s."""
+
+    def invoke(self, ctx):
+        return _options_in_errors(self, ctx, super().invoke)
 
     def format_options(self, ctx, formatter) -> None:
         _format_options(self, ctx, formatter)
@@ -126,17 +160,17 @@ def command(*args, **kwargs):
     return app.command(*args, cls=_Command, context_settings=CONTEXT, **kwargs)
 
 
-def _seed(value: int) -> int:
+def _seed(ctx: typer.Context, value: int) -> int:
     from .infra.validate import check_seed
 
-    return check_seed(value)
+    return _options_in_errors(ctx.command, value, check_seed)
 
 
-def _threads(value: int | None) -> int | None:
+def _threads(ctx: typer.Context, value: int | None) -> int | None:
     if value is not None:
         from .infra.threads import set_threads
 
-        set_threads(value)
+        _options_in_errors(ctx.command, value, set_threads)
     return value
 
 

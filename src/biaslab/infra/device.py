@@ -28,9 +28,9 @@ def resolve_device(name: str = "auto") -> "torch.device":
     except RuntimeError:
         raise BiaslabError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BiaslabError(f"device {name!r} requested but no CUDA GPU is available; use --device cpu")
+        raise BiaslabError(f"device {name!r} requested but no CUDA GPU is available; use `device` cpu")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise BiaslabError("device 'mps' requested but MPS is not available; use --device cpu")
+        raise BiaslabError("device 'mps' requested but MPS is not available; use `device` cpu")
     if dev.type not in ("cpu", "cuda", "mps"):
         raise BiaslabError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
     return dev

@@ -32,7 +32,7 @@ def set_threads(n: int) -> int:
     int
         ``n``.
     """
-    n = bounded_int("--threads", n, 1, available_cpus())
+    n = bounded_int("threads", n, 1, available_cpus())
     for var in THREAD_VARIABLES:
         os.environ[var] = str(n)
     if "torch" in sys.modules:

@@ -16,11 +16,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .io import BiaslabError, first_line, name_max
+from .numfmt import number_text
 
 __all__ = [
     "SEED_LIMIT",
     "MAX_ARRAY_BYTES",
     "MAX_IMAGE_PIXELS",
+    "param",
     "check_finite",
     "finite_number",
     "bounded_int",
@@ -45,6 +47,12 @@ MAX_ARRAY_BYTES = 2 * 1024**3
 MAX_IMAGE_PIXELS = 50_000_000
 
 
+def param(name: str) -> str:
+    """How a message names a parameter: ```name``` for a library parameter (the CLI turns it into its
+    option, ``--name``); an option the caller already spelled (``--seed``) stays as it is."""
+    return name if name.startswith("-") or name.startswith("`") else f"`{name}`"
+
+
 def check_finite(name: str, values: np.ndarray) -> np.ndarray:
     """Raise :class:`BiaslabError` if ``values`` holds NaN or infinity."""
     values = np.asarray(values)
@@ -61,7 +69,7 @@ def finite_number(
 
     Parameters
     ----------
-    name : the option, e.g. ``"--lr"``, for the message.
+    name : the parameter, e.g. ``"lr"``, for the message (written ```lr```; the CLI names its option).
     value : the user's value.
     low, high : bounds (None: unbounded on that side).
     open_low : exclude ``low`` itself (for "must be > 0").
@@ -71,12 +79,13 @@ def finite_number(
     float
     """
     v = float(value)
+    name = param(name)
     if not math.isfinite(v):
         raise BiaslabError(f"{name} must be a finite number (got {value})")
     too_low = low is not None and (v <= low if open_low else v < low)
     if too_low or (high is not None and v > high):
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
+        lo = "−∞" if low is None else number_text(f"{low:g}")
+        hi = "∞" if high is None else number_text(f"{high:g}")
         raise BiaslabError(f"{name} must be in {'(' if open_low else '['}{lo}, {hi}] (got {value})")
     return v
 
@@ -88,6 +97,7 @@ def bounded_int(name: str, value: int, low: int, high: int) -> int:
     -------
     int
     """
+    name = param(name)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise BiaslabError(f"{name} must be a whole number (got {value!r})")
     if not low <= value <= high:
@@ -95,7 +105,7 @@ def bounded_int(name: str, value: int, low: int, high: int) -> int:
     return int(value)
 
 
-def check_seed(seed: int, name: str = "--seed") -> int:
+def check_seed(seed: int, name: str = "seed") -> int:
     """The one seed rule of every command: ``0 <= seed < 2**32``."""
     return bounded_int(name, seed, 0, SEED_LIMIT - 1)
 

@@ -79,7 +79,7 @@ def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:
     Returns a list of (C, kH, kW) arrays. Raises :class:`BiaslabError` for a missing or
     unreadable file, a wrong shape or non-finite weights.
     """
-    p = readable_file("--kernel-file", path, ".npy or .txt file of weights")
+    p = readable_file("`kernel_file`", path, ".npy or .txt file of weights")
     if p.suffix.lower() not in (".npy", ".txt"):
         raise BiaslabError(f"kernel file {p} must end in .npy or .txt")
     if p.suffix.lower() == ".npy":
@@ -112,8 +112,8 @@ def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:
 def random_kernels(count: int, channels: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """``count`` random (C, size, size) kernels, He-normal: weights ~ N(0, 2 / (C·size²))."""
     if count < 0:
-        raise BiaslabError(f"--random must be ≥ 0, got {count}")
+        raise BiaslabError(f"`random` must be ≥ 0, got {count}")
     if size < 1:
-        raise BiaslabError(f"--kernel-size must be ≥ 1, got {size}")
+        raise BiaslabError(f"`kernel_size` must be ≥ 1, got {size}")
     std = np.sqrt(2.0 / (channels * size * size))
     return list(rng.normal(0.0, std, size=(count, channels, size, size)))

@@ -94,9 +94,9 @@ def prepare_image(
     from ...data.images import builtin_image, load_image
 
     if image is not None and builtin is not None:
-        raise BiaslabError("give either --builtin or --image, not both")
+        raise BiaslabError("give either `builtin` or `image`, not both")
     if not 1 <= max_size <= MAX_IMAGE_SIDE:
-        raise BiaslabError(f"--max-size must be ≥ 1 and ≤ {MAX_IMAGE_SIDE}, got {max_size}")
+        raise BiaslabError(f"`max_size` must be ≥ 1 and ≤ {MAX_IMAGE_SIDE}, got {max_size}")
     if image is not None:
         picture, source = load_image(image, color=color), str(image)
     else:
@@ -149,25 +149,25 @@ def _check_options(biases: Sequence[float], activation: str, random: int, kernel
     """Every option that can be checked before reading the image; returns the biases as floats."""
     check_choice("activation", activation, list(ACTIVATIONS))
     if not biases:
-        raise BiaslabError("give at least one --bias value")
+        raise BiaslabError("give at least one bias value (`biases`)")
     if len(biases) > MAX_BIASES:
-        raise BiaslabError(f"{len(biases)} --bias values given; at most {MAX_BIASES} "
+        raise BiaslabError(f"{len(biases)} bias values given (`biases`); at most {MAX_BIASES} "
                            "(each is a column of every figure)")
-    values = [finite_number("--bias", b, -MAX_ABS_BIAS, MAX_ABS_BIAS) + 0.0 for b in biases]
-    bounded_int("--random", random, 0, MAX_KERNELS)
-    bounded_int("--kernel-size", kernel_size, 1, MAX_KERNEL_SIZE)
-    bounded_int("--stride", stride, 1, MAX_STRIDE)
+    values = [finite_number("biases", b, -MAX_ABS_BIAS, MAX_ABS_BIAS) + 0.0 for b in biases]
+    bounded_int("random", random, 0, MAX_KERNELS)
+    bounded_int("kernel_size", kernel_size, 1, MAX_KERNEL_SIZE)
+    bounded_int("stride", stride, 1, MAX_STRIDE)
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
             raise BiaslabError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
         if padding == "same" and stride != 1:
             raise BiaslabError(f"padding='same' is not supported for strided convolutions (stride={stride}); "
-                               "use --padding valid or a number")
+                               "use `padding` 'valid' or a number")
     else:
         for p in (padding, padding) if np.isscalar(padding) else tuple(padding):
-            bounded_int("--padding", p, 0, MAX_PADDING)
+            bounded_int("padding", p, 0, MAX_PADDING)
     if explain is not None and (len(explain) != 2 or min(explain) < 0):
-        raise BiaslabError(f"--explain needs ROW,COL, two integers ≥ 0 (got {explain!r})")
+        raise BiaslabError(f"`explain` needs ROW,COL, two integers ≥ 0 (got {explain!r})")
     return values
 
 

@@ -35,12 +35,12 @@ def make_line_data(
     Uses ``np.random.RandomState(seed)``, the legacy global generator's algorithm, so the
     defaults give exactly the numbers of ``np.random.seed(42)`` in the original snippet.
     """
-    bounded_int("--n", n, MIN_POINTS, MAX_POINTS)
-    finite_number("--noise", noise, 0.0, VALUE_LIMIT)
-    for name, v in (("--slope", slope), ("--intercept", intercept), ("--x-min", x_min), ("--x-max", x_max)):
+    bounded_int("n", n, MIN_POINTS, MAX_POINTS)
+    finite_number("noise", noise, 0.0, VALUE_LIMIT)
+    for name, v in (("slope", slope), ("intercept", intercept), ("x_min", x_min), ("x_max", x_max)):
         finite_number(name, v, -VALUE_LIMIT, VALUE_LIMIT)
     if not x_max > x_min:
-        raise BiaslabError(f"--x-min ({x_min}) must be smaller than --x-max ({x_max})")
+        raise BiaslabError(f"`x_min` ({x_min}) must be smaller than `x_max` ({x_max})")
     rng = np.random.RandomState(seed)
     X = np.linspace(x_min, x_max, n).reshape(-1, 1)
     y = slope * X + intercept + rng.normal(0, noise, size=(n, 1))
@@ -74,12 +74,12 @@ def train_test_split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Random split; returns ``X_train, X_test, y_train, y_test``."""
     if not 0.0 < test_fraction < 1.0:
-        raise BiaslabError(f"--test-fraction must be in (0, 1) (got {test_fraction})")
+        raise BiaslabError(f"`test_fraction` must be in (0, 1) (got {test_fraction})")
     n = len(X)
     n_test = int(round(n * test_fraction))
     if n_test < 1 or n - n_test < 2:
         raise BiaslabError(
-            f"--test-fraction {test_fraction} leaves {n - n_test} training and {n_test} test "
+            f"`test_fraction` {test_fraction} leaves {n - n_test} training and {n_test} test "
             f"points out of {n}; use more points or another fraction"
         )
     perm = np.random.default_rng(seed).permutation(n)

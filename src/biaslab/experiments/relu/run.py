@@ -44,27 +44,27 @@ def _check_relu_inputs(w: float, biases: Sequence[float], activation: str, plane
     """Every input checked (:mod:`biaslab.infra.validate`) before anything is computed; −0.0 becomes 0.0."""
     check_choice("activation", activation, list(ACTIVATIONS))
     if not biases:
-        raise BiaslabError("give at least one bias value (--b)")
+        raise BiaslabError("give at least one bias value (`biases`)")
     if len(biases) > MAX_BIASES:
         raise BiaslabError(f"{len(biases)} bias values given; at most {MAX_BIASES} (each is a curve and a panel)")
     bound = (-MAX_ABS_PARAMETER, MAX_ABS_PARAMETER)
-    w = finite_number("--w", w, *bound) + 0.0
+    w = finite_number("w", w, *bound) + 0.0
     if w != 0 and abs(w) < MIN_ABS_WEIGHT:
-        raise BiaslabError(f"--w must be 0 or |w| ≥ {MIN_ABS_WEIGHT:g} (the threshold −b/w must stay finite), "
+        raise BiaslabError(f"`w` must be 0 or |w| ≥ {MIN_ABS_WEIGHT:g} (the threshold −b/w must stay finite), "
                            f"got {w:g}")
-    biases = [finite_number("--b", b, *bound) + 0.0 for b in biases]
+    biases = [finite_number("biases", b, *bound) + 0.0 for b in biases]
     if len(plane_w) != 2:
-        raise BiaslabError(f"--plane-w needs two numbers w1,w2 (got {len(plane_w)})")
-    pw = (finite_number("--plane-w", plane_w[0], *bound) + 0.0, finite_number("--plane-w", plane_w[1], *bound) + 0.0)
+        raise BiaslabError(f"`plane_w` needs two numbers w1,w2 (got {len(plane_w)})")
+    pw = (finite_number("plane_w", plane_w[0], *bound) + 0.0, finite_number("plane_w", plane_w[1], *bound) + 0.0)
     if math.hypot(*pw) < MIN_ABS_WEIGHT:
-        raise BiaslabError(f"--plane-w must not be (almost) 0,0: ‖(w1, w2)‖ must be ≥ {MIN_ABS_WEIGHT:g} "
+        raise BiaslabError(f"`plane_w` must not be (almost) 0,0: ‖(w1, w2)‖ must be ≥ {MIN_ABS_WEIGHT:g} "
                            "or the 2-D unit ignores its input")
     if x_range is not None:
         if len(x_range) != 2:
-            raise BiaslabError(f"--x-range needs two numbers LO,HI (got {len(x_range)})")
-        lo, hi = (finite_number("--x-range", v, -MAX_ABS_X, MAX_ABS_X) for v in x_range)
+            raise BiaslabError(f"`x_range` needs two numbers LO,HI (got {len(x_range)})")
+        lo, hi = (finite_number("x_range", v, -MAX_ABS_X, MAX_ABS_X) for v in x_range)
         if not hi - lo >= MIN_X_SPAN:
-            raise BiaslabError(f"--x-range must be increasing, HI − LO ≥ {MIN_X_SPAN:g} (got {lo:g}, {hi:g})")
+            raise BiaslabError(f"`x_range` must be increasing, HI − LO ≥ {MIN_X_SPAN:g} (got {lo:g}, {hi:g})")
     return w, biases, pw
 
 
