@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from ...results.conv import (
 )
 from .claims import TORCH_TOLERANCE, conv_claims
 
-__all__ = ["prepare_image", "downscale", "block_mean", "kernel_sums", "run_conv", "DEFAULT_KERNELS",
+__all__ = ["ConvPlan", "plan_conv", "convolve_all", "analyse_maps", "prepare_image", "downscale", "block_mean", "kernel_sums", "run_conv", "DEFAULT_KERNELS",
            "MAX_KERNELS", "MAX_BIASES", "MAX_ABS_BIAS", "MAX_KERNEL_SIZE", "MAX_PADDING", "MAX_STRIDE", "MAX_IMAGE_SIDE",
            "TORCH_TOLERANCE"]
 
@@ -314,29 +315,90 @@ def run_conv(
     A :class:`~biaslab.results.conv.ConvResult` with per-kernel statistics, the bias sweep,
     block-averaged maps for the figures, the explanation and the claims of :func:`conv_claims`.
     """
-    from ...infra.progress import progress_bar
+    plan = plan_conv(builtin, image, color, kernels, kernel_file, random, kernel_size, biases, activation, explain,
+                     stride, padding, max_size, seed)
+    totals = convolve_all(plan, progress)
+    maps, sweep, mismatches = analyse_maps(plan, totals)
+    explanation = None
+    if explain is not None:
+        position = (int(explain[0]), int(explain[1]))
+        explanation = Explanation(position, [
+            _explain(plan.picture, name, kernel, total, position, plan.biases, activation, stride, padding)
+            for (name, kernel), total in zip(plan.kernels, totals)])
+    check = _torch_check(plan.picture, plan.kernels, totals, plan.biases, stride, padding) if check_torch else None
+    c, h, w = plan.picture.shape
+    params = {
+        "builtin": builtin, "image": None if image is None else str(image), "color": color,
+        "kernels": [n for n, _ in plan.kernels], "kernel_file": None if kernel_file is None else str(kernel_file),
+        "random": random, "kernel_size": kernel_size, "biases": plan.biases, "activation": activation,
+        "explain": None if explain is None else list(explain), "stride": stride, "padding": padding,
+        "max_size": max_size, "check_torch": check_torch, "seed": seed,
+    }
+    units = len(plan.biases) * sum(total.size for total in totals)
+    return ConvResult(
+        image=ImageInfo(plan.source, c, h, w, int(plan.original_size[0]), int(plan.original_size[1])),
+        image_preview=block_mean(plan.picture, plan.preview_factor).astype(np.float32),
+        preview_factor=plan.preview_factor, output_shape=plan.output_shapes[0], activation=activation,
+        biases=plan.biases, kernels=maps, sweep=sweep, explain=explanation, check=check, params=params,
+        claims=conv_claims(maps, sweep, activation, mismatches, units, check, explanation),
+    )
 
-    biases = _check_options(biases, activation, random, kernel_size, stride, padding, explain)
+
+@dataclass
+class ConvPlan:
+    """Every checked input of a conv run: the (C, H, W) picture in [0, 1], the named kernels, the biases,
+    the convolution's geometry and the block size of the stored previews."""
+
+    picture: np.ndarray
+    source: str
+    original_size: tuple[int, int]
+    kernels: list[tuple[str, np.ndarray]]
+    biases: list[float]
+    activation: str
+    stride: int
+    padding: Padding
+    output_shapes: list[tuple[int, int]]
+    preview_factor: int
+
+
+def plan_conv(builtin: str | None, image: str | Path | None, color: bool, kernels: Sequence[str],
+              kernel_file: str | Path | None, random: int, kernel_size: int, biases: Sequence[float], activation: str,
+              explain: tuple[int, int] | None, stride: int, padding: Padding, max_size: int, seed: int) -> ConvPlan:
+    """Check every option, then load the image and the kernels (see :func:`run_conv`)."""
+    values = _check_options(biases, activation, random, kernel_size, stride, padding, explain)
     picture, source, original_size = prepare_image(builtin, image, color, max_size)
-    rng = np.random.default_rng(seed)
-    chosen = _kernels(kernels, kernel_file, random, kernel_size, picture.shape[0], rng)
+    chosen = _kernels(kernels, kernel_file, random, kernel_size, picture.shape[0], np.random.default_rng(seed))
     shapes = _check_geometry(picture.shape[1:], chosen, stride, padding, explain)
     largest = max(shapes, key=lambda s: s[0] * s[1])
-    factor = _preview_factor(largest, len(chosen) * (len(biases) + 1) + picture.shape[0])
+    factor = _preview_factor(largest, len(chosen) * (len(values) + 1) + picture.shape[0])
+    return ConvPlan(picture, source, original_size, chosen, values, activation, stride, padding, shapes, factor)
+
+
+def convolve_all(plan: ConvPlan, progress: bool = False) -> list[np.ndarray]:
+    """Σ(input * kernel) of every kernel: the one convolution the maps, the sweep and the claims share."""
+    from ...infra.progress import progress_bar
+
     totals = []
-    with progress_bar(len(chosen), "conv: feature maps", progress) as advance:
-        for _, kernel in chosen:
-            totals.append(kernel_sums(picture, kernel, stride, padding))
+    with progress_bar(len(plan.kernels), "conv: feature maps", progress) as advance:
+        for _, kernel in plan.kernels:
+            totals.append(kernel_sums(plan.picture, kernel, plan.stride, plan.padding))
             advance()
+    return totals
+
+
+def analyse_maps(plan: ConvPlan, totals: list[np.ndarray]) -> tuple[list[KernelMap], Sweep, int]:
+    """Each kernel's feature maps activation(Σ + b) with their statistics and previews, the sweep of
+    the active share over biases, and how many units disagree with "fires exactly where Σ > −b"."""
+    biases, activation, factor = plan.biases, plan.activation, plan.preview_factor
     sweep_bias = _sweep_biases(totals, biases)
     maps, curves, mismatches = [], {}, 0
-    for (name, kernel), total in zip(chosen, totals):
+    for (name, kernel), total in zip(plan.kernels, totals):
         outputs = [activate(total + b, activation) for b in biases]
         mismatches += sum(int(np.count_nonzero((o > 0) != (total > -b))) for o, b in zip(outputs, biases))
         maps.append(KernelMap(
             name=name, weights=kernel, output_shape=total.shape, sum_min=float(total.min()), sum_max=float(total.max()),
             sum_mean=float(total.mean()), biases=[_stats(total, b, activation) for b in biases],
-            border=padding_border(picture.shape[1:], kernel.shape[1:], stride, padding),
+            border=padding_border(plan.picture.shape[1:], kernel.shape[1:], plan.stride, plan.padding),
             preview_sum=block_mean(total, factor).astype(np.float32),
             preview_outputs=block_mean(np.stack(outputs), factor).astype(np.float32),
         ))
@@ -344,34 +406,4 @@ def run_conv(
             fraction_active=np.array([fraction_active(total, b) for b in sweep_bias]),
             mean_activation=np.array([float(activate(total + b, activation).mean()) for b in sweep_bias]),
         )
-    sweep = Sweep(sweep_bias, curves)
-    explanation = None
-    if explain is not None:
-        position = (int(explain[0]), int(explain[1]))
-        explanation = Explanation(position, [
-            _explain(picture, name, kernel, total, position, biases, activation, stride, padding)
-            for (name, kernel), total in zip(chosen, totals)])
-    check = _torch_check(picture, chosen, totals, biases, stride, padding) if check_torch else None
-    c, h, w = picture.shape
-    params = {
-        "builtin": builtin, "image": None if image is None else str(image), "color": color,
-        "kernels": [n for n, _ in chosen], "kernel_file": None if kernel_file is None else str(kernel_file),
-        "random": random, "kernel_size": kernel_size, "biases": biases, "activation": activation,
-        "explain": None if explain is None else list(explain), "stride": stride, "padding": padding,
-        "max_size": max_size, "check_torch": check_torch, "seed": seed,
-    }
-    return ConvResult(
-        image=ImageInfo(source, c, h, w, int(original_size[0]), int(original_size[1])),
-        image_preview=block_mean(picture, factor).astype(np.float32),
-        preview_factor=factor,
-        output_shape=shapes[0],
-        activation=activation,
-        biases=biases,
-        kernels=maps,
-        sweep=sweep,
-        explain=explanation,
-        check=check,
-        params=params,
-        claims=conv_claims(maps, sweep, activation, mismatches, len(biases) * sum(t.size for t in totals), check,
-                           explanation),
-    )
+    return maps, Sweep(sweep_bias, curves), mismatches
