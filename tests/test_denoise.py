@@ -176,7 +176,7 @@ def test_divergence_names_the_step_and_the_learning_rate():
     net = DnCNN(depth=3, width=4)
     with torch.no_grad():
         net.body[0].weight.fill_(float("nan"))
-    with pytest.raises(BiaslabError, match=r"diverged at step 1 .*--lr"):
+    with pytest.raises(BiaslabError, match=r"diverged at step 1 .*`lr`"):
         _train({"with_bias": net})
 
 
@@ -508,8 +508,8 @@ def test_apply_denoiser_on_a_grey_image(tmp_path):
     again = apply_denoiser(path, img, sigma=0)
     assert again.psnr_noisy is None and again.outputs[0].psnr is None
     np.testing.assert_array_equal(again.preview_noisy, again.preview_clean)
-    for kwargs, message in [({"sigma": -1}, "--sigma"), ({"sigma": 1e30}, "--sigma"), ({"tile": 5}, "--tile 5"),
-                            ({"compare": True}, "--compare needs")]:
+    for kwargs, message in [({"sigma": -1}, "`sigma`"), ({"sigma": 1e30}, "`sigma`"), ({"tile": 5}, "`tile` 5"),
+                            ({"compare": True}, "`compare` needs")]:
         with pytest.raises(BiaslabError, match=message):
             apply_denoiser(path, img, **{"sigma": 10, **kwargs})
 
@@ -519,9 +519,9 @@ def test_apply_denoiser_on_a_grey_image(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"sigma_max": -5}, "--sigma-max"), ({"sigma_max": 1e30}, "--sigma-max"), ({"sigma_max": 0}, "--sigma-max"),
-     ({"lr": float("inf")}, "--lr"), ({"depth": 1}, "--depth"), ({"width": 10**6}, "--width"),
-     ({"steps": 0}, "--steps"), ({"steps": 2.5}, "--steps"), ({"sigmas": [-1]}, "noise levels")],
+    [({"sigma_max": -5}, "`sigma_max`"), ({"sigma_max": 1e30}, "`sigma_max`"), ({"sigma_max": 0}, "`sigma_max`"),
+     ({"lr": float("inf")}, "`lr`"), ({"depth": 1}, "`depth`"), ({"width": 10**6}, "`width`"),
+     ({"steps": 0}, "`steps`"), ({"steps": 2.5}, "`steps`"), ({"sigmas": [-1]}, "noise levels")],
 )
 def test_run_denoise_rejects_bad_settings(kwargs, message):
     with pytest.raises(BiaslabError, match=message):

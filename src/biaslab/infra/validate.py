@@ -50,7 +50,7 @@ MAX_IMAGE_PIXELS = 50_000_000
 def param(name: str) -> str:
     """How a message names a parameter: ```name``` for a library parameter (the CLI turns it into its
     option, ``--name``); an option the caller already spelled (``--seed``) stays as it is."""
-    return name if name.startswith("-") or name.startswith("`") else f"`{name}`"
+    return f"`{name}`" if name.isidentifier() else name
 
 
 def check_finite(name: str, values: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ def twin_path(model: str | Path) -> Path:
     for mine, other in (_TWINS, _TWINS[::-1]):
         if p.stem == mine:
             return p.with_name(other + p.suffix)
-    raise BiaslabError(f"--compare needs a network saved by `biaslab denoise` ({_TWINS[0]}.pt or "
+    raise BiaslabError(f"`compare` needs a network saved by `biaslab denoise` ({_TWINS[0]}.pt or "
                        f"{_TWINS[1]}.pt), to find its twin next to it; got {p.name}")
 
 
@@ -122,14 +122,14 @@ def apply_denoiser(
     from ...infra.device import resolve_device
     from ...infra.progress import progress_bar
 
-    sigma = check_sigma("--sigma", sigma)
-    tile = bounded_int("--tile", tile, 1, MAX_TILE)
+    sigma = check_sigma("sigma", sigma)
+    tile = bounded_int("tile", tile, 1, MAX_TILE)
     paths = [Path(model)] + ([twin_path(model)] if compare else [])
     dev = resolve_device(device)
     nets = [load_denoiser(p, dev) for p in paths]
     smallest = max(min_tile(n.receptive_radius, DEFAULT_BLEND) for n in nets)
     if tile < smallest:
-        raise BiaslabError(f"--tile {tile} is too small for a depth-{max(n.depth for n in nets)} network; "
+        raise BiaslabError(f"`tile` {tile} is too small for a depth-{max(n.depth for n in nets)} network; "
                            f"use at least {smallest}")
     if len({n.channels for n in nets}) > 1:
         raise BiaslabError(f"{paths[0].name} and {paths[1].name} take different numbers of channels")

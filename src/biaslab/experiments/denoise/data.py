@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...infra.io import BiaslabError
-from ...infra.validate import check_finite, finite_number
+from ...infra.validate import check_finite, finite_number, param
 
 __all__ = ["TRAIN_IMAGES", "TEST_IMAGES", "MAX_SIGMA", "sample_patches", "center_crop", "load_sets", "add_noise",
            "check_sigma"]
@@ -29,7 +29,7 @@ MAX_SIGMA = 255.0
 def check_sigma(name: str, sigma: float, positive: bool = False) -> float:
     """``sigma`` as a float in [0, :data:`MAX_SIGMA`] (``(0, MAX_SIGMA]`` if ``positive``), else a
     :class:`BiaslabError` naming the option ``name``."""
-    return finite_number(f"{name} (a noise level on the 0-255 scale)", sigma, 0.0, MAX_SIGMA, open_low=positive)
+    return finite_number(f"{param(name)} (a noise level on the 0-255 scale)", sigma, 0.0, MAX_SIGMA, open_low=positive)
 
 
 def sample_patches(images: Sequence[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -70,7 +70,7 @@ def load_sets(images: str | Path | None) -> tuple[list[str], list[np.ndarray], l
         files = list_images(images)
         if len(files) < 2:
             raise BiaslabError(
-                f"--images {images} holds {len(files)} image; give at least 2 (one is held out for testing)"
+                f"`images` {images} holds {len(files)} image; give at least 2 (one is held out for testing)"
             )
         n_test = max(1, len(files) // 5)
         loaded = [(f.name, check_finite(f"image {f}", load_image(f))) for f in files]

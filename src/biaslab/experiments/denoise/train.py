@@ -76,7 +76,7 @@ def train_denoisers(
             if not math.isfinite(float(loss.detach())):
                 raise BiaslabError(
                     f"training the {k} network diverged at step {step + 1} (loss is NaN or infinite); "
-                    f"lower --lr (now {lr:g})"
+                    f"lower `lr` (now {lr:g})"
                 )
             opts[k].zero_grad(set_to_none=True)
             loss.backward()
