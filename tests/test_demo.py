@@ -43,7 +43,7 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
 def test_demo_uses_the_steps_given(tmp_path):
     from biaslab.experiments.relu.run import run_relu
 
-    from biaslab.infra.outputs import save_demo
+    from biaslab.outputs import save_demo
 
     res = run_demo(steps=[DemoStep("relu", lambda seed, progress: run_relu(w=2.0))])
     assert res.sections == ["relu"] and res.parts["relu"].w == 2.0

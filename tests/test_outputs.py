@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from biaslab.cli import app
-from biaslab.infra.outputs import save_outputs
+from biaslab.outputs import save_outputs
 from biaslab.experiments.regression.run import run_regression
 
 
@@ -146,7 +146,7 @@ def test_an_empty_out_is_refused_by_every_command(tmp_path, monkeypatch, regress
 
 def test_prepare_out_dir_refuses_the_empty_string(tmp_path, monkeypatch):
     from biaslab.infra.io import BiaslabError
-    from biaslab.infra.outputs import prepare_out_dir
+    from biaslab.outputs import prepare_out_dir
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(BiaslabError, match="--out is empty"):
@@ -179,7 +179,7 @@ def test_report_in_another_format_removes_only_the_previous_runs_figures(regress
 
 
 def test_previous_figures_are_bare_figure_links_of_a_run_report(tmp_path):
-    from biaslab.infra.outputs import previous_figures
+    from biaslab.outputs import previous_figures
 
     (tmp_path / "report.md").write_text("![a](a.svg)\n![b](sub/b.png)\n![c](../c.png)\n![d](d.txt)\ntext ![e](e.png)\n")
     assert previous_figures(tmp_path) == set()  # no results.json: not a folder a run wrote

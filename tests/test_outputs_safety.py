@@ -11,10 +11,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-import biaslab.infra.outputs
+import biaslab.outputs
 from biaslab.cli import app
 from biaslab.infra.io import BiaslabError, atomic_path, atomic_write_bytes, read_text, remove_stale_temps
-from biaslab.infra.outputs import LOCK_NAME, locked_out_dir
+from biaslab.outputs import LOCK_NAME, locked_out_dir
 from biaslab.infra.validate import writable_file
 
 runner = CliRunner()
@@ -191,7 +191,7 @@ def tiny_tmpfs(tmp_path):
 
 
 def test_a_really_full_disk(tiny_tmpfs, monkeypatch):
-    monkeypatch.setattr(biaslab.infra.outputs, "MIN_FREE_BYTES", 0)  # get past the up-front check to the real ENOSPC
+    monkeypatch.setattr(biaslab.outputs, "MIN_FREE_BYTES", 0)  # get past the up-front check to the real ENOSPC
     res = regression(tiny_tmpfs / "o")
     assert res.exit_code == 2 and "No space left on device" in res.stderr, res.output
     assert len(res.stderr.strip().splitlines()) == 1

@@ -139,7 +139,6 @@ class _Commands(_Group):
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
 
 
-
 #: Help text as wide as the terminal, up to 100 columns.
 CONTEXT = {"max_content_width": 100}
 
@@ -234,7 +233,7 @@ def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, 
     Everything that can be checked without the result is checked before ``build`` runs; the
     folder's lock (``OUT/.biaslab.lock``) is held until the files are written.
     """
-    from .infra.outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_outputs
+    from .outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_outputs
     from .render import renderer
     from .results import payload
 
@@ -357,7 +356,7 @@ def demo(
 ) -> None:
     """Run every experiment on quick settings and write one HTML report, opening with the classic claims."""
     from .experiments.demo import run_demo
-    from .infra.outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_demo
+    from .outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_demo
     from .render.demo import summary
     from .results import payload
 
@@ -390,7 +389,7 @@ def report(
     quiet: QuietOpt = False,
 ) -> None:
     """Rebuild figures, report.html and report.md from results.json alone (no experiment is re-run)."""
-    from .infra.outputs import rebuild
+    from .outputs import rebuild
 
     if json_output or not quiet:
         check_stdout_open()
@@ -480,7 +479,7 @@ def explore(
 ) -> None:
     """Write explore.html: move the bias and watch (threshold, 2-D unit, regression, conv). Offline, one file."""
     from .explore import write_explorer
-    from .infra.outputs import locked_out_dir, out_dir_path
+    from .outputs import locked_out_dir, out_dir_path
 
     with locked_out_dir(out_dir_path(out, "explore")) as out_dir:
         page = write_explorer(out_dir, builtin=builtin, image=image, max_size=max_size, random=random, seed=seed,
@@ -560,7 +559,7 @@ def ablate(
     grids and shifts: see the README.
     """
     from .experiments.ablate import AblationInterrupted, run_ablate
-    from .infra.outputs import out_dir_path
+    from .outputs import out_dir_path
 
     out_dir = out_dir_path(out, "ablate")
 
@@ -641,7 +640,7 @@ def denoise(
     if ctx.invoked_subcommand is not None:
         return
     from .experiments.denoise import run_denoise
-    from .infra.outputs import out_dir_path
+    from .outputs import out_dir_path
 
     out_dir = out_dir_path(out, "denoise")
 
@@ -678,7 +677,7 @@ def denoise_apply(
     denoised in overlapping tiles blended with a window: the result equals the untiled one.
     """
     from .experiments.denoise import apply_denoiser
-    from .infra.outputs import out_dir_path
+    from .outputs import out_dir_path
 
     out_dir = out_dir_path(out, "denoise-apply")
 

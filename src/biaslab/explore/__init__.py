@@ -34,7 +34,7 @@ def write_explorer(
     Parameters
     ----------
     out_dir : an existing directory to write into (the CLI checks and locks it first,
-        :func:`biaslab.infra.outputs.locked_out_dir`).
+        :func:`biaslab.outputs.locked_out_dir`).
     builtin, image : the conv panel's picture: a scikit-image name (default ``camera``) or
         an image file, prepared as ``biaslab conv`` prepares it.
     max_size : block-average larger images down to at most this many pixels a side.

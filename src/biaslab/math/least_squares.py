@@ -26,7 +26,6 @@ class LinearFit:
         return X @ self.coef.reshape(-1, 1) + self.intercept
 
 
-
 def fit_linear(X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> LinearFit:
     """Ordinary least squares, as scikit-learn's ``LinearRegression`` computes it.
 

@@ -38,7 +38,6 @@ def _active_when(w: float, b: float) -> str:
     return f"x {'>' if w > 0 else '<'} {t:g}"
 
 
-
 def _check_relu_inputs(w: float, biases: Sequence[float], activation: str, plane_w: tuple[float, float],
                        x_range: tuple[float, float] | None) -> tuple[float, list[float], tuple[float, float]]:
     """Every input checked (:mod:`biaslab.infra.validate`) before anything is computed; −0.0 becomes 0.0."""

@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import BiaslabError, atomic_write_json, remove_stale_temps
-from ..results import Result, load_results, payload
+from .infra.io import BiaslabError, atomic_write_json, remove_stale_temps
+from .results import Result, load_results, payload
 
 __all__ = [
     "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
@@ -58,7 +58,7 @@ class SavedOutputs:
 
 def check_format(fmt: str) -> str:
     """``fmt`` if it is one of :data:`FIGURE_FORMATS`, else :class:`BiaslabError`."""
-    from .validate import check_choice
+    from .infra.validate import check_choice
 
     return check_choice("figure format", fmt, FIGURE_FORMATS)
 
@@ -232,8 +232,8 @@ def _title(result: Result) -> str:
 
 def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> SavedOutputs:
     """Write results.json, the figures and the report of ``result`` into ``out_dir``."""
-    from ..render import render_figures, render_sections
-    from ..render.report import write_report
+    from .render import render_figures, render_sections
+    from .render.report import write_report
 
     check_format(fmt)
     with locked_out_dir(out_dir) as out:
@@ -258,8 +258,8 @@ def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> Saved
 
 def save_demo(result: Result, parts: dict[str, Result], out_dir: str | Path, fmt: str = "png") -> SavedOutputs:
     """Save each part in ``out_dir/<name>/`` and the demo's own results.json and report."""
-    from ..explore import write_explorer
-    from ..render.demo import demo_report
+    from .explore import write_explorer
+    from .render.demo import demo_report
 
     check_format(fmt)
     with locked_out_dir(out_dir) as out:
@@ -278,7 +278,7 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
     section and the demo report. Several directories of the same command are rendered side by
     side into ``out_dir`` (default ``biaslab-out/report``), one section group per run.
     """
-    from ..render.compare import compare_report
+    from .render.compare import compare_report
 
     check_format(fmt)
     if not dirs:
