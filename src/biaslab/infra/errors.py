@@ -26,12 +26,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .io import BiaslabError
 
 __all__ = [
-    "EXIT_BUG", "EXIT_USER", "EXIT_INTERRUPTED", "describe", "one_line_errors", "check_stdout_open", "stdout_errors",
+    "BiaslabError", "EXIT_BUG", "EXIT_USER", "EXIT_INTERRUPTED", "describe", "one_line_errors", "check_stdout_open", "stdout_errors",
     "ctrl_c_pressed", "exit_on_late_interrupt",
 ]
+
+class BiaslabError(ValueError):
+    """A mistake in the user's input. Its message names the bad value and the fix; library messages
+    name Python parameters in backquotes (```seeds```), which the CLI turns into its options. The
+    boundary below prints it as one line and exits with code 2."""
+
 
 EXIT_BUG = 1
 EXIT_USER = 2

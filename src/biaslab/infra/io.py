@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .errors import BiaslabError
+
 __all__ = [
     "first_line",
     "BiaslabError",
@@ -32,10 +34,6 @@ STALE_SECONDS = 60.0
 _RANDOM = "[a-z0-9_]{8}"
 #: Our temporary names: atomic writes ``.NAME.XXXXXXXX.ext.tmp``, staging folders and write probes.
 TEMP_PATTERN = re.compile(rf"^\..+\.{_RANDOM}(\.[^./]*)?\.tmp$|^\.biaslab-(staging|probe)-{_RANDOM}$")
-
-
-class BiaslabError(ValueError):
-    """A mistake in the user's input; the CLI prints its message and exits with code 2."""
 
 
 def _umask() -> int:
