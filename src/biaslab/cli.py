@@ -226,9 +226,10 @@ def make_console():
     return _Console(highlight=False, width=width)
 
 
-def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, json_output: bool, quiet: bool):
+def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, json_output: bool, quiet: bool,
+         save: Callable | None = None):
     """Check the output location and stdout, lock the folder, run ``build`` (a library call returning
-    a Result), save, print.
+    a Result), save (``save(result, out_dir, fmt)``, default :func:`outputs.save_outputs`), print.
 
     Everything that can be checked without the result is checked before ``build`` runs; the
     folder's lock (``OUT/.biaslab.lock``) is held until the files are written.
@@ -244,7 +245,7 @@ def emit(command: str, build: Callable[[], object], out: Path | None, fmt: str, 
         check_stdout_open()
     with locked_out_dir(out_dir):
         result = build()
-        saved = save_outputs(result, out_dir, fmt)
+        saved = (save or save_outputs)(result, out_dir, fmt)
     with stdout_errors():
         if json_output:
             print(json.dumps(payload(result)))
@@ -356,24 +357,10 @@ def demo(
 ) -> None:
     """Run every experiment on quick settings and write one HTML report, opening with the classic claims."""
     from .experiments.demo import run_demo
-    from .outputs import check_format, check_same_command, locked_out_dir, out_dir_path, save_demo
-    from .render.demo import summary
-    from .results import payload
+    from .outputs import save_demo
 
-    out_dir = out_dir_path(out, "demo")
-    check_format(fmt)
-    check_same_command(out_dir, "demo")
-    if json_output or not quiet:
-        check_stdout_open()
-    with locked_out_dir(out_dir):
-        res = run_demo(seed=seed, show_progress=not quiet)
-        saved = save_demo(res, res.parts, out_dir, fmt)
-    with stdout_errors():
-        if json_output:
-            print(json.dumps(payload(res)))
-        elif not quiet:
-            print(summary(res))
-            print(saved.report)
+    emit("demo", lambda: run_demo(seed=seed, show_progress=not quiet), out, fmt, json_output, quiet,
+         save=lambda res, out_dir, fmt: save_demo(res, res.parts, out_dir, fmt))
 
 
 @command()
