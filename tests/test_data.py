@@ -55,7 +55,7 @@ def test_max_train_and_errors():
     assert len(ds.y_train) == 100 and len(np.unique(ds.y_train)) == 10
     with pytest.raises(BiaslabError, match="unknown dataset 'mnist'"):
         load_dataset("mnist")
-    with pytest.raises(BiaslabError, match="input-offset"):
+    with pytest.raises(BiaslabError, match="`input_offset`"):
         load_dataset("iris", input_offset=float("nan"))
 
 

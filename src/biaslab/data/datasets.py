@@ -150,7 +150,7 @@ def make_dataset(
     if not 0.0 < test_fraction < 1.0:
         raise BiaslabError(f"test fraction must be in (0, 1) (got {test_fraction})")
     if not np.isfinite(input_offset):
-        raise BiaslabError(f"--input-offset must be a finite number (got {input_offset})")
+        raise BiaslabError(f"`input_offset` must be a finite number (got {input_offset})")
     X = _images_nchw(np.asarray(X), name)
     if len(X) != len(y):
         raise BiaslabError(f"labels do not match inputs in {name}: {len(X)} samples but {len(y)} labels")
@@ -176,7 +176,7 @@ def make_dataset(
         y, y_test = codes[: len(X)], codes[len(X):]
     if max_train is not None:
         if max_train < 2:
-            raise BiaslabError(f"--max-train must be at least 2 (got {max_train})")
+            raise BiaslabError(f"`max_train` must be at least 2 (got {max_train})")
         if max_train < len(y):
             keep, _ = _stratified_split(y, 1.0 - max_train / len(y), seed)
             X, y = X[keep], y[keep]
@@ -221,7 +221,7 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise BiaslabError(
-            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or pass --data PATH"
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or give the path of your own data"
         )
     X, y, names = _builtin_raw(name)
     return make_dataset(name, X, y, class_names=names, test_fraction=test_fraction, seed=seed,
@@ -246,14 +246,14 @@ def load_data_path(
     test: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     names = None
     if not p.exists():
-        raise BiaslabError(f"--data {p} does not exist; pass an MNIST IDX directory, an image folder or an .npz file")
+        raise BiaslabError(f"data path {p} does not exist; pass an MNIST IDX directory, an image folder or an .npz file")
     if not (p.is_file() or p.is_dir()):
-        raise BiaslabError(f"--data {p} is neither a file nor a directory; pass an MNIST IDX directory, "
+        raise BiaslabError(f"data path {p} is neither a file nor a directory; pass an MNIST IDX directory, "
                            "an image folder or an .npz file")
     if p.is_file():
         if p.suffix.lower() != ".npz":
             raise BiaslabError(
-                f"--data {p} is not a supported format; use an .npz file with X and y, an MNIST IDX "
+                f"data path {p} is not a supported format; use an .npz file with X and y, an MNIST IDX "
                 "directory or an image folder with one subfolder per class"
             )
         X, y, *test = load_npz(p)

@@ -38,9 +38,9 @@ def load_csv_columns(path: str | Path, x_columns: list[str], y_column: str) -> t
     twice, fewer than :data:`MIN_CSV_ROWS` or more than :data:`MAX_CSV_ROWS` data rows, and
     cells that are not finite numbers.
     """
-    p = readable_file("--csv", path, "CSV file with a header row")
+    p = readable_file("csv", path, "CSV file with a header row")
     if not x_columns or not y_column:
-        raise BiaslabError("--csv needs --x COLUMN[,COLUMN...] and --y COLUMN")
+        raise BiaslabError("`csv` needs `x_columns` (one or more input columns) and `y_column`")
     try:
         with p.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -279,7 +279,7 @@ def load_npy(path: str | Path, name: str) -> np.ndarray:
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``X``, ``y`` (and optionally ``X_test``, ``y_test``) from an ``.npz``; each header checked first."""
-    p = readable_file("--data", path, ".npz file with arrays X and y")
+    p = readable_file("data path", path, ".npz file with arrays X and y")
     try:
         with zipfile.ZipFile(p) as zf:
             for member in zf.namelist():

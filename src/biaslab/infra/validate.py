@@ -138,7 +138,7 @@ def check_allocation(name: str, shape: Sequence[int], itemsize: int, limit: int 
 
 def readable_file(name: str, path: str | os.PathLike[str], what: str = "file") -> Path:
     """``path`` refused unless it is an existing, non-empty regular file (not a folder, not ``/dev/null``)."""
-    p = Path(path)
+    p, name = Path(path), param(name)
     if not p.exists():
         raise BiaslabError(f"{name} {p} does not exist; pass the path of a {what}")
     if not p.is_file():

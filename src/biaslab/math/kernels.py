@@ -79,7 +79,7 @@ def load_kernel_file(path: str | Path, channels: int = 1) -> list[np.ndarray]:
     Returns a list of (C, kH, kW) arrays. Raises :class:`BiaslabError` for a missing or
     unreadable file, a wrong shape or non-finite weights.
     """
-    p = readable_file("`kernel_file`", path, ".npy or .txt file of weights")
+    p = readable_file("kernel_file", path, ".npy or .txt file of weights")
     if p.suffix.lower() not in (".npy", ".txt"):
         raise BiaslabError(f"kernel file {p} must end in .npy or .txt")
     if p.suffix.lower() == ".npy":

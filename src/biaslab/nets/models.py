@@ -130,7 +130,7 @@ def build_model(
         if len(in_shape) != 3 or min(in_shape[1:]) < 4:
             raise BiaslabError(
                 f"model {name!r} needs images of shape (C, H, W) with H, W >= 4 (got input shape "
-                f"{in_shape}); use --model linear or mlp for tabular data"
+                f"{in_shape}); the models linear and mlp take tabular data"
             )
         channels = tuple(kwargs.get("channels", (16, 32)))
         conv_bias = variant not in ("no-bias", "conv-no-bias")
