@@ -1,0 +1,191 @@
+"""``biaslab.explore.widget`` in a real JupyterLab, in headless Chromium.
+
+The test starts its own JupyterLab on a free localhost port with a temporary root and
+configuration, opens a notebook that builds ``widget(conv_layer, image)`` from a user's
+``nn.Conv2d``, moves the bias slider in the page, and checks that
+
+- the active share the widget shows is the one ``biaslab conv`` computes (``run_conv`` with the
+  channel's kernel saved as a file, the same image and the slider's bias);
+- ``w.bias`` in the kernel is the slider's value, and the layer's own bias moved with it.
+
+Skipped, with the reason, without Chromium, Playwright or JupyterLab. Set
+BIASLAB_SCREENSHOTS=DIR to keep the screenshot.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TOKEN = "biaslab-test-token"
+MAX_SIZE = 96  # the image side: small, so the sums travel fast
+
+SETUP = f"""\
+import json, torch, numpy as np
+from biaslab.explore import widget
+from biaslab.experiments.conv.run import prepare_image
+torch.manual_seed(0)
+conv_layer = torch.nn.Conv2d(1, 3, kernel_size=3, padding=1)
+image, _, _ = prepare_image("camera", None, False, {MAX_SIZE})
+np.save("image.npy", image)
+w = widget(conv_layer, image)
+w"""
+
+READBACK = """\
+json.dump({"bias": list(w.bias), "layer_bias": conv_layer.bias.tolist(), "share": w.active_share(1)},
+          open("readback.json", "w"))
+print("BIAS", w.bias)"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _notebook(path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(SETUP), nbformat.v4.new_code_cell(READBACK)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server of this Python, on a free port, rooted in a temporary directory."""
+    pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (extra 'test')")
+    pytest.importorskip("anywidget", reason="anywidget is not installed (extra 'notebook')")
+    root = tmp_path_factory.mktemp("lab")
+    home = tmp_path_factory.mktemp("jupyter-home")
+    _notebook(root / "widget.ipynb")
+    port = _free_port()
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "JUPYTER_DATA_DIR": str(home / "data"), "IPYTHONDIR": str(home / "ipython"),
+           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    log = open(home / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         "--ServerApp.open_browser=False", "--ServerApp.terminals_enabled=False", "--allow-root",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):  # until the server answers (a cold start can take a while on a busy machine)
+        if proc.poll() is not None:
+            break
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    if proc.poll() is not None:
+        pytest.fail(f"JupyterLab did not start:\n{(home / 'lab.log').read_text()[-3000:]}")
+    yield {"url": url, "root": root, "log": home / "lab.log"}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set BIASLAB_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _run_cell(page, index: int) -> None:
+    page.evaluate(
+        """async (index) => {
+            const app = window.jupyterapp, panel = app.shell.currentWidget;
+            await panel.sessionContext.ready;
+            panel.content.activeCellIndex = index;
+            await app.commands.execute("notebook:run-cell");
+        }""",
+        index,
+    )
+
+
+def test_widget_moves_a_users_layer_bias_in_jupyterlab(lab, browser, tmp_path):
+    from biaslab.experiments.conv.run import run_conv
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors, external = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: external.append(r.url) if not r.url.startswith(lab["url"]) and
+            not r.url.startswith(("data:", "blob:")) else None)
+    page.goto(f"{lab['url']}/lab/tree/widget.ipynb?token={TOKEN}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
+    _run_cell(page, 0)
+    # the widget's host element carries data-ready once explore.js has drawn its panels
+    page.wait_for_selector("[data-ready=true]", timeout=120_000, state="attached")
+    share = page.locator("#conv-active-fraction")
+    kernel = page.locator("#conv-kernel")
+    kernel.select_option("channel 1")
+    slider = page.locator("#conv-bias")
+    slider.fill("0.25")  # a real input event on the range, as a drag fires
+    page.wait_for_function(
+        "() => { const h = document.querySelector('[data-ready=true]'); "
+        "return h && h.shadowRoot.getElementById('conv-bias-value').textContent.includes('0.25'); }", timeout=20_000)
+    count = int(share.get_attribute("data-count"))
+    shown = share.inner_text().strip()
+    assert page.locator("#conv").is_visible() and not page.locator("#regression").is_visible()
+
+    # w.bias, back in Python: the kernel writes what it holds
+    readback = Path(lab["root"]) / "readback.json"
+    deadline = time.monotonic() + 60
+    while True:
+        _run_cell(page, 1)
+        for _ in range(100):
+            if readback.is_file():
+                break
+            time.sleep(0.2)
+        got = json.loads(readback.read_text())
+        if got["bias"][1] == 0.25 or time.monotonic() > deadline:
+            break
+        readback.unlink()
+    if os.environ.get("BIASLAB_SCREENSHOTS"):
+        out = Path(os.environ["BIASLAB_SCREENSHOTS"])
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / "notebook_widget.png"), full_page=False)
+    page.close()
+    assert errors == [], errors
+    assert external == []  # offline: nothing beyond the local server
+    assert got["bias"][1] == 0.25
+    assert got["layer_bias"][1] == pytest.approx(0.25)  # the layer itself moved (float32)
+    assert [got["bias"][i] for i in (0, 2)] == pytest.approx([got["layer_bias"][i] for i in (0, 2)])
+
+    # what biaslab conv computes for the same kernel, bias and image
+    import torch
+
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(1, 3, kernel_size=3, padding=1)
+    kernel_file = tmp_path / "channel1.npy"
+    np.save(kernel_file, layer.weight.detach().double().numpy()[1])
+    res = run_conv(builtin="camera", max_size=MAX_SIZE, kernel_file=kernel_file, biases=[0.25], padding=1,
+                   check_torch=False)
+    expected = res.kernels[0].biases[0].fraction_active
+    units = res.output_shape[0] * res.output_shape[1]
+    assert count == round(expected * units)
+    assert shown == f"{100 * expected:.1f}%"
+    assert got["share"] == expected
