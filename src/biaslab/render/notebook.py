@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import html
+import io
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,9 +31,9 @@ _CSS = """
 .biaslab-result h4{margin:1em 0 .3em;font-size:1em}
 .biaslab-result .meta{color:#666;font-size:.85em;margin:0 0 .4em}
 .biaslab-result table{border-collapse:collapse;margin:.4em 0;font-size:.88em}
-.biaslab-result th,.biaslab-result td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}
+.biaslab-result th,.biaslab-result td{border:1px solid #ccc;padding:.2em .5em;text-align:left!important;vertical-align:top}
 .biaslab-result th{background:#f4f4f4}
-.biaslab-result td.num{text-align:right;font-variant-numeric:tabular-nums}
+.biaslab-result td.num{text-align:right!important;font-variant-numeric:tabular-nums}
 .biaslab-result .holds{color:#1a7f37;font-weight:600}.biaslab-result .fails{color:#cf222e;font-weight:600}
 .biaslab-result .unknown{color:#777;font-weight:600}
 .biaslab-result .evidence{color:#555;font-size:.88em}
@@ -144,6 +146,28 @@ def _figures(result: Result) -> dict[str, "Figure"]:
     return figures
 
 
+def _figure_png(fig: "Figure") -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _show_figures_in_ipython() -> None:
+    """Let IPython display a bare matplotlib Figure as a PNG (pyplot's inline backend does this only
+    once pyplot is imported, and biaslab draws without pyplot). An existing formatter is kept."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None:
+        return
+    from matplotlib.figure import Figure
+
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        formatter.lookup_by_type(Figure)
+    except KeyError:
+        formatter.for_type(Figure, _figure_png)
+
+
 def figure_names(result: Result) -> list[str]:
     """The names of ``result``'s figures, in the renderer's order (the file stems of ``--out DIR``)."""
     return list(_figures(result))
@@ -162,4 +186,5 @@ def result_figure(result: Result, name: str) -> "Figure":
     if name not in figures:
         known = ", ".join(repr(n) for n in figures) or "none"
         raise BiaslabError(f"the {result.command} result has no figure {name!r}; its figures: {known}")
+    _show_figures_in_ipython()
     return figures[name]
