@@ -168,6 +168,7 @@ def test_widget_moves_a_users_layer_bias_in_jupyterlab(lab, browser, tmp_path):
         out = Path(os.environ["BIASLAB_SCREENSHOTS"])
         out.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out / "notebook_widget.png"), full_page=False)
+        page.locator("[data-ready=true] >> #conv").screenshot(path=str(out / "notebook_widget_conv.png"))
     page.close()
     assert errors == [], errors
     assert external == []  # offline: nothing beyond the local server

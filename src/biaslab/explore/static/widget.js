@@ -20,6 +20,7 @@ function render({ model, el }) {
     },
   });
   const fromPython = () => api.setBiases(model.get("bias"));
+  fromPython(); // a second view of the same widget starts where the first left the biases
   model.on("change:bias", fromPython);
   // the cell's output may be laid out after render(): redraw the canvases whenever its size changes
   let pending = false;
