@@ -118,8 +118,12 @@ def test_progress_detects_a_jupyter_kernel(monkeypatch):
 
 # ---------- the widget, Python side ----------
 
-anywidget = pytest.importorskip("anywidget", reason="anywidget is not installed (extra 'notebook')")
-torch = pytest.importorskip("torch")
+try:  # the widget's tests need the notebook extra; the rest of this file does not
+    import anywidget  # noqa: F401
+    import torch
+except ImportError:  # pragma: no cover - the test extras bring both
+    torch = None
+needs_widget = pytest.mark.skipif(torch is None, reason="anywidget or torch is not installed (extra 'notebook')")
 
 
 @pytest.fixture()
@@ -128,6 +132,7 @@ def layer():
     return torch.nn.Conv2d(1, 3, kernel_size=3, padding=1)
 
 
+@needs_widget
 def test_widget_runs_the_pages_own_script(layer):
     from biaslab.explore import widget
     from biaslab.explore.page import static_text
@@ -139,6 +144,7 @@ def test_widget_runs_the_pages_own_script(layer):
     assert w.panels == ["conv"]
 
 
+@needs_widget
 def test_widget_layer_sums_are_what_biaslab_conv_counts(layer, tmp_path):
     from biaslab.experiments.conv.run import kernel_sums, prepare_image, run_conv
     from biaslab.explore.data import decode_array
@@ -164,6 +170,7 @@ def test_widget_layer_sums_are_what_biaslab_conv_counts(layer, tmp_path):
     assert w.active_share(2) == res.kernels[0].biases[0].fraction_active
 
 
+@needs_widget
 def test_widget_writes_the_bias_into_the_layer_and_resets(layer):
     from biaslab.explore import widget
 
@@ -177,6 +184,7 @@ def test_widget_writes_the_bias_into_the_layer_and_resets(layer):
     assert w._data["conv"]["map_shape"] == [20, 24]
 
 
+@needs_widget
 def test_widget_follows_the_layers_stride_and_padding():
     from biaslab.explore import widget
 
@@ -194,6 +202,7 @@ def test_widget_follows_the_layers_stride_and_padding():
         np.testing.assert_allclose(decode_array(w._data["conv"]["kernels"][c]["sums"]), z[c], atol=1e-5)
 
 
+@needs_widget
 @pytest.mark.parametrize("make, image, match", [
     (lambda: torch.nn.Conv2d(1, 2, 3, bias=False), "camera", "has no bias"),
     (lambda: torch.nn.Conv2d(1, 2, 3, dilation=2), "camera", "dilation 1, groups 1"),
@@ -209,6 +218,7 @@ def test_widget_refuses_what_it_cannot_show_in_one_line(make, image, match):
         widget(make(), image)
 
 
+@needs_widget
 def test_widget_without_a_layer_shows_the_pages_panels():
     from biaslab.explore import widget
 
@@ -219,3 +229,15 @@ def test_widget_without_a_layer_shows_the_pages_panels():
     w = widget(panels=["activation", "plane"], max_size=64)
     assert w.panels == ["activation", "plane"] and w.bias == []
     json.dumps(w._data, allow_nan=False)  # what travels to the browser is plain JSON
+
+
+def test_the_demo_shows_its_claims_then_each_part(regression):
+    from biaslab.results.demo import DemoResult
+
+    demo = DemoResult(sections=["regression"], claims=list(regression.claims), params={"seed": 42},
+                      parts={"regression": regression})
+    html = demo._repr_html_()
+    assert html.index("biaslab demo") < html.index("biaslab regression")
+    assert html.count('src="data:image/png;base64,') == 1
+    with pytest.raises(BiaslabError, match="its figures: none"):
+        demo.figure("regression")

@@ -98,9 +98,11 @@ def result_html(result: Result) -> str:
     meta = _meta(result)
     if meta:
         parts.append(f"<p class='meta'>{html.escape(meta)}</p>")
-    if not _has_renderer(result):  # the demo: its claims table (its parts show themselves)
+    if not _has_renderer(result):  # the demo: its claims table, then each part it holds in memory
         parts.append(_claims_table(list(result.claims)))
         parts.append("</div>")
+        for part in (getattr(result, "parts", None) or {}).values():
+            parts.append(result_html(part))
         return "\n".join(parts)
     from . import render_sections
     from .figures import capture_figures
