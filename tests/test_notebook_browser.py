@@ -190,3 +190,72 @@ def test_widget_moves_a_users_layer_bias_in_jupyterlab(lab, browser, tmp_path):
     assert count == round(expected * units)
     assert shown == f"{100 * expected:.1f}%"
     assert got["share"] == expected
+
+
+def _mount(page, w) -> None:
+    """Mount widget ``w`` in a blank page the way anywidget does: its ES module's render({model, el})."""
+    page.set_content("<!doctype html><html><body><div id='host'></div></body></html>")
+    page.evaluate(
+        """async ({ esm, state }) => {
+            const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
+            const mod = await import(url);
+            const listeners = {};
+            window.saved = [];
+            window.model = {
+                state,
+                get: (k) => state[k],
+                set: (k, v) => { state[k] = v; },
+                save_changes: () => window.saved.push(state.bias.slice()),
+                on: (e, f) => { (listeners[e] = listeners[e] || []).push(f); },
+                off: () => {},
+                emit: (e) => (listeners[e] || []).forEach((f) => f()),
+            };
+            mod.default.render({ model: window.model, el: document.getElementById("host") });
+        }""",
+        {"esm": w._esm, "state": {"_page_html": w._page_html, "_page_css": w._page_css, "_data": w._data,
+                                  "panels": w.panels, "bias": list(w.bias)}},
+    )
+    page.wait_for_selector("#host[data-ready=true]", state="attached", timeout=20_000)
+
+
+def test_widget_front_end_counts_a_strided_colour_layer_as_the_library(browser):
+    """The widget's script alone, in a blank page: a 3-channel, stride-2, unpadded layer."""
+    pytest.importorskip("anywidget", reason="anywidget is not installed (extra 'notebook')")
+    import torch
+
+    from biaslab.explore import widget
+    from biaslab.math.conv import fraction_active
+
+    torch.manual_seed(3)
+    layer = torch.nn.Conv2d(3, 2, kernel_size=(3, 5), stride=2, padding=0)
+    w = widget(layer, "astronaut", max_size=64)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _mount(page, w)
+    share = page.locator("#conv-active-fraction")
+    units = w._sums[0].size
+    page.locator("#conv-kernel").select_option("channel 1")
+    assert page.locator("#conv-bias-value").inner_text() == f"{w.bias[1]:.4g}".replace("-", "−")
+    for value in ("-0.3", "0", "0.12"):
+        page.locator("#conv-bias").fill(value)
+        assert int(share.get_attribute("data-count")) == round(fraction_active(w._sums[1], float(value)) * units)
+    assert page.evaluate("window.saved.at(-1)") == [w.bias[0], 0.12]  # channel 0 untouched
+    # Python sets the biases: the page follows
+    page.evaluate("() => { window.model.state.bias = [0.2, -0.4]; window.model.emit('change:bias'); }")
+    assert page.locator("#conv-bias").input_value() == "-0.4"
+    assert int(share.get_attribute("data-count")) == round(fraction_active(w._sums[1], -0.4) * units)
+    # the explanation reads the layer's own geometry: output (r, c) starts at input (2r, 2c)
+    explain = page.locator("#conv-explain")
+    row, col = int(explain.get_attribute("data-row")), int(explain.get_attribute("data-col"))
+    assert float(explain.get_attribute("data-sum")) == w._sums[1][row, col]
+    assert "channel 2" in explain.inner_text()  # one grid per input channel
+    from biaslab.experiments.conv.run import prepare_image
+
+    picture = prepare_image("astronaut", None, True, 64)[0].astype(np.float32)
+    for ch in range(3):
+        patch = explain.locator("table").nth(3 * ch).locator("td").all_inner_texts()
+        expected = picture[ch, 2 * row:2 * row + 3, 2 * col:2 * col + 5]
+        assert patch == [f"{float(v):.3f}" for v in expected.ravel()], ch
+    page.close()
+    assert errors == []
