@@ -46,7 +46,7 @@ def page_parts() -> tuple[str, str]:
     if match is None:  # pragma: no cover - the shipped page always has one
         raise RuntimeError("explore.html has no <main> element")
     css = static_text("explore.css").replace(":root {", ":host {").replace("\nbody {", "\n:host {")
-    return match.group(0), css + "\n:host { display: block; }\n"
+    return match.group(0), css + "\n:host { display: block; font-size: 15px; }  /* a notebook cell, not a page */\n"
 
 
 def _layer_geometry(layer: Any) -> tuple[tuple[int, int], int | tuple[int, int] | str]:
