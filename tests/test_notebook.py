@@ -241,3 +241,16 @@ def test_the_demo_shows_its_claims_then_each_part(regression):
     assert html.count('src="data:image/png;base64,') == 1
     with pytest.raises(BiaslabError, match="its figures: none"):
         demo.figure("regression")
+
+
+def test_progress_defaults_to_a_bar_in_jupyter_only(monkeypatch, capsys):
+    from biaslab.infra import progress
+
+    with progress.progress_bar(2, "quiet outside Jupyter", None) as advance:
+        advance()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    monkeypatch.setattr(progress, "in_jupyter", lambda: False)
+    with progress.progress_bar(2, "lines when asked", True) as advance:
+        advance(2)
+    assert "biaslab: lines when asked" in capsys.readouterr().err

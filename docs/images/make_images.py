@@ -4,8 +4,7 @@
     python docs/images/make_images.py conv relu  # some of them
 
 Each picture is the command's key figure, as ``result.figure(NAME)`` returns it (the same
-figure ``biaslab <command> --out DIR`` writes), saved small. The settings are the ones named
-beside each picture in the README (seed 0 unless said).
+figure ``biaslab <command> --out DIR`` writes), saved small, with the settings below (seed 0).
 """
 
 from __future__ import annotations

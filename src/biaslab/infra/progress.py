@@ -49,9 +49,14 @@ def _lines(total: int, description: str) -> Iterator[Callable[..., None]]:
 
 
 @contextmanager
-def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n=1, description=None)``: a rich bar on a terminal, stage lines otherwise."""
+def progress_bar(total: int, description: str, enabled: bool | None) -> Iterator[Callable[..., None]]:
+    """Yield ``advance(n=1, description=None)``: a rich bar on a terminal, stage lines otherwise.
+
+    ``enabled=None`` (the library functions' default): a live bar in a Jupyter kernel, nothing elsewhere.
+    """
     global _live_bar
+    if enabled is None:
+        enabled = in_jupyter()
     if not enabled:
         yield lambda n=1, description=None: None
         return
