@@ -6,6 +6,9 @@ conv feature maps of a real image; a fifth for a saved denoise or ablate run
 (:mod:`biaslab.explore.runs`). The numbers the browser cannot reproduce exactly are
 computed by the library and embedded (:mod:`biaslab.explore.data`); the page is assembled by
 :mod:`biaslab.explore.page` from the static files in ``static/``.
+
+In a notebook, :func:`widget` shows the same panels inline, from the same script
+(:mod:`biaslab.explore.notebook`), and can take the learner's own conv layer.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from .data import DEFAULT_RANDOM
 
-__all__ = ["EXPLORER_FILE", "write_explorer"]
+__all__ = ["EXPLORER_FILE", "write_explorer", "widget"]
 
 #: The page's file name inside the output directory.
 EXPLORER_FILE = "explore.html"
@@ -55,3 +58,14 @@ def write_explorer(
         raise BiaslabError(f"--random must be between 0 and {MAX_KERNELS - len(EXPLORE_KERNELS)}, got {random}")
     page = render_page(explorer_data(builtin, image, max_size, random, seed, run))
     return atomic_write_text(Path(out_dir) / EXPLORER_FILE, page)
+
+
+def widget(layer=None, image=None, **options):
+    """The explorer's panels inside a notebook; ``widget(conv_layer, image)`` moves *your* layer's biases.
+
+    See :func:`biaslab.explore.notebook.explorer_widget` for the options; needs the ``notebook``
+    extra (anywidget).
+    """
+    from .notebook import explorer_widget
+
+    return explorer_widget(layer, image, **options)

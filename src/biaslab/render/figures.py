@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +13,7 @@ from ..infra.io import atomic_path
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["new_figure", "save_figure", "COLORS"]
+__all__ = ["new_figure", "save_figure", "capture_figures", "COLORS"]
 
 #: Colours used for the two sides of every comparison, everywhere in biaslab.
 COLORS = {"with_bias": "tab:green", "without_bias": "tab:orange", "data": "tab:blue"}
@@ -25,8 +28,30 @@ def new_figure(*args, **kwargs) -> tuple["Figure", object]:
     return fig, axes
 
 
+#: While :func:`capture_figures` is active: the dict that :func:`save_figure` records each Figure in.
+_captured: contextvars.ContextVar[dict[str, "Figure"] | None] = contextvars.ContextVar("captured", default=None)
+
+
+@contextmanager
+def capture_figures() -> Iterator[dict[str, "Figure"]]:
+    """Yield a dict that fills with ``{name: Figure}`` for every figure saved inside the block.
+
+    The notebook layer (:mod:`biaslab.render.notebook`) uses it to hand a learner the
+    matplotlib Figure a renderer drew, the same object that was written to disk.
+    """
+    figures: dict[str, "Figure"] = {}
+    token = _captured.set(figures)
+    try:
+        yield figures
+    finally:
+        _captured.reset(token)
+
+
 def save_figure(fig: "Figure", out_dir: Path, name: str, fmt: str = "png", dpi: int = 110) -> Path:
     """Save ``fig`` as ``out_dir/name.fmt`` atomically and return the path."""
+    captured = _captured.get()
+    if captured is not None:
+        captured[name] = fig
     path = Path(out_dir) / f"{name}.{fmt}"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")

@@ -103,6 +103,26 @@ class Result:
                 return c
         raise KeyError(f"{self.command} result has no claim {id!r}")
 
+    # In a notebook a result shows itself; the HTML is built by biaslab.render.notebook (imported
+    # only when asked), from the command's own renderer: results stay pure data.
+    def _repr_html_(self) -> str:
+        """Claims with their verdicts, the main numbers and the key figure, as the report renders them."""
+        from ..render.notebook import result_html
+
+        return result_html(self)
+
+    def figure(self, name: str):
+        """The matplotlib Figure ``name`` (a file stem of the command's ``--out DIR``), to restyle or save."""
+        from ..render.notebook import result_figure
+
+        return result_figure(self, name)
+
+    def figure_names(self) -> list[str]:
+        """The names :meth:`figure` accepts, in the renderer's order."""
+        from ..render.notebook import figure_names
+
+        return figure_names(self)
+
 
 def _encode_array(a: np.ndarray) -> dict[str, Any]:
     a = np.asarray(a)

@@ -222,7 +222,7 @@ def run_ablate(
     address: str | None = None,
     seed: int = 0,
     out_dir: str | Path | None = "biaslab-out/ablate",
-    show_progress: bool = False,
+    show_progress: bool | None = None,  # None: a live bar in a Jupyter kernel only
     alpha: float = 0.05,
     notify: Callable[[str], None] | None = None,
     ray_background_shutdown: bool = False,

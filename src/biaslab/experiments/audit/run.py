@@ -113,7 +113,7 @@ def run_audit(
     verify: bool = False,
     seed: int = 0,
     device: str = "cpu",
-    show_progress: bool = False,
+    show_progress: bool | None = None,  # None: a live bar in a Jupyter kernel only
 ) -> AuditResult:
     """Audit the biases of ``target`` (``file.py:factory``, ``module:factory``, a built-in name, or a
     state_dict ``FILE.pt`` with ``arch``).

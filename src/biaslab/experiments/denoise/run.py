@@ -70,7 +70,7 @@ def run_denoise(
     seed: int = 0,
     device: str = "auto",
     save_dir: str | Path | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,  # None: a live bar in a Jupyter kernel only
 ) -> DenoiseResult:
     """Train a DnCNN and its bias-free twin on the same patches, then compare them.
 
@@ -91,7 +91,7 @@ def run_denoise(
         Write the trained weights there as ``denoiser_with_bias.pt`` / ``denoiser_bias_free.pt``
         (+ architecture JSON).
     show_progress:
-        Report training progress on stderr.
+        Report training progress on stderr (None: a live bar in a Jupyter kernel, nothing elsewhere).
 
     Returns
     -------

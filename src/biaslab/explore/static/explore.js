@@ -2,12 +2,16 @@
  *
  * The data embedded by `biaslab explore` (see biaslab/explore/data.py) is read from the
  * #explore-data script element. Plain JavaScript, no framework, no network.
+ *
+ * The same source drives the notebook widget (biaslab.explore.widget, static/widget.js): there it
+ * is loaded as a module with BIASLAB_WIDGET defined, and startExplorer(root, data, hooks) runs
+ * on the widget's shadow root, with hooks that send the chosen biases back to Python.
  */
-(function () {
+function startExplorer(root, DATA, hooks) {
   "use strict";
 
-  const DATA = JSON.parse(document.getElementById("explore-data").textContent);
-  const $ = (id) => document.getElementById(id);
+  hooks = hooks || {};
+  const $ = (id) => root.getElementById(id);
 
   /* ---------- numbers as people read them (the rules of biaslab.numfmt) ---------- */
 
@@ -513,7 +517,10 @@
   /* ---------- 4. conv on a real image ---------- */
 
   const CONV = DATA.conv;
-  const [H, W] = CONV.image.shape;
+  /** The input is (IH, IW) grey, or (IC, IH, IW) for a notebook layer with IC input channels; the maps
+   *  are (H, W): the image's size unless the layer's stride or padding changes it. */
+  const [IH, IW] = CONV.image.shape.slice(-2), IC = CONV.image.shape.length === 3 ? CONV.image.shape[0] : 1;
+  const [H, W] = CONV.map_shape || [IH, IW];
   const image = (() => {
     const raw = decode(CONV.image), out = new Float64Array(raw.length);
     for (let i = 0; i < raw.length; i++) out[i] = raw[i] / CONV.image.scale; // k/255 exactly as NumPy divides
@@ -523,11 +530,20 @@
   const preCanvas = $("conv-pre"), mapCanvas = $("conv-map");
   const selected = { row: Math.floor(H / 2), col: Math.floor(W / 2) };
   const sums = new Map();
+  /** A kernel's weights as (C, kH, kW): the page's are one grey (kH, kW) plane. */
+  const planes = (k) => (Array.isArray(k.weights[0][0]) ? k.weights : [k.weights]);
+  /** Stride and zero padding before the first row and column: a notebook layer's own, else "same", stride 1. */
+  function geometryOf(k) {
+    if (CONV.geometry) return { stride: CONV.geometry.stride, top: CONV.geometry.pad_before[0], left: CONV.geometry.pad_before[1] };
+    return { stride: [1, 1], top: Math.floor((k.weights.length - 1) / 2), left: Math.floor((k.weights[0].length - 1) / 2) };
+  }
 
   /** Σ(input * kernel), "same" zero padding, taps in row-major order (data.py's browser_weighted_sum),
-   *  then the library's own value wherever the two could fall on different sides of a slider threshold. */
+   *  then the library's own value wherever the two could fall on different sides of a slider threshold.
+   *  A notebook layer's kernels come with the library's sums for every unit (k.sums). */
   function weightedSum(k) {
     if (sums.has(k.name)) return sums.get(k.name);
+    if (k.sums) { sums.set(k.name, decode(k.sums)); return sums.get(k.name); }
     const kh = k.weights.length, kw = k.weights[0].length, wts = k.weights.flat();
     const top = Math.floor((kh - 1) / 2), left = Math.floor((kw - 1) / 2);
     const z = new Float64Array(H * W);
@@ -578,6 +594,24 @@
   }
 
   const currentKernel = () => CONV.kernels.find((k) => k.name === convInputs.kernel.value);
+  /** A notebook layer has one bias per output channel (kernel), starting at the layer's values; the
+   *  slider moves the chosen channel's, and hooks.onBias hears every change. The page has one bias. */
+  const kernelBias = CONV.kernels.map((k) => (typeof k.bias === "number" ? k.bias : null));
+  function currentBias() {
+    const own = kernelBias[CONV.kernels.indexOf(currentKernel())];
+    return own === null ? Number(convInputs.bias.value) : own;
+  }
+  convInputs.bias.addEventListener("input", () => { // runs before updateConv (registered first)
+    const index = CONV.kernels.indexOf(currentKernel());
+    if (kernelBias[index] === null) return;
+    kernelBias[index] = Number(convInputs.bias.value);
+    if (hooks.onBias) hooks.onBias(kernelBias.slice());
+  });
+  /** Set every channel's bias (from Python); redraws. */
+  function setBiases(values) {
+    values.forEach((v, i) => { if (kernelBias[i] !== null && typeof v === "number") kernelBias[i] = v; });
+    updateConv();
+  }
   /** One scale for both maps, wide enough for Σ + b at every slider position: nothing is clipped. */
   const scaleOf = (k) => Math.max(Math.abs(k.sum_min + CONV.bias_slider.min), Math.abs(k.sum_max + CONV.bias_slider.max));
 
@@ -589,7 +623,7 @@
 
   function paintConv() {
     const t0 = performance.now();
-    const k = currentKernel(), z = weightedSum(k), b = Number(convInputs.bias.value);
+    const k = currentKernel(), z = weightedSum(k), b = currentBias();
     const m = scaleOf(k), lut = valueLut(m), toIndex = (LUT_SIZE - 1) / (2 * m), zeroColour = lut[(LUT_SIZE - 1) / 2];
     let active = 0;
     for (let i = 0; i < z.length; i++) {
@@ -606,8 +640,11 @@
   }
 
   function updateConv() {
-    showValue(convInputs.bias, 2);
-    const b = Number(convInputs.bias.value), k = currentKernel();
+    const k = currentKernel(), b = currentBias();
+    if (kernelBias[CONV.kernels.indexOf(k)] !== null) { // a notebook layer's channel: its own bias, exactly
+      convInputs.bias.value = String(b);
+      $("conv-bias-value").textContent = sig(b, 4);
+    } else showValue(convInputs.bias, 2);
     $("conv-threshold").textContent =
       `With b = ${fixed(b, 2)} a unit fires where Σ(input * kernel) > ${fixed(-b, 2)}; ` +
       `Σ runs from ${sig(k.sum_min, 4)} to ${sig(k.sum_max, 4)} for ${k.name}.`;
@@ -618,8 +655,11 @@
   }
 
   function drawKernel(k) {
-    const rows = k.weights.map((row) => "<tr>" + row.map((v) => `<td>${sig(v, 3)}</td>`).join("") + "</tr>").join("");
-    $("conv-weights").innerHTML = `<table><caption>Kernel ${k.name}</caption>${rows}</table>`;
+    const ps = planes(k);
+    $("conv-weights").innerHTML = ps.map((plane, c) => {
+      const rows = plane.map((row) => "<tr>" + row.map((v) => `<td>${sig(v, 3)}</td>`).join("") + "</tr>").join("");
+      return `<table><caption>Kernel ${k.name}${ps.length > 1 ? `, input channel ${c}` : ""}</caption>${rows}</table>`;
+    }).join("");
   }
 
   /** Tick values for the colour bar: 0, ±m and round values between, as many as fit without overlap. */
@@ -657,38 +697,40 @@
   }
 
   function explainPixel() {
-    const k = currentKernel(), z = weightedSum(k), b = Number(convInputs.bias.value);
-    const { row, col } = selected, kh = k.weights.length, kw = k.weights[0].length;
-    const top = Math.floor((kh - 1) / 2), left = Math.floor((kw - 1) / 2);
-    const grid = (title, cell) => {
-      let html = `<table><caption>${title}</caption>`;
+    const k = currentKernel(), z = weightedSum(k), b = currentBias(), ps = planes(k);
+    const { row, col } = selected, kh = ps[0].length, kw = ps[0][0].length;
+    const { stride, top, left } = geometryOf(k);
+    const r0 = row * stride[0] - top, c0 = col * stride[1] - left; // the input under the kernel's first tap
+    const grid = (title, cell, ch) => {
+      let html = `<table><caption>${title}${ps.length > 1 ? ` (channel ${ch})` : ""}</caption>`;
       for (let i = 0; i < kh; i++) {
         html += "<tr>";
         for (let j = 0; j < kw; j++) {
-          const r = row + i - top, c = col + j - left, inside = r >= 0 && r < H && c >= 0 && c < W;
-          const p = inside ? image[r * W + c] : 0, v = cell(p, k.weights[i][j]);
+          const r = r0 + i, c = c0 + j, inside = r >= 0 && r < IH && c >= 0 && c < IW;
+          const p = inside ? image[(ch * IH + r) * IW + c] : 0, v = cell(p, ps[ch][i][j]);
           html += `<td class="${inside ? "" : "pad"}" title="${inside ? "" : "zero padding"}">${fixed(v, 3)}</td>`;
         }
         html += "</tr>";
       }
       return html + "</table>";
     };
+    const grids = ps.map((_, ch) => `<div class="grids">${grid("input patch", (p) => p, ch)}<span class="op">×</span>` +
+      `${grid("kernel", (p, w) => w, ch)}<span class="op">=</span>${grid("input * kernel", (p, w) => p * w, ch)}</div>`).join("");
     const sum = z[row * W + col], pre = sum + b, out = Math.max(pre, 0), on = sum > -b;
     const el = $("conv-explain");
     el.dataset.row = String(row); el.dataset.col = String(col); el.dataset.kernel = k.name;
     el.dataset.sum = String(sum); el.dataset.pre = String(pre); el.dataset.output = String(out);
     el.innerHTML =
       `<p><strong>Output (${row}, ${col})</strong> of ${k.name} = relu(Σ(input * kernel) + b)` +
-      `${row < top || col < left || row + kh - top > H || col + kw - left > W ? " — the kernel hangs over the zero padding (striped cells)" : ""}:</p>` +
-      `<div class="grids">${grid("input patch", (p) => p)}<span class="op">×</span>${grid("kernel", (p, w) => w)}` +
-      `<span class="op">=</span>${grid("input * kernel", (p, w) => p * w)}</div>` +
+      `${r0 < 0 || c0 < 0 || r0 + kh > IH || c0 + kw > IW ? " — the kernel hangs over the zero padding (striped cells)" : ""}:</p>` +
+      grids +
       "<ol>" +
       `<li>Σ(input * kernel) = <span class="sum">${sig(sum, 6)}</span></li>` +
       `<li>+ b: ${sig(sum, 6)} ${b < 0 ? "−" : "+"} ${fixed(Math.abs(b), 2)} = <span class="pre">${sig(pre, 4)}</span></li>` +
       `<li>relu(${sig(pre, 4)}) = <span class="output">${sig(out, 4)}</span>: ` +
       (on ? `<span class="on">on</span> (Σ &gt; −b = ${fixed(-b, 2)})` : `<span class="off">off</span> (Σ ≤ −b = ${fixed(-b, 2)})`) +
       "</li></ol>";
-    for (const marker of document.querySelectorAll("#conv .marker")) {
+    for (const marker of root.querySelectorAll("#conv .marker")) {
       marker.style.left = `${((col + 0.5) / W) * 100}%`;
       marker.style.top = `${((row + 0.5) / H) * 100}%`;
     }
@@ -728,7 +770,9 @@
   }
   convInputs.kernel.value = CONV.kernels.some((k) => k.name === "sobel-x") ? "sobel-x" : CONV.kernels[0].name;
   const [oh, ow] = CONV.original_size;
-  $("conv-intro").textContent =
+  const slider = CONV.bias_slider; // the range the data asks for (a notebook layer's is wider)
+  convInputs.bias.min = String(slider.min); convInputs.bias.max = String(slider.max); convInputs.bias.step = String(slider.step);
+  $("conv-intro").textContent = CONV.intro ||
     `The picture ${CONV.source} (${H}×${W}${oh !== H || ow !== W ? `, block-averaged from ${oh}×${ow}` : ""}, grey, ` +
     "values in [0, 1]), prepared as biaslab conv prepares it. Each output pixel is a unit relu(Σ(patch * kernel) + b) " +
     "over the 3×3 patch around it (\"same\" zero padding). The weighted sums are those of biaslab.conv.weighted_sum; " +
@@ -897,6 +941,12 @@
   });
   drawAll();
   timing.readyMs = performance.now(); // since navigation started
-  window.biaslabExplore = { timing, activations: ACTIVATIONS, format: { fixed, sig, signed } }; // for the tests and benchmarks/bench_explore.py
-  document.body.dataset.ready = "true";
-})();
+  const api = { timing, activations: ACTIVATIONS, format: { fixed, sig, signed }, drawAll, setBiases };
+  window.biaslabExplore = api; // for the tests and benchmarks/bench_explore.py
+  (root.body || root.host).dataset.ready = "true";
+  return api;
+}
+
+if (typeof BIASLAB_WIDGET === "undefined") { // the page: its data is embedded beside this script
+  startExplorer(document, JSON.parse(document.getElementById("explore-data").textContent));
+}
