@@ -394,7 +394,17 @@ def ablate(
         Optional[list[str]],
         typer.Option("--drop", help="Also compare a variant without the bias parameters matching this glob (e.g. '*.in_proj_bias'); repeatable."),
     ] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds, 2 to 1000 [default: 5; 3 with --quick].")] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option(help="Number of seeds, 2 to 1000 [default: 5; 3 with --quick], or 'auto': a group-sequential "
+                          "design that adds seeds at pre-set looks until every comparison is decided or --max-seeds."),
+    ] = None,
+    max_seeds: Annotated[
+        Optional[int], typer.Option(help="With --seeds auto: the last look [default: 20].")
+    ] = None,
+    spending: Annotated[
+        str, typer.Option(help="With --seeds auto: alpha spending over the looks, pocock or obrien-fleming.")
+    ] = "pocock",
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: per model, see above].")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate [default: per model].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size [default: per model].")] = None,
@@ -415,7 +425,7 @@ def ablate(
         Optional[str], typer.Option(help="Test-time shifts, comma-separated: brightness, contrast, noise [default: all].")
     ] = None,
     shift_levels: Annotated[
-        Optional[str], typer.Option(help="Levels of the one --shift, comma-separated, weakest to strongest.")
+        Optional[str], typer.Option(help="Levels of the one --shift, comma-separated, in any order; verdicts at the one furthest from no shift.")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs and 3 seeds: about a minute on 2 CPU cores.")] = False,
     engine: Annotated[str, typer.Option(help="local (this process) or ray (each configuration a Ray task).")] = "local",
@@ -439,12 +449,23 @@ def ablate(
     valid pair and lists the ones it skips. Finished runs go to OUT/runs.jsonl at once;
     re-running the same command skips them (resume after Ctrl-C). Seeds are SEED, SEED+1, ...;
     SEED also fixes the train/test split. Test accuracy is also measured under brightness,
-    contrast and noise shifts; each shift's verdict is taken at its strongest level.
+    contrast and noise shifts; each shift's verdict is taken at its strongest level (furthest
+    from no shift). Verdicts: an exact sign-flip test per comparison, Holm over the run, TOST
+    within ±1 pp for equivalence; "inconclusive" says how many seeds would decide it.
     """
     from .experiments.ablate import AblationInterrupted, run_ablate
     from .infra.outputs import out_dir_path
 
     out_dir = out_dir_path(out, "ablate")
+    if seeds is None or seeds.strip().lower() == "auto":
+        seed_count = None if seeds is None else "auto"
+    else:
+        try:
+            seed_count = int(seeds)
+        except ValueError:
+            raise BiaslabError(f"--seeds must be a whole number or 'auto' (got {seeds!r})") from None
+    if max_seeds is not None and seed_count != "auto":
+        raise BiaslabError("--max-seeds is the last look of --seeds auto; use it with --seeds auto")
 
     def note(line: str) -> None:
         if not quiet:
@@ -455,13 +476,14 @@ def ablate(
             warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
             return run_ablate(
                 models=split_repeated(model, "cnn"), datasets=split_repeated(dataset, "") if dataset else None,
-                data_path=data, variants=split_list(variants), drop=drop, seeds=seeds, epochs=epochs, lr=lr,
+                data_path=data, variants=split_list(variants), drop=drop, seeds=seed_count, epochs=epochs, lr=lr,
                 batch_size=batch_size, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                 decay_bias=decay_bias, input_offset=input_offset, standardize=standardize, quick=quick,
                 max_train=max_train, shifts=split_list(shift) if shift is not None else None,
                 shift_levels=split_list(shift_levels, float, "--shift-levels") if shift_levels is not None else None,
                 device=device, threads=threads, engine=engine, address=address, seed=seed, out_dir=out_dir,
-                show_progress=not quiet, notify=note, ray_background_shutdown=True,
+                show_progress=not quiet, notify=note, ray_background_shutdown=True, max_seeds=max_seeds,
+                spending=spending,
             )
 
     try:

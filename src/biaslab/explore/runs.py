@@ -24,7 +24,7 @@ def _floats(values) -> list[float | None]:
 
 
 def _claims(result, keep=lambda claim: True) -> list[dict[str, Any]]:
-    return [{"id": c.id, "text": c.text, "holds": c.holds} for c in result.claims if keep(c)]
+    return [{"id": c.id, "text": c.text, "holds": c.holds, "verdict": c.verdict} for c in result.claims if keep(c)]
 
 
 def denoise_panel(result) -> dict[str, Any]:
