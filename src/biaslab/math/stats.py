@@ -112,6 +112,7 @@ class Comparison:
     paired bootstrap percentile interval (descriptive: it under-covers with few seeds).
     ``prob_a_better`` is P(a > b) over seeds (ties count half) with its bootstrap interval.
     ``seeds_needed`` (inconclusive only): how many seeds the observed spread says would decide.
+    ``diffs``: the per-seed differences the tests ran on (None in files written before).
     """
 
     a: str
@@ -154,6 +155,7 @@ class Comparison:
     prob_ci_high: float = math.nan
     seeds_needed: int | None = None
     look_alpha: float = math.nan  # the level the verdict was taken at (alpha, or a sequential look's share)
+    diffs: np.ndarray | None = dataclasses.field(default=None, compare=False)  # the per-seed a − b
 
     @property
     def significant(self) -> bool:
@@ -493,7 +495,7 @@ def paired_comparison(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray, al
         margin=margin, p_below=p_below, p_above=p_above, p_equiv=p_equiv, p_equiv_adjusted=p_equiv,
         confidence=confidence, perm_ci_low=plo, perm_ci_high=phi, perm_ci_level=plevel,
         boot_ci_low=blo, boot_ci_high=bhi, prob_a_better=pi, prob_ci_low=pilo, prob_ci_high=pihi,
-        seeds_needed=need, look_alpha=alpha,
+        seeds_needed=need, look_alpha=alpha, diffs=d,
     )
 
 

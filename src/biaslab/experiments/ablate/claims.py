@@ -62,6 +62,9 @@ def _pct(x: float) -> str:
 
 
 def _diffs(cfg: ConfigResult, c: Comparison, kind: str | None = None, index: int = -1) -> np.ndarray:
+    """The per-seed differences the comparison tested (recomputed from the runs for older files)."""
+    if c.diffs is not None:
+        return np.asarray(c.diffs, dtype=np.float64)
     if kind is None:
         return cfg.variants[c.a].test_acc - cfg.variants[c.b].test_acc
     return cfg.variants[c.a].shift[kind][:, index] - cfg.variants[c.b].shift[kind][:, index]
