@@ -537,3 +537,21 @@ def test_a_broken_runs_file_is_refused_before_training(tmp_path, kind):
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "runs file" in lines[0] and "Traceback" not in res.output
+
+
+def test_seeds_auto_looks_at_pre_set_seeds_and_stops_when_decided_or_at_the_cap():
+    res = run_ablate(models=["linear"], datasets=["iris"], out_dir=None, shifts=["contrast"], seeds="auto",
+                     max_seeds=14, epochs=2, max_train=60)
+    p = res.params
+    assert p["seeds_mode"] == "auto" and p["looks"] == [9, 11, 13, 14] and p["spending"] == "pocock"
+    assert sum(p["look_alphas"]) == pytest.approx(0.05) and p["stopped_at"] in p["looks"]
+    (cfg,) = res.configurations
+    comps = cfg.comparisons + [s.comparison for s in cfg.shift_comparisons]
+    assert len(cfg.seeds) == p["stopped_at"]
+    if p["stopped_at"] < 14:  # it stopped early only because every comparison was decided
+        assert all(c.verdict != "inconclusive" for c in comps)
+    for c in comps:  # each decision is taken at its look's share of alpha, after Holm over the family
+        assert c.look_alpha in p["look_alphas"] and (c.verdict == "inconclusive" or
+                                                      min(c.p_adjusted, c.p_equiv_adjusted) < c.look_alpha)
+    with pytest.raises(BiaslabError, match="'auto'"):
+        run_ablate(models=["linear"], datasets=["iris"], out_dir=None, seeds="many")
