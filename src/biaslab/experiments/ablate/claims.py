@@ -213,8 +213,9 @@ def bias_needed(configs: list[ConfigResult]) -> Claim:
         text = f"Removing every bias costs significant accuracy ({rule}) in all {len(cases)} configuration(s): {details}; {iqm}."
     elif small:
         verdict = "refuted"
-        text = (f"Refuted: in {len(small)} of {len(cases)} configuration(s) removing every bias costs significantly "
-                f"less than {100 * MIN_DROP:g} pp (or helps) ({', '.join(small)}): {details}; {iqm}.")
+        text = (f"Refuted: removing every bias costs significantly less than {100 * MIN_DROP:g} pp, or "
+                f"significantly raises accuracy, in {len(small)} of {len(cases)} configuration(s) "
+                f"({', '.join(small)}): {details}; {iqm}.")
     else:
         verdict = "inconclusive"
         text = (f"Inconclusive: removing every bias costs significant accuracy ({rule}) in {len(needed)} of "
