@@ -97,7 +97,9 @@ def _test(e: dict[str, Any]) -> str:
     adj = (f", Holm-adjusted over {e['family']} comparisons {fmt_p(e['p_adjusted'])}" if e["family"] > 1 else "")
     t = "t-test n/a (zero spread)" if e["constant"] else f"t-test {fmt_p(e['t_p'])}"
     return (f"{spread}; exact sign-flip test {fmt_p(e['p_value'])}{adj} ({t}, Wilcoxon {fmt_p(e['wilcoxon_p'])}); "
-            f"P({e['a']} > {e['b']}) = {fmt_fixed(e['prob_a_better'], 2)}; {e['a']} better on {e['a_wins']}, "
+            f"P({e['a']} > {e['b']}) = {fmt_fixed(e['prob_a_better'], 2)} (bootstrap {fmt_fixed(e['prob_ci_low'], 2)} "
+            f"to {fmt_fixed(e['prob_ci_high'], 2)}; mean difference {_pp(e['boot_ci_low'])} to {_pp(e['boot_ci_high'])}); "
+            f"{e['a']} better on {e['a_wins']}, "
             f"worse on {e['b_wins']}, tied on {e['ties']} of {e['n']} seeds")
 
 
@@ -107,8 +109,10 @@ def _undecided(e: dict[str, Any]) -> str:
     if e["min_p"] * e["family"] >= level:
         need = min_seeds(level, e["family"])
         where = "" if e["family"] == 1 else f" after Holm over {e['family']} comparisons"
+        more = (f"; the observed spread says about {e['seeds_needed']} seeds would decide it"
+                if e["seeds_needed"] is not None and e["seeds_needed"] > need else "")
         return (f"with {e['n']} seeds no test can reach p < {level:.2g}{where} (the smallest possible p is "
-                f"{e['min_p']:.2g}); use ≥ {need} seeds")
+                f"{e['min_p']:.2g}); use ≥ {need} seeds{more}")
     if e["seeds_needed"] is not None:
         return f"the observed spread says about {e['seeds_needed']} seeds would decide it"
     return "the observed difference is too small for its spread to decide with any practical number of seeds"
