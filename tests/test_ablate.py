@@ -570,3 +570,23 @@ def test_identical_computation_is_never_significant_even_where_significance_is_r
         assert c.min_p * c.family < 0.05  # significance was reachable
         assert c.verdict not in ("bias helps", "bias hurts"), c
         assert c.p_adjusted >= 0.05
+
+
+def test_an_older_results_file_reads_not_significant_as_inconclusive(iris_tiny):
+    """results.json from before verdicts: holds false meant "not significant" (or "shown false")."""
+    _, res = iris_tiny
+    data = json.loads(json.dumps(payload(res)))
+    data["params"].pop("margin")
+    for c in data["claims"]:
+        c.pop("verdict")
+        for k in ("p_adjusted", "iqm"):
+            c["evidence"].pop(k, None)
+        c["holds"] = False
+        c["evidence"]["verdict"] = "no significant difference"
+    data["claims"][-1]["evidence"]["verdict"] = "bias hurts"  # a significant loss stays refuted
+    back = from_payload(data)
+    assert [c.verdict for c in back.claims[:-1]] == ["inconclusive"] * (len(back.claims) - 1)
+    assert back.claims[-1].verdict == "refuted"
+    # a file written now keeps its verdicts exactly
+    assert [c.verdict for c in from_payload(json.loads(json.dumps(payload(res)))).claims] == \
+        [c.verdict for c in res.claims]

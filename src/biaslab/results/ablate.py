@@ -103,3 +103,21 @@ class AblateResult(Result):
     engine: str = "local"
     params: dict[str, Any] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if "margin" not in self.params:  # written before verdicts had four values (or built by hand)
+            self.claims = [_legacy_verdict(c) for c in self.claims]
+
+
+def _legacy_verdict(c: Claim) -> Claim:
+    """A claim of a results.json written before verdicts (no ``p_adjusted`` in its evidence):
+    ``holds: false`` there meant "not significant" as often as "shown false", so it reads as
+    inconclusive unless the evidence shows the opposite (a significant loss, a variant that
+    removes nothing, a shift case where bias hurt)."""
+    e = c.evidence
+    if c.holds is not False or "p_adjusted" in e or "iqm" in e or c.verdict != "refuted":
+        return c
+    opposite = (e.get("verdict") == "bias hurts" or e.get("removed") == 0 or (e.get("hurts") or 0) > 0)
+    if opposite:
+        return c
+    return Claim(c.id, c.text, None, dict(e), c.statement, "inconclusive")

@@ -134,7 +134,10 @@ def _comparison_text(e: dict[str, Any], where: str) -> str:
     else:
         head = (f"{where}: inconclusive: neither a significant difference between {e['a']} and {e['b']} nor "
                 f"equivalence within ±{margin} at α = {e['alpha']:g}; {_undecided(e)}")
-    return f"{head}: {accs}, {_test(e)}."
+    look = ""
+    if e["look_alpha"] == e["look_alpha"] and e["look_alpha"] < e["alpha"] * (1 - 1e-9):
+        look = f" Tested at this sequential look's level {e['look_alpha']:.2g} (α spent over the looks)."
+    return f"{head}: {accs}, {_test(e)}.{look}"
 
 
 def _statement(where: str, c: Comparison) -> str:
