@@ -128,6 +128,15 @@ def sequential(sims: int, seed: int, cap: int = 20) -> list[dict]:
             hit |= new
         rows[-3]["power1"] = float(hit.mean())
         rows[-3]["mean_seeds"] = float(stop.mean())
+        # a family of 4 true nulls, Holm at each look (Holm's first step decides whether any is rejected)
+        m = 4
+        fam_looks = sequential_looks(cap, ALPHA, m)
+        F = draw(kind, rng, (sims * m, cap))
+        any_false = np.zeros(sims, bool)
+        for n, a in zip(fam_looks, look_alphas(fam_looks, ALPHA, "pocock")):
+            pmin = sign_flip_p(F[:, :n]).reshape(sims, m).min(axis=1)
+            any_false |= pmin < a / m
+        rows.append({"model": kind, "design": f"pocock, Holm family of {m}", "fpr": float(any_false.mean())})
     return rows, looks
 
 

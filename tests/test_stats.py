@@ -299,3 +299,20 @@ def test_sequential_design_controls_false_positives_and_naive_peeking_does_not()
     for n in looks:
         naive |= pvals[n] < 0.05
     assert naive.mean() > 0.08  # measured 0.13 with 10,000 simulations (bench_stats.py)
+
+
+@pytest.mark.parametrize("name,draw", [
+    ("normal", lambda rng, shape: rng.normal(0, 0.01, shape)),
+    ("t3", lambda rng, shape: 0.01 * rng.standard_t(3, shape)),
+])
+def test_exact_interval_covers_at_least_its_level(name, draw):
+    """1,500 fixed-seed simulations with 8 seeds: Hartigan's interval covers the centre at its stated level
+    (within a binomial 3-sigma tolerance), and it is finite, so it could miss."""
+    sims = 1500
+    D = draw(np.random.default_rng(21), (sims, 8))
+    lo, hi, level = subset_mean_interval(D, 0.95)
+    assert np.all(np.isfinite(lo)) and level == pytest.approx(1 - 2 * 6 / 256)
+    cover = np.mean((lo <= 0) & (0 <= hi))
+    assert cover >= level - 3 * math.sqrt(level * (1 - level) / sims), cover
+    # shifted data: the interval moves with them and no longer covers 0 most of the time
+    assert np.mean((lo + 0.03 <= 0) & (0 <= hi + 0.03)) < 0.5
