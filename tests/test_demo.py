@@ -21,6 +21,16 @@ def test_demo_runs_every_step_and_writes_one_report(tmp_path):
     assert page.index("The claims, measured") < page.index("<nav class='toc'>")
     classic = {c["id"]: c for c in d["claims"]}
     assert classic["bias_lowers_regression_error"]["holds"] is True
+    assert all(c["verdict"] in ("holds", "refuted", "inconclusive", "not measured") for c in d["claims"])
+    # the folk wording and the precise statement the verdict is about sit in separate columns
+    assert "<th>as it is usually said</th><th>precise statement tested</th><th>verdict</th>" in page
+    relu = classic["relu_threshold"]
+    assert "less than the bias" in relu["evidence"]["folk"] and "at most −b" in relu["statement"]
+    assert "less than the bias" not in relu["statement"]
+    # the demo's ablation has seeds enough to decide its headline claims (8 seeds, 4 comparisons)
+    for cid in ("bias_as_crucial_as_weights", "bias_adapts_to_shift"):
+        assert classic[cid]["verdict"] in ("holds", "refuted"), classic[cid]
+    assert "does not hold" not in page
     assert "href=\"#regression\"" in page and "id='regression'" in page
     assert (tmp_path / "explore.html").is_file() and 'href="explore.html"' in page
     for name in names:

@@ -255,8 +255,8 @@ def fake_ablate():
     cfg = SimpleNamespace(name="cnn/digits", seeds=[0, 1, 2], variants=variants,
                           shift_levels={"brightness": [0.0, 1.0, 2.0], "contrast": [1.0, 0.5, 0.1]})
     claims = [Claim("cnn/digits/no-bias/brightness", "under brightness +2 the biases help.", True, {}),
-              Claim("cnn/digits/no-bias/contrast", "under contrast ×0.1 no significant difference.", False, {}),
-              Claim("cnn/digits/no-bias", "on clean data no significant difference.", False, {})]
+              Claim.of("cnn/digits/no-bias/contrast", "inconclusive", "under contrast ×0.1 no significant difference.", {}),
+              Claim.of("cnn/digits/no-bias", "inconclusive", "on clean data no significant difference.", {})]
     return SimpleNamespace(command="ablate", configurations=[cfg], claims=claims)
 
 
@@ -282,6 +282,21 @@ def test_ablate_panel_keeps_each_shift_s_own_claims():
     assert bright["variants"]["no-bias"]["mean"] == pytest.approx([0.97, 0.7, 0.4])
     assert bright["variants"]["no-bias"]["band"] == "ci"
     assert [c["id"] for c in bright["claims"]] == ["cnn/digits/no-bias/brightness"]
+    # each claim carries its verdict: measured but undecided is shown as such, not as "does not hold"
+    assert [c["verdict"] for c in cfg["shifts"]["contrast"]["claims"]] == ["inconclusive"]
+
+
+def test_ablate_panel_orders_levels_from_no_shift_to_the_strongest():
+    from biaslab.explore.runs import ablate_panel
+
+    fake = fake_ablate()
+    cfg = fake.configurations[0]
+    cfg.shift_levels = {"brightness": [0.0, 2.0, 1.0], "contrast": [1.0, 0.1, 0.5]}  # given in any order
+    panel = ablate_panel(fake)
+    shifts = panel["configurations"][0]["shifts"]
+    assert shifts["contrast"]["levels"] == [1.0, 0.5, 0.1] and shifts["brightness"]["levels"] == [0.0, 1.0, 2.0]
+    # the bands move with their levels
+    assert shifts["contrast"]["variants"]["with-bias"]["mean"] == pytest.approx([0.98, 0.6, 0.9])
 
 
 def test_from_a_directory_of_another_command_exits_2(tmp_path):

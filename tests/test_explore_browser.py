@@ -385,3 +385,15 @@ def test_ablate_run_panel_moves_over_the_shift(browser, run_pages):
 
 def test_without_a_run_there_is_no_fifth_panel(page):
     assert not page.is_visible("#run") and not page.is_visible("#run-link")
+
+
+def test_regression_sentence_follows_the_intercept_the_data_were_drawn_with(page):
+    """With intercept 0 the page never says the data "need" an intercept, whatever the noise draw."""
+    for draw in range(4):
+        set_inputs(page, {"reg-intercept": 0.0, "reg-slope": 2.0, "reg-noise": 3.0})
+        page.click("#reg-redraw")
+        verdict = text(page, "reg-verdict")
+        assert "drawn with intercept 0" in verdict and "cannot reach" not in verdict, verdict
+    set_inputs(page, {"reg-intercept": 4.0, "reg-slope": 1.0, "reg-noise": 0.5})
+    verdict = text(page, "reg-verdict")
+    assert "drawn with intercept 4.000" in verdict and "cannot reach" in verdict, verdict

@@ -30,14 +30,17 @@ def test_table_of_contents_links_every_section_anchor():
 
 def test_claims_are_rendered_with_verdict_and_evidence():
     claims = [Claim("c1", "it holds", True, {"p": 0.01}, "proposition one"),
-              Claim("c2", "it fails", False, {"gap": -0.04}, "proposition two"), Claim("c3", "unknown", None, {})]
+              Claim("c2", "it fails", False, {"gap": -0.04}, "proposition two"), Claim("c3", "unknown", None, {}),
+              Claim.of("c4", "inconclusive", "cannot tell", {"p": 0.3}, "proposition four")]
     page = render_html("T", [Section("S", "t", claims=claims)])
     assert "<span class='holds'>holds</span>" in page
-    assert "<span class='fails'>does not hold</span>" in page
+    assert "<span class='fails'>refuted</span>" in page
     assert "<span class='unknown'>not measured</span>" in page
+    # measured but undecided is its own verdict, never "does not hold"
+    assert "<span class='inconclusive'>inconclusive</span>" in page and "does not hold" not in page
     assert "p = 0.01" in page and "gap = −0.04" in page and "gap = -0.04" not in page
     # each verdict sits next to the proposition it is about (the id when there is none)
-    assert "<td>proposition two</td><td><span class='fails'>does not hold</span></td><td>it fails" in page
+    assert "<td>proposition two</td><td><span class='fails'>refuted</span></td><td>it fails" in page
     assert "<td>c3</td>" in page
 
 

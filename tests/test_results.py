@@ -121,3 +121,26 @@ def test_broken_results_files_give_clear_errors(tmp_path, content, match):
 def test_missing_results_file_names_the_fix(tmp_path):
     with pytest.raises(BiaslabError, match="written by a biaslab command"):
         load_results(tmp_path)
+
+
+def test_claim_verdicts_and_holds_go_together():
+    assert Claim("a", "t", True).verdict == "holds" and Claim("b", "t", False).verdict == "refuted"
+    assert Claim("c", "t", None).verdict == "not measured"
+    undecided = Claim.of("d", "inconclusive", "t", {"p_value": 0.3})
+    assert undecided.holds is None and undecided.verdict == "inconclusive"
+    with pytest.raises(ValueError, match="does not go with"):
+        Claim("e", "t", True, {}, "", "refuted")
+    with pytest.raises(ValueError, match="not one of"):
+        Claim("f", "t", None, {}, "", "does not hold")
+
+
+def test_verdict_is_stored_and_old_files_derive_it_from_holds():
+    from biaslab.results import decode, encode
+
+    undecided = Claim.of("d", "inconclusive", "t", {"p_value": 0.3}, "s")
+    stored = encode(undecided)
+    assert stored["verdict"] == "inconclusive" and stored["holds"] is None
+    assert decode(Claim, stored) == undecided
+    old = {k: v for k, v in encode(Claim("x", "t", False)).items() if k != "verdict"}  # a results.json from before
+    assert decode(Claim, old).verdict == "refuted"
+    assert decode(Claim, {**old, "holds": None}).verdict == "not measured"

@@ -485,11 +485,11 @@ def explore(
 def ablate(
     model: Annotated[
         Optional[list[str]],
-        typer.Option(help="Model(s), repeatable or comma-separated: linear, mlp, cnn, cnn-bn, or your own as path/to/file.py:factory [default: cnn]."),
+        typer.Option(help="linear, mlp, cnn, cnn-bn or your file.py:factory; repeatable [default: cnn]."),
     ] = None,
     dataset: Annotated[
         Optional[list[str]],
-        typer.Option(help="Built-in data set(s), repeatable or comma-separated: digits, faces, breast_cancer, wine, iris [default: digits]."),
+        typer.Option(help="digits, faces, breast_cancer, wine, iris; repeatable [default: digits]."),
     ] = None,
     data: Annotated[
         Optional[Path],
@@ -497,15 +497,25 @@ def ablate(
     ] = None,
     variants: Annotated[
         Optional[list[str]],
-        typer.Option(help="with-bias, no-bias, conv-no-bias, head-no-bias, audit (the biases biaslab audit calls "
-                          "redundant); repeatable or comma-separated [default: with-bias,no-bias]."),
+        typer.Option(help="with-bias, no-bias, conv-no-bias, head-no-bias, audit (what the audit calls redundant); "
+                          "repeatable [default: with-bias,no-bias]."),
     ] = None,
     drop: Annotated[
         Optional[list[str]],
         typer.Option("--drop", help="Also compare a variant without the biases matching this glob ('*.in_proj_bias'); repeatable."),
     ] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds, 2 to 1000 [default: 5; 3 with --quick].")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: per model, see above].")] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option(metavar="N|auto", help="Seeds, 2 to 1000 [default: 5; 3 with --quick], or auto: add seeds "
+                                             "until every comparison is decided."),
+    ] = None,
+    max_seeds: Annotated[
+        Optional[int], typer.Option(rich_help_panel=MORE, help="With --seeds auto: the last look [default: 20].")
+    ] = None,
+    spending: Annotated[
+        str, typer.Option(rich_help_panel=MORE, help="With --seeds auto: α spending, pocock or obrien-fleming.")
+    ] = "pocock",
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: per model, see the README].")] = None,
     lr: Annotated[Optional[float], typer.Option(rich_help_panel=MORE, help="Learning rate [default: per model].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(rich_help_panel=MORE, help="Mini-batch size [default: per model].")] = None,
     optimizer: Annotated[str, typer.Option(rich_help_panel=MORE, help="adam or sgd.")] = "adam",
@@ -525,7 +535,7 @@ def ablate(
         Optional[str], typer.Option(help="Test-time shifts: brightness, contrast, noise [default: all].")
     ] = None,
     shift_levels: Annotated[
-        Optional[str], typer.Option(help="Levels of the one --shift, comma-separated.")
+        Optional[str], typer.Option(help="Levels of the one --shift; verdicts at the one furthest from no shift.")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Few epochs and 3 seeds: about a minute on 2 CPU cores.")] = False,
     engine: Annotated[str, typer.Option(rich_help_panel=MORE, help="local, or ray (a Ray task per configuration).")] = "local",
@@ -542,13 +552,24 @@ def ablate(
 ) -> None:
     """Train the same network with and without bias over seeds; paired statistics and a verdict.
 
-    Finished runs go to OUT/runs.jsonl at once: the same command again resumes. Per-model defaults,
-    grids and shifts: see the README.
+    Runs go to OUT/runs.jsonl as they finish (the same command resumes). Verdicts: an exact
+    sign-flip test, Holm over the run, equivalence within ±1 pp (see the README).
     """
     from .experiments.ablate import AblationInterrupted, run_ablate
     from .outputs import out_dir_path
 
     out_dir = out_dir_path(out, "ablate")
+    if seeds is None or seeds.strip().lower() == "auto":
+        seed_count = None if seeds is None else "auto"
+    else:
+        try:
+            seed_count = int(seeds)
+        except ValueError:
+            raise BiaslabError(f"--seeds must be a whole number or 'auto' (got {seeds!r})") from None
+    if max_seeds is not None and seed_count != "auto":
+        raise BiaslabError("--max-seeds is the last look of --seeds auto; use it with --seeds auto")
+    if max_seeds is not None and not 4 <= max_seeds <= 1000:
+        raise BiaslabError(f"--max-seeds must be between 4 and 1000 (got {max_seeds})")
 
     def note(line: str) -> None:
         if not quiet:
@@ -559,13 +580,15 @@ def ablate(
             warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
             return run_ablate(
                 models=split_repeated(model, "cnn"), datasets=split_repeated(dataset, "") if dataset else None,
-                data_path=data, variants=split_repeated(variants, "with-bias,no-bias"), drop=drop, seeds=seeds, epochs=epochs, lr=lr,
+                data_path=data, variants=split_repeated(variants, "with-bias,no-bias"), drop=drop, seeds=seed_count,
+                epochs=epochs, lr=lr,
                 batch_size=batch_size, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
                 decay_bias=decay_bias, input_offset=input_offset, standardize=standardize, quick=quick,
                 max_train=max_train, shifts=split_list(shift) if shift is not None else None,
                 shift_levels=split_list(shift_levels, float, "--shift-levels") if shift_levels is not None else None,
                 device=device, threads=threads, engine=engine, address=address, seed=seed, out_dir=out_dir,
-                show_progress=not quiet, notify=note, ray_background_shutdown=True,
+                show_progress=not quiet, notify=note, ray_background_shutdown=True, max_seeds=max_seeds,
+                spending=spending,
             )
 
     try:

@@ -24,7 +24,7 @@ def _floats(values) -> list[float | None]:
 
 
 def _claims(result, keep=lambda claim: True) -> list[dict[str, Any]]:
-    return [{"id": c.id, "text": c.text, "holds": c.holds} for c in result.claims if keep(c)]
+    return [{"id": c.id, "text": c.text, "holds": c.holds, "verdict": c.verdict} for c in result.claims if keep(c)]
 
 
 def denoise_panel(result) -> dict[str, Any]:
@@ -39,28 +39,47 @@ def denoise_panel(result) -> dict[str, Any]:
     }
 
 
+def _slider_order(kind: str, levels) -> list[int]:
+    """Grid positions from no shift to the strongest (furthest from the identity: ``|ln c|`` for
+    contrast, ``|level|`` otherwise, as the ablation decides), whatever order the run used."""
+    far = [abs(math.log(v)) if kind == "contrast" and v > 0 else abs(v) for v in levels]
+    return sorted(range(len(levels)), key=lambda i: (far[i], levels[i]))
+
+
+def _shift_claim(cfg_name: str, kind: str):
+    def keep(c) -> bool:
+        if not c.id.startswith(f"{cfg_name}/"):
+            return False
+        return c.id.endswith(f"/{kind}") or f"/{kind}@" in c.id
+    return keep
+
+
 def ablate_panel(result) -> dict[str, Any]:
-    """The shift slider's data: per configuration and shift, each variant's accuracy band at each level."""
+    """The shift slider's data: per configuration and shift, each variant's accuracy band at each level
+    (levels ordered from no shift to the strongest)."""
     configurations = []
     for cfg in result.configurations:
-        shifts = {
-            kind: {
-                "levels": _floats(levels),
+        shifts = {}
+        for kind, levels in cfg.shift_levels.items():
+            order = _slider_order(kind, levels)
+
+            def pick(values, order=order):
+                return _floats([values[i] for i in order])
+
+            shifts[kind] = {
+                "levels": pick(levels),
                 "variants": {
                     name: {
-                        "mean": _floats(runs.shift_bands[kind].mean),
-                        "low": _floats(runs.shift_bands[kind].low),
-                        "high": _floats(runs.shift_bands[kind].high),
+                        "mean": pick(runs.shift_bands[kind].mean),
+                        "low": pick(runs.shift_bands[kind].low),
+                        "high": pick(runs.shift_bands[kind].high),
                         "band": runs.shift_bands[kind].kind,
                         "confidence": runs.shift_bands[kind].confidence,
                     }
                     for name, runs in cfg.variants.items()
                 },
-                "claims": _claims(result, lambda c, kind=kind, cfg=cfg: c.id.startswith(f"{cfg.name}/")
-                                  and c.id.endswith(f"/{kind}")),
+                "claims": _claims(result, _shift_claim(cfg.name, kind)),
             }
-            for kind, levels in cfg.shift_levels.items()
-        }
         configurations.append({"name": cfg.name, "seeds": len(cfg.seeds), "shifts": shifts})
     return {"command": "ablate", "configurations": configurations}
 

@@ -27,38 +27,41 @@ _SHIFT_AXES = {
 #: Figures draw at most this many configurations (a 1,000-configuration grid lives in results.json
 #: and the claims table; a figure of 1,000 panels helps nobody).
 MAX_PANELS = 12
-_BAND = {"ci": "95% t confidence interval of the mean over seeds, clipped to [0, 1]", "std": "± 1 std over seeds"}
 
-_BN_NOTE = (
-    "Why cnn-bn can show no difference for the conv bias: every convolution feeds a BatchNorm, which "
-    "subtracts the per-channel mean of its input (over the batch in training, the running mean at test "
-    "time), and with it any constant the convolution added. The conv bias cannot change the output and "
-    "its gradient is zero up to rounding (Adam may still let it drift, which BatchNorm cancels again). "
-    "The biases that act are BatchNorm's shift β and the classifier's bias; no-bias removes those too, "
-    "conv-no-bias only the redundant ones."
-)
-_AUDIT_NOTE = (
-    "{name}: the audit variant removes only biases that cannot change a given network's output, yet "
-    "training the two is not exactly the same computation: a BatchNorm's running mean is an exponential "
-    "average (momentum 0.1) that absorbs a conv bias only after a few dozen steps, and Adam turns the "
-    "rounding noise in a cancelled bias's gradient into steps of size ~lr. Short runs can therefore "
-    "differ slightly; longer ones (or SGD) give identical accuracies."
-)
-_HOMOGENEITY = (
+
+def _band_label(kind: str, confidence: float | None) -> str:
+    if kind == "ci":
+        return f"{_pct(confidence)} t confidence interval of the mean over seeds, clipped to [0, 1]"
+    return "± 1 std over seeds"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or x != x else f"{100 * x:g}%"
+
+
+def _confidence(res: AblateResult) -> float:
+    """The confidence level the result's intervals were computed at (Summary.confidence)."""
+    for cfg in res.configurations:
+        for v in cfg.variants.values():
+            return v.summary.confidence
+    return 0.95
+
+
+#: How the shifted test data are made: a description of the method, not a conclusion (the
+#: conclusions are the shift claims, computed from this run).
+_SHIFT_METHOD = (
     "Shifted test inputs (no retraining): brightness adds a constant to every input, contrast scales "
     "each input's deviation from its mean, noise adds Gaussian noise, all in units of the standardised "
-    "data. A ReLU network without biases (and without BatchNorm shifts) is positively homogeneous: "
-    "f(c·x) = c·f(x) for c > 0, so scaling an input scales its logits by c and cannot change the "
-    "decision. A contrast drop x → m + c·(x − m) is close to such a scaling when the per-input mean m "
-    "is small, which is why a bias-free model can hold up better there; biases break that symmetry. "
-    "Each shift's verdict is taken at its strongest level."
+    "data. Each shift's verdict is taken at its strongest level, the one furthest from the identity "
+    "(brightness 0, contrast ×1, noise σ = 0; contrast on a log scale); equally strong levels each get one."
 )
-
 
 
 def _p(c) -> str:
-    """The t-test's p, or why there is none: a constant paired difference has no spread to test."""
-    return "constant difference (no t-test)" if c.constant else fmt_p(c.p_value)
+    """The exact sign-flip p, and its Holm adjustment when the run has more than one comparison."""
+    adj = f", adjusted {fmt_p(c.p_adjusted).removeprefix('p ')}" if c.family > 1 else ""
+    return f"{fmt_p(c.p_value)}{adj}"
+
 
 def _color(variant: str, i: int) -> str:
     return _COLORS.get(variant, _EXTRA[i % len(_EXTRA)])
@@ -72,21 +75,16 @@ def _acc_line(cfg: ConfigResult, v: str) -> str:
     r = cfg.variants[v]
     s = r.summary
     clip = ", clipped to [0, 1]" if s.clipped else ""
-    return (f"  {v:<14} test acc {fmt_fixed(s.mean, 4)} ± {fmt_fixed(s.std, 4)}  95% CI [{fmt_fixed(s.ci_low, 4)}, "
+    return (f"  {v:<14} test acc {fmt_fixed(s.mean, 4)} ± {fmt_fixed(s.std, 4)}  {_pct(s.confidence)} CI [{fmt_fixed(s.ci_low, 4)}, "
             f"{fmt_fixed(s.ci_high, 4)}{clip}]  {r.params} params, {r.biases} bias scalars")
 
 
 def _notes(res: AblateResult) -> list[str]:
     out = []
-    if any(c.model == "cnn-bn" for c in res.configurations):
-        out.append(_BN_NOTE)
     for c in res.configurations:
         if "conv-no-bias" in c.variants and c.variants["conv-no-bias"].params == c.variants[
                 max(c.variants, key=lambda v: c.variants[v].params)].params:
             out.append(f"{c.name} has no convolution biases, so its conv-no-bias variant is the with-bias model.")
-        audit = next((k for k in c.comparisons if k.b == "audit"), None)
-        if audit is not None and not (audit.constant and audit.diff_mean == 0):
-            out.append(_AUDIT_NOTE.format(name=c.name))
         if c.fallback:
             out.append(f"{c.name}: {c.fallback}.")
     out += [f"Skipped {s.model} on {s.dataset}: {s.reason}." for s in res.skipped]
@@ -172,7 +170,8 @@ def plot_accuracies(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
         ax.grid(axis="y", alpha=0.3)
     n = len(res.configurations[0].seeds)
     fig.suptitle(f"Test accuracy of each seed (dots; grey lines join a seed's runs) and the mean with its\n"
-                 f"95% t confidence interval, clipped to [0, 1] (diamonds); {n} seeds{_more(res)}", fontsize=11)
+                 f"{_pct(_confidence(res))} t confidence interval, clipped to [0, 1] (diamonds); {n} seeds{_more(res)}",
+                 fontsize=11)
     return save_figure(fig, out_dir, "ablate_accuracy", fmt)
 
 
@@ -200,12 +199,12 @@ def plot_curves(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         acc_ax.legend(fontsize=9, loc="lower right")
-    fig.suptitle(f"Learning curves: mean over seeds, band = {_BAND['std']}{_more(res)}", fontsize=11)
+    fig.suptitle(f"Learning curves: mean over seeds, band = {_band_label('std', None)}{_more(res)}", fontsize=11)
     return save_figure(fig, out_dir, "ablate_curves", fmt)
 
 
 def plot_shift(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
-    """Per configuration: test accuracy under each shift (mean and its clipped 95% CI over seeds)."""
+    """Per configuration: test accuracy under each shift (mean and its clipped t interval over seeds)."""
     shown = _shown(res)
     n = len(shown)
     kinds = list(res.configurations[0].shift_levels)
@@ -215,8 +214,10 @@ def plot_shift(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
         for ax, kind in zip(row, kinds):
             label, invert = _SHIFT_AXES[kind]
             levels = np.array(cfg.shift_levels[kind])
+            order = np.argsort(levels, kind="stable")  # levels may be given in any order
             for i, (v, r) in enumerate(cfg.variants.items()):
-                _band(ax, levels, r.shift_bands[kind], v, i)
+                b = r.shift_bands[kind]
+                _band(ax, levels[order], Band(b.mean[order], b.low[order], b.high[order], b.kind, b.confidence), v, i)
             if invert:
                 ax.invert_xaxis()
             ax.set_xlabel(label)
@@ -225,7 +226,7 @@ def plot_shift(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
         row[0].set_ylabel("test accuracy")
         row[0].legend(fontsize=9, loc="lower left")
     fig.suptitle("Accuracy under distribution shift of the test inputs (no retraining; shift grows to the right)\n"
-                 f"line = mean over seeds, band = {_BAND['ci']}{_more(res)}", fontsize=11)
+                 f"line = mean over seeds, band = {_band_label('ci', _confidence(res))}{_more(res)}", fontsize=11)
     return save_figure(fig, out_dir, "ablate_shift", fmt)
 
 
@@ -245,12 +246,21 @@ def _table(res: AblateResult) -> list[dict[str, object]]:
                 "acc a": fmt_fixed(cfg.variants[c.a].summary.mean, 4),
                 "acc b": fmt_fixed(cfg.variants[c.b].summary.mean, 4),
                 "a − b": fmt_signed(100 * c.diff_mean, 2, " pp"),
-                "p (t)": _p(c).removeprefix("p ").removeprefix("= "),
-                "p (Wilcoxon)": fmt_p(c.wilcoxon_p).removeprefix("p ").removeprefix("= "),
+                "p (sign-flip)": _pv(c.p_value),
+                "p adjusted": _pv(c.p_adjusted),
+                "p (t)": _pv(c.t_p),
+                "p (Wilcoxon)": _pv(c.wilcoxon_p),
+                "bootstrap CI (a − b)": f"{fmt_signed(100 * c.boot_ci_low, 2)} to {fmt_signed(100 * c.boot_ci_high, 2, ' pp')}",
+                "P(a > b)": f"{fmt_fixed(c.prob_a_better, 2)} [{fmt_fixed(c.prob_ci_low, 2)}, {fmt_fixed(c.prob_ci_high, 2)}]",
                 "effect": fmt_effect(c.effect_size),
                 "seeds a > b": f"{c.a_wins}/{c.n}", "verdict": c.verdict,
+                "seeds to decide": "—" if c.seeds_needed is None else c.seeds_needed,
             })
     return rows
+
+
+def _pv(p: float) -> str:
+    return fmt_p(p).removeprefix("p ").removeprefix("= ")
 
 
 def console_table(res: AblateResult) -> str:
@@ -258,7 +268,7 @@ def console_table(res: AblateResult) -> str:
     rows = _table(res)
     if len(res.configurations) < 2:
         return ""
-    cols = ["configuration", "b", "acc a", "acc b", "a − b", "p (t)", "verdict"]
+    cols = ["configuration", "b", "acc a", "acc b", "a − b", "p (sign-flip)", "p adjusted", "verdict"]
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(width[c]) for c in cols)]
     lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
@@ -266,16 +276,28 @@ def console_table(res: AblateResult) -> str:
 
 
 def sections(res: AblateResult, figs: list[Path]) -> list[Section]:
+    alpha = res.params.get("alpha", 0.05)
+    margin = res.params.get("margin", 0.01)
     text = [
         "The same network trained with and without (some of) its biases: same seeds (initial weights and "
-        "batch order shared across variants), same data; only the biases switched. Verdicts use a paired "
-        f"t-test over seeds at α = {res.params.get('alpha', 0.05):g} (Wilcoxon signed-rank alongside). "
-        "Accuracy intervals are 95% t intervals, clipped to [0, 1].",
+        "batch order shared across variants), same data; only the biases switched. Each comparison is an exact "
+        "sign-flip permutation test over the seeds' paired differences (all 2^n sign patterns; the t-test and "
+        f"Wilcoxon signed-rank beside it); the run's comparisons are one family, Holm-adjusted, at α = {alpha:g}. "
+        "A verdict is 'bias helps' or 'bias hurts' for a significant difference, 'equivalent' when both one-sided "
+        f"tests reject a difference of ±{100 * margin:g} pp or more (TOST), and otherwise 'inconclusive' (not "
+        "significant is not 'no effect'). With n seeds no p-value can be below 2/2^n."
+        f" Accuracy intervals are {_pct(_confidence(res))} t intervals, clipped to [0, 1].",
     ]
+    if res.params.get("seeds_mode") == "auto":
+        looks = res.params.get("looks", [])
+        text.append(f"Seeds chosen by a group-sequential design: looks at {', '.join(map(str, looks))} seeds, "
+                    f"{res.params.get('spending')} α spending (per-look levels "
+                    f"{', '.join(format(a, '.2g') for a in res.params.get('look_alphas', []))}); stopped at "
+                    f"{res.params.get('stopped_at')} seeds. A decision stands at the look that made it.")
     text += ["\n".join([_config_head(c) + ":"] + [_acc_line(c, v).strip() for v in c.variants])
              for c in res.configurations]  # one paragraph per configuration
     text += _notes(res)
     if res.configurations[0].shift_levels:
-        text.append(_HOMOGENEITY)
+        text.append(_SHIFT_METHOD)
     return [Section("Ablation: training with and without bias", "\n\n".join(text), figs, _table(res),
                     claims=list(res.claims), anchor="ablate")]

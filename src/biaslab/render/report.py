@@ -38,7 +38,7 @@ code{background:#f4f4f4;padding:0 .2em}
 .meta{color:#777;font-size:.9em}
 nav.toc{background:#fafafa;border:1px solid #eee;padding:.5em 1.2em;margin:1em 0}
 nav.toc ol{margin:.3em 0}
-.holds{color:#1a7f37;font-weight:600}.fails{color:#cf222e;font-weight:600}.unknown{color:#777;font-weight:600}
+.holds{color:#1a7f37;font-weight:600}.fails{color:#cf222e;font-weight:600}.unknown{color:#777;font-weight:600}.inconclusive{color:#9a6700;font-weight:600}
 .evidence{color:#555;font-size:.9em}
 .wide{overflow-x:auto;max-width:100%}
 """
@@ -82,7 +82,7 @@ def _evidence(claim: Claim) -> str:
                      if not isinstance(v, (list, dict)))
 
 
-_VERDICT_CLASS = {True: "holds", False: "fails", None: "unknown"}
+_VERDICT_CLASS = {"holds": "holds", "refuted": "fails", "inconclusive": "inconclusive", "not measured": "unknown"}
 
 
 def _statement(claim: Claim) -> str:
@@ -96,7 +96,7 @@ def _html_claims(claims: list[Claim], links: dict[str, str] | None = None) -> st
         if links and c.id in links:
             statement = f'<a href="#{html.escape(links[c.id])}">{statement}</a>'
         rows.append(
-            f"<tr><td>{statement}</td><td><span class='{_VERDICT_CLASS[c.holds]}'>{html.escape(c.verdict)}</span></td>"
+            f"<tr><td>{statement}</td><td><span class='{_VERDICT_CLASS.get(c.verdict, 'unknown')}'>{html.escape(c.verdict)}</span></td>"
             f"<td>{html.escape(c.text)}<div class='evidence'>{html.escape(_evidence(c))}</div></td></tr>"
         )
     return ("<div class='wide'><table class='claims'><tr><th>claim tested</th><th>verdict</th>"

@@ -13,71 +13,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..math.stats import Band, Comparison, Summary  # the statistics own their records; re-exported here
 from .base import Claim, Result
 
 __all__ = ["Summary", "Band", "Comparison", "VariantRuns", "ShiftComparison", "ConfigResult", "SkippedPair",
            "AblateResult"]
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Mean, sample standard deviation and two-sided t confidence interval of values over seeds.
-
-    ``clipped`` is True when the interval was cut to the range the values live in (an
-    accuracy's t interval can pass 1; the accuracy cannot).
-    """
-
-    n: int
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-    confidence: float
-    clipped: bool = False
-
-
-@dataclass
-class Band:
-    """A curve over seeds: ``mean`` and the band ``low .. high`` around it, per x value.
-
-    ``kind`` names the band: ``"ci"`` (``confidence`` t interval of the mean, clipped to
-    [0, 1]) or ``"std"`` (± one sample standard deviation).
-    """
-
-    mean: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    kind: str
-    confidence: float | None = None
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Paired comparison of variant ``a`` (more biases) with ``b`` over the same seeds.
-
-    ``p_value`` is the two-sided paired t-test; when every seed differs by the same amount the
-    t statistic is undefined (``constant`` is True): p is then 1 for a zero difference and 0
-    for a non-zero one, which the verdict counts as significant. ``wilcoxon_p`` is the two-sided
-    Wilcoxon signed-rank test (``zero_method="zsplit"``; 1.0 when every difference is 0).
-    """
-
-    a: str
-    b: str
-    n: int
-    diff_mean: float  # mean of a − b
-    diff_std: float
-    diff_ci_low: float
-    diff_ci_high: float
-    t_stat: float
-    p_value: float
-    wilcoxon_p: float
-    effect_size: float  # Cohen's d_z = mean(d) / sd(d); ±inf when constant and non-zero
-    a_wins: int  # seeds where a is better
-    b_wins: int
-    ties: int
-    alpha: float
-    verdict: str
-    constant: bool = False
 
 
 @dataclass
@@ -105,12 +45,17 @@ class VariantRuns:
 
 @dataclass
 class ShiftComparison:
-    """The paired comparison at the strongest ``level`` of the shift ``kind`` (``label``: e.g. "contrast ×0.1")."""
+    """The paired comparison at the strongest ``level`` of the shift ``kind`` (``label``: e.g. "contrast ×0.1").
+
+    ``index`` is the level's position in the configuration's grid (``shift_levels[kind]``);
+    ``-1`` (the last) in files written before the strongest level was the one furthest from the identity.
+    """
 
     kind: str
     level: float
     label: str
     comparison: Comparison
+    index: int = -1
 
 
 @dataclass
@@ -158,3 +103,21 @@ class AblateResult(Result):
     engine: str = "local"
     params: dict[str, Any] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if "margin" not in self.params:  # written before verdicts had four values (or built by hand)
+            self.claims = [_legacy_verdict(c) for c in self.claims]
+
+
+def _legacy_verdict(c: Claim) -> Claim:
+    """A claim of a results.json written before verdicts (no ``p_adjusted`` in its evidence):
+    ``holds: false`` there meant "not significant" as often as "shown false", so it reads as
+    inconclusive unless the evidence shows the opposite (a significant loss, a variant that
+    removes nothing, a shift case where bias hurt)."""
+    e = c.evidence
+    if c.holds is not False or "p_adjusted" in e or "iqm" in e or c.verdict != "refuted":
+        return c
+    opposite = (e.get("verdict") == "bias hurts" or e.get("removed") == 0 or (e.get("hurts") or 0) > 0)
+    if opposite:
+        return c
+    return Claim(c.id, c.text, None, dict(e), c.statement, "inconclusive")

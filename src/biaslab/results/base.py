@@ -19,7 +19,7 @@ import numpy as np
 
 from ..infra.numfmt import number_text
 
-__all__ = ["SCHEMA_VERSION", "Claim", "Result", "encode", "decode", "INLINE_ARRAY_LIMIT"]
+__all__ = ["SCHEMA_VERSION", "VERDICTS", "Claim", "Result", "encode", "decode", "INLINE_ARRAY_LIMIT"]
 
 #: Version of the results.json layout; a file of another version is refused with a clear message.
 SCHEMA_VERSION = 2
@@ -41,14 +41,26 @@ class _NumberFormatter(string.Formatter):
 _NUMBERS = _NumberFormatter()
 
 
+#: The four verdicts a claim can carry, and the ``holds`` value each goes with.
+VERDICTS = {"holds": True, "refuted": False, "inconclusive": None, "not measured": None}
+
+
 @dataclass(frozen=True)
 class Claim:
     """One conclusion computed from the numbers.
 
     ``statement`` is the proposition being tested ("the bias lowers the MSE by at least 1 %");
-    ``holds`` says whether it is true (True/False), or None when the data cannot decide.
-    ``text`` is the conclusion as measured, in words that are right for that verdict, and
-    ``evidence`` holds every number the verdict rests on, threshold included.
+    ``verdict`` is one of :data:`VERDICTS`: ``holds`` (the data show it), ``refuted`` (the data
+    show the opposite: a significant effect the other way, or an effect inside a stated
+    equivalence margin, or an exact check that fails), ``inconclusive`` (measured, but the data
+    cannot decide: "not significant" is not "does not hold") or ``not measured``. ``holds`` is
+    True / False / None to match (None for inconclusive and not measured). ``text`` is the
+    conclusion as measured, in words that are right for that verdict, and ``evidence`` holds
+    every number the verdict rests on, threshold included.
+
+    ``verdict`` may be omitted: it is then derived from ``holds`` (True → holds, False →
+    refuted, None → not measured), which is also how results.json files written before verdicts
+    existed are read.
     """
 
     id: str
@@ -56,24 +68,38 @@ class Claim:
     holds: bool | None
     evidence: dict[str, Any] = field(default_factory=dict)
     statement: str = ""
+    verdict: str = ""
+
+    def __post_init__(self) -> None:
+        holds = None if self.holds is None else bool(self.holds)
+        object.__setattr__(self, "holds", holds)
+        if not self.verdict:
+            object.__setattr__(self, "verdict", {True: "holds", False: "refuted", None: "not measured"}[holds])
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"claim {self.id!r}: verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
+        if VERDICTS[self.verdict] is not holds:
+            raise ValueError(f"claim {self.id!r}: verdict {self.verdict!r} does not go with holds = {holds}")
 
     @classmethod
     def decide(cls, id: str, holds: bool | None, evidence: dict[str, Any], *, statement: str, true: str,
-               false: str, unknown: str | None = None) -> "Claim":
+               false: str, unknown: str | None = None, verdict: str = "") -> "Claim":
         """A claim whose text is the template for its verdict, filled from ``evidence``.
 
         ``statement``, ``true``, ``false`` and ``unknown`` are ``str.format`` templates over the
         evidence, so the sentence can never disagree with the numbers it quotes (negative
-        numbers with the minus sign "−").
+        numbers with the minus sign "−"). ``verdict``: ``inconclusive`` for a measured claim the
+        data cannot decide (``holds`` None); default derived from ``holds``.
         """
         template = true if holds else false if holds is False else (unknown if unknown is not None else false)
         return cls(id, _NUMBERS.format(template, **evidence), None if holds is None else bool(holds),
-                   dict(evidence), _NUMBERS.format(statement, **evidence))
+                   dict(evidence), _NUMBERS.format(statement, **evidence), verdict)
 
-    @property
-    def verdict(self) -> str:
-        """``holds``, ``does not hold`` or ``not measured``."""
-        return {True: "holds", False: "does not hold", None: "not measured"}[self.holds]
+    @classmethod
+    def of(cls, id: str, verdict: str, text: str, evidence: dict[str, Any], statement: str = "") -> "Claim":
+        """A claim from its verdict (``holds`` follows from it)."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}")
+        return cls(id, text, VERDICTS[verdict], dict(evidence), statement, verdict)
 
 
 class Result:

@@ -12,6 +12,7 @@ between variants measure the bias and not the luck of the seed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -24,17 +25,17 @@ from ...data.datasets import DATASETS, Dataset, load_data_path, load_dataset
 from ...infra.io import BiaslabError
 from ...nets.models import MODEL_NAMES
 from ...results.ablate import AblateResult, ConfigResult, ShiftComparison, SkippedPair, VariantRuns
-from ...math.stats import ci_band, paired_comparison, std_band, summarize
+from ...math.stats import DEFAULT_MARGIN, adjust_family, ci_band, look_alphas, paired_comparison, sequential_looks, std_band, summarize
 from ...infra.threads import available_cpus
 from ...infra.validate import bounded_int, call_user_code, factory_file, finite_number
 from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
 from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
-from .shifts import check_shifts, shift_label
+from .shifts import check_shifts, shift_label, strongest
 from .variants import check_variants, removed_biases
 
 __all__ = ["MODEL_DEFAULTS", "DEFAULT_SEEDS", "QUICK_SEEDS", "MAX_SEEDS", "MAX_EPOCHS", "AblationInterrupted",
-           "run_ablate"]
+           "run_ablate", "AUTO_MAX_SEEDS"]
 
 #: Training defaults per built-in model ("file" for a user's factory): learning rate, batch
 #: size, epochs, epochs with --quick.
@@ -47,6 +48,8 @@ MODEL_DEFAULTS: dict[str, dict[str, float]] = {
 }
 DEFAULT_SEEDS = 5
 QUICK_SEEDS = 3
+#: ``seeds="auto"``: the default last look.
+AUTO_MAX_SEEDS = 20
 #: Bounds that keep a typo from starting a week-long run.
 MAX_SEEDS = 1000
 MAX_EPOCHS = 10_000
@@ -183,10 +186,10 @@ def _config_result(c: _Config, runs: dict[str, list[dict[str, Any]]], seeds: lis
         )
     pairs = _more_biases_first(variants, u.params)
     comparisons = [paired_comparison(a, vr[a].test_acc, b, vr[b].test_acc, alpha) for a, b in pairs]
-    shift_comparisons = [  # at the STRONGEST level: the last of each grid
-        ShiftComparison(kind, levels[-1], shift_label(kind, levels[-1]),
-                        paired_comparison(a, vr[a].shift[kind][:, -1], b, vr[b].shift[kind][:, -1], alpha))
-        for kind, levels in u.shifts.items() for a, b in pairs
+    shift_comparisons = [  # at the STRONGEST level: furthest from the identity (each of equally strong ones)
+        ShiftComparison(kind, levels[i], shift_label(kind, levels[i]),
+                        paired_comparison(a, vr[a].shift[kind][:, i], b, vr[b].shift[kind][:, i], alpha), i)
+        for kind, levels in u.shifts.items() for a, b in pairs for i in strongest(kind, levels)
     ]
     fallback = next((r.get("fallback") for rs in runs.values() for r in rs if r.get("fallback")), None)
     return ConfigResult(
@@ -202,7 +205,7 @@ def run_ablate(
     data_path: str | Path | None = None,
     variants: list[str] | None = None,
     drop: list[str] | None = None,
-    seeds: int | None = None,
+    seeds: int | str | None = None,
     epochs: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
@@ -224,6 +227,8 @@ def run_ablate(
     out_dir: str | Path | None = "biaslab-out/ablate",
     show_progress: bool | None = None,  # None: a live bar in a Jupyter kernel only
     alpha: float = 0.05,
+    max_seeds: int | None = None,
+    spending: str = "pocock",
     notify: Callable[[str], None] | None = None,
     ray_background_shutdown: bool = False,
 ) -> AblateResult:
@@ -239,7 +244,13 @@ def run_ablate(
     variants : from :data:`biaslab.experiments.ablate.variants.NAMED_VARIANTS` (default ``with-bias, no-bias``).
     drop : glob patterns over bias parameter names; each adds a variant ``drop:PATTERN``.
     seeds : number of seeds, 2 .. :data:`MAX_SEEDS` (default 5, 3 with ``quick``); seeds are
-        ``seed .. seed+seeds-1``.
+        ``seed .. seed+seeds-1``. ``"auto"``: a group-sequential design: pre-set looks
+        (:func:`biaslab.math.stats.sequential_looks`) up to ``max_seeds``, each testing the run's
+        family at its share of ``alpha`` (:func:`biaslab.math.stats.look_alphas` with
+        ``spending``), stopping at the first look where every comparison is decided; a decision
+        stands at the look that made it.
+    max_seeds : with ``seeds="auto"``, the last look (default :data:`AUTO_MAX_SEEDS`).
+    spending : with ``seeds="auto"``: ``pocock`` or ``obrien-fleming`` α spending.
     epochs, lr, batch_size : override :data:`MODEL_DEFAULTS` (``quick`` uses ``quick_epochs``).
     optimizer, momentum, weight_decay, decay_bias : see :class:`biaslab.nets.train.TrainConfig`.
     input_offset : constant added to every input after standardisation.
@@ -250,7 +261,7 @@ def run_ablate(
     engine : ``local`` or ``ray`` (each configuration a Ray task; ``address`` joins a cluster).
     out_dir : where ``runs.jsonl`` lives; finished runs there are reused. ``None``: keep
         nothing on disk (and resume nothing).
-    alpha : significance level of the verdicts.
+    alpha : significance level of the verdicts: the run's comparisons are one family, Holm-adjusted.
     notify : called with one line per note the user should see before training starts
         (pairs of a grid that are skipped, and why).
     ray_background_shutdown : with ``engine="ray"``, return while a Ray started here is still
@@ -267,10 +278,18 @@ def run_ablate(
 
     specs = _check_models(["cnn"] if models is None else models)
     variant_list = check_variants(["with-bias", "no-bias"] if variants is None else variants, drop)
-    n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
-    if n_seeds < 2:
-        raise BiaslabError(f"--seeds must be at least 2 for paired statistics (got {n_seeds})")
-    bounded_int("--seeds", n_seeds, 2, MAX_SEEDS)
+    auto = isinstance(seeds, str)
+    if auto:
+        if seeds != "auto":
+            raise BiaslabError(f"seeds must be a number of seeds or 'auto' (got {seeds!r})")
+        n_seeds = bounded_int("max_seeds", AUTO_MAX_SEEDS if max_seeds is None else max_seeds, 4, MAX_SEEDS)
+        if spending not in ("pocock", "obrien-fleming"):
+            raise BiaslabError(f"unknown spending {spending!r}; choose pocock or obrien-fleming")
+    else:
+        n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
+        if n_seeds < 2:
+            raise BiaslabError(f"--seeds must be at least 2 for paired statistics (got {n_seeds})")
+        bounded_int("--seeds", n_seeds, 2, MAX_SEEDS)
     for name, value, low, high in (("--epochs", epochs, 1, MAX_EPOCHS), ("--batch-size", batch_size, 1, 10**6),
                                    ("--threads", threads, 1, available_cpus()), ("--max-train", max_train, 2, 10**9)):
         if value is not None:
@@ -335,23 +354,73 @@ def run_ablate(
         if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
             raise BiaslabError(f"--out {runs_path.parent} is a file; pass a directory")
         done = read_runs(runs_path) if runs_path is not None else {}
-        seed_list = [seed + i for i in range(n_seeds)]
-        todo = []
-        for c in configs:
-            c.unit.runs = [(v, s) for v in variant_list for s in seed_list if (c.unit.key, v, s) not in done]
-            if c.unit.runs:
-                todo.append(c.unit)
-        resumed = len(configs) * len(variant_list) * n_seeds - sum(len(u.runs) for u in todo)
-        trained = _train(todo, session, runs_path, done, show_progress)
-    results = [_config_result(c, {v: [done[(c.unit.key, v, s)] for s in seed_list] for v in variant_list},
-                              seed_list, variant_list, alpha) for c in configs]
+        before = set(done)
+        if auto:
+            family = len(configs) * (len(variant_list) - 1) * (
+                1 + sum(len(strongest(k, v)) for k, v in shift_grid.items()))
+            looks = sequential_looks(n_seeds, alpha, family)
+            levels = look_alphas(looks, alpha, spending)
+        else:
+            looks, levels = [n_seeds], [alpha]
+        trained = 0
+        decided: dict[tuple, Any] = {}
+        for look, level in zip(looks, levels):
+            seed_list = [seed + i for i in range(look)]
+            todo = []
+            for c in configs:
+                c.unit.runs = [(v, s) for v in variant_list for s in seed_list if (c.unit.key, v, s) not in done]
+                if c.unit.runs:
+                    todo.append(c.unit)
+            trained += _train(todo, session, runs_path, done, show_progress)
+            results = [_config_result(c, {v: [done[(c.unit.key, v, s)] for s in seed_list] for v in variant_list},
+                                      seed_list, variant_list, alpha) for c in configs]
+            _adjust(results, level if auto else None)
+            if not auto:
+                break
+            for key, comp in _keyed(results):
+                if comp.verdict != "inconclusive" and key not in decided:
+                    decided[key] = comp  # a decision stands at the look that made it
+            if all(key in decided for key, _ in _keyed(results)):
+                break
+        if auto:
+            _apply(results, decided)
+        resumed = sum(1 for c in configs for v in variant_list for s in seed_list if (c.unit.key, v, s) in before)
+    params = {"models": [s.name for s in specs], "datasets": [ds.name for ds in loaded.values()],
+              "variants": variant_list, "seeds": seed_list, "alpha": alpha, "quick": quick, "seed": seed,
+              "shifts": {k: list(v) for k, v in shift_grid.items()}, "engine": engine,
+              "margin": DEFAULT_MARGIN, "family": sum(len(list(_keyed([r]))) for r in results)}
+    if auto:
+        params.update({"seeds_mode": "auto", "max_seeds": n_seeds, "looks": looks, "look_alphas": levels,
+                       "spending": spending, "stopped_at": len(seed_list)})
     return AblateResult(
         configurations=results, skipped=skipped, runs_file=None if runs_path is None else str(runs_path),
-        trained=trained, resumed=resumed, device=dev, engine=engine, claims=ablate_claims(results),
-        params={"models": [s.name for s in specs], "datasets": [ds.name for ds in loaded.values()],
-                "variants": variant_list, "seeds": seed_list, "alpha": alpha, "quick": quick, "seed": seed,
-                "shifts": {k: list(v) for k, v in shift_grid.items()}, "engine": engine},
+        trained=trained, resumed=resumed, device=dev, engine=engine, claims=ablate_claims(results), params=params,
     )
+
+
+def _keyed(results: list[ConfigResult]):
+    """Every comparison of a run with a key that names it across sequential looks."""
+    for r in results:
+        for c in r.comparisons:
+            yield (r.name, None, -1, c.a, c.b), c
+        for s in r.shift_comparisons:
+            yield (r.name, s.kind, s.index, s.comparison.a, s.comparison.b), s.comparison
+
+
+def _adjust(results: list[ConfigResult], level: float | None) -> None:
+    """Holm over the run's comparisons (one family), verdicts at ``level`` (default: alpha)."""
+    keyed = list(_keyed(results))
+    adjusted = dict(zip((k for k, _ in keyed), adjust_family([c for _, c in keyed], level)))
+    _apply(results, adjusted)
+
+
+def _apply(results: list[ConfigResult], comps: dict[tuple, Any]) -> None:
+    for r in results:
+        r.comparisons = [comps.get((r.name, None, -1, c.a, c.b), c) for c in r.comparisons]
+        r.shift_comparisons = [
+            dataclasses.replace(s, comparison=comps.get((r.name, s.kind, s.index, s.comparison.a, s.comparison.b),
+                                                        s.comparison))
+            for s in r.shift_comparisons]
 
 
 def _plan(specs: list[ModelSpec], loaded: dict[str, Dataset], variants: list[str], train_cfgs: dict, shifts,

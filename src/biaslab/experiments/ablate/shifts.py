@@ -1,7 +1,9 @@
 """Distribution shifts of test inputs: brightness, contrast and noise (no retraining).
 
-Each shift has a grid of levels whose FIRST entry leaves the data unchanged and whose LAST
-entry is the strongest; the ablation's shift verdicts are taken at the last level.
+Each shift has a grid of levels whose FIRST entry leaves the data unchanged (the identity:
+brightness 0, contrast ×1, noise σ = 0). The ablation's shift verdicts are taken at the
+STRONGEST level, the one furthest from the identity (:func:`strength`), whatever order the levels
+were given in; equally strong levels (brightness −2 and +2) each get a verdict.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import numpy as np
 
 from ...infra.io import BiaslabError
 
-__all__ = ["SHIFTS", "MAX_LEVELS", "apply_shift", "shift_label", "check_shifts"]
+__all__ = ["SHIFTS", "MAX_LEVELS", "apply_shift", "shift_label", "check_shifts", "strength", "strongest"]
 
 
 #: Default levels, in the units the model sees (standardised inputs); first = none, last = strongest.
@@ -43,6 +45,22 @@ def apply_shift(X: np.ndarray, kind: str, strength: float, seed: int = 0) -> np.
     raise BiaslabError(f"unknown shift {kind!r}; choose one of {', '.join(SHIFTS)}")
 
 
+def strength(kind: str, level: float) -> float:
+    """How far ``level`` is from the identity: ``|level|`` for brightness and noise, ``|ln level|``
+    for contrast (×0.1 is further from ×1 than ×0.5; the scale is multiplicative)."""
+    if kind == "contrast":
+        return abs(float(np.log(level)))
+    return abs(float(level))
+
+
+def strongest(kind: str, levels) -> list[int]:
+    """Indices of the strongest levels of a grid (several when equally strong, e.g. brightness ±2),
+    in grid order."""
+    s = [strength(kind, v) for v in levels]
+    top = max(s)
+    return [i for i, v in enumerate(s) if v >= top - 1e-12 * max(1.0, top)]
+
+
 def shift_label(kind: str, level: float) -> str:
     """``brightness +2``, ``contrast ×0.1``, ``noise σ = 1``."""
     if kind == "brightness":
@@ -55,8 +73,9 @@ def shift_label(kind: str, level: float) -> str:
 def check_shifts(kinds: list[str] | None, levels: list[float] | None) -> dict[str, tuple[float, ...]]:
     """The shift grid to run: ``kinds`` (default: all) with their default levels, or ``levels``.
 
-    ``levels`` (one shift only) are the strengths after "none"; the grid starts with the
-    unshifted level and ends with the strongest given. Raises :class:`BiaslabError` for an
+    ``levels`` (one shift only) are the strengths after "none", in any order; the grid starts
+    with the unshifted level followed by the levels as given (the verdict is taken at the
+    strongest, :func:`strongest`). Raises :class:`BiaslabError` for an
     unknown kind, a non-finite or out-of-range level.
     """
     kinds = list(SHIFTS) if kinds is None else kinds

@@ -28,7 +28,7 @@ GAIN_THRESHOLD_DB = 1.0
 FAR_FACTOR = 5.0
 #: Inside the training range the two count as tied when they differ by at most this (dB) at every σ.
 TIE_THRESHOLD_DB = 1.0
-#: Largest relative error ‖f(α·y) − α·f(y)‖/‖α·f(y)‖ that counts as scale-equivariant. float32
+#: Largest relative error ‖f(α·y) − α·f(y)‖/‖α·f(y)‖ (α > 0) that counts as positively homogeneous. float32
 #: rounding through a few dozen layers stays below 1e-5; a network with biases is off by 1e-3 or more.
 EQUIVARIANCE_TOLERANCE = 1e-4
 #: The filter "widens with the noise" when the mean effective width at the largest σ is at least
@@ -40,7 +40,9 @@ STATEMENTS = {
     "bias_free_generalises": ("Bias-free is ahead by at least {threshold_db:g} dB at the largest σ, at least {far_factor:g}× the "
                               "training maximum"),
     "tie_in_training_range": "The two networks tie (within {threshold_db:g} dB) at every σ inside the training range",
-    "bias_free_equivariant": "The bias-free network is scale-equivariant, f(α·y) = α·f(y) (relative error < {tolerance:g})",
+    "bias_free_equivariant": ("The bias-free network is positively homogeneous: f(α·y) = α·f(y) for every tested α > 0 "
+                              "(relative error < {tolerance:g}; negative α is not tested, and a ReLU network need "
+                              "not satisfy it)"),
     "filter_widens_with_noise": "The bias-free filter widens at least {threshold_ratio:g}× as the noise grows",
     "bias_free_ahead_on_image": "Bias-free is ahead by at least {threshold_db:g} dB on this image",
 }
@@ -108,9 +110,9 @@ def equivariant_claim(equivariance_error: dict[str, float]) -> Claim:
     return Claim.decide(
         "bias_free_equivariant", bf < EQUIVARIANCE_TOLERANCE, ev,
         statement=STATEMENTS["bias_free_equivariant"],
-        true=f"The bias-free network is scale-equivariant, f(α·y) = α·f(y): largest relative error "
+        true=f"The bias-free network is positively homogeneous, f(α·y) = α·f(y) for the tested α > 0: largest relative error "
              f"{fmt_num(bf, 2)} < {fmt_num(EQUIVARIANCE_TOLERANCE)} (with bias: {fmt_num(wb, 2)}).",
-        false=f"The bias-free network is not scale-equivariant here: largest relative error {fmt_num(bf, 2)} "
+        false=f"The bias-free network is not positively homogeneous here (tested α > 0): largest relative error {fmt_num(bf, 2)} "
               f"≥ {fmt_num(EQUIVARIANCE_TOLERANCE)} (with bias: {fmt_num(wb, 2)}).",
     )
 

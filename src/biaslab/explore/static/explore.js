@@ -381,16 +381,25 @@ function startExplorer(root, DATA, hooks) {
   }
 
   // The same rule as the library's claim bias_lowers_mse: the bias must lower the MSE by at least 1 %.
-  function regressionVerdict(f) {
+  // The explanation names the intercept the data were drawn with and the one the fit found, so it
+  // never says the data "need" an intercept they were drawn without.
+  function regressionVerdict(f, trueIntercept) {
     const m0 = f.without.mse, m1 = f.with.mse, scale = Math.max(m0, m1);
     if (scale <= 1e-20) return "Both fits are exact here: there is nothing for the bias to lower.";
     const lower = (m0 - m1) / m0;
+    const fitted = `the fitted intercept is ${fixed(f.with.intercept, 3)}`;
+    const drawn = trueIntercept === 0 ? "these data were drawn with intercept 0"
+      : `these data were drawn with intercept ${fixed(trueIntercept, 3)}`;
     if (lower >= 0.01) {
-      return `Here the bias lowers the MSE by ${fixed(100 * lower, 1)} %: the line through the origin ` +
-        "cannot reach the intercept these data need.";
+      if (trueIntercept === 0) {
+        return `Here the bias lowers the MSE by ${fixed(100 * lower, 1)} %, although ${drawn}: ${fitted}, ` +
+          "which comes from this draw of the noise alone.";
+      }
+      return `Here the bias lowers the MSE by ${fixed(100 * lower, 1)} %: ${drawn} (${fitted}), ` +
+        "which a line through the origin cannot reach.";
     }
     return `Here the bias lowers the MSE by only ${fixed(100 * Math.max(lower, 0), 2)} % (less than 1 %): ` +
-      "the data need no intercept, and the line through the origin fits as well.";
+      `${drawn} and ${fitted}; the line through the origin fits as well.`;
   }
 
   /** A <code> command line with one decimal per option value, each "--option value" kept on one line. */
@@ -417,7 +426,7 @@ function startExplorer(root, DATA, hooks) {
     $("reg-mse-without").textContent = fixed(f.without.mse, 4);
     $("reg-line-with").textContent = lineText(f.with);
     $("reg-line-without").textContent = lineText(f.without);
-    $("reg-verdict").textContent = regressionVerdict(f);
+    $("reg-verdict").textContent = regressionVerdict(f, intercept);
     if (regDraw === 0) {
       $("reg-source").replaceChildren(`Noise: NumPy's draws for seed ${REG.defaults.seed}. These are the data and MSEs of `,
         commandLine("biaslab regression", [["--slope", slope], ["--intercept", intercept], ["--noise", sigma]]), ".");
@@ -791,11 +800,13 @@ function startExplorer(root, DATA, hooks) {
   const dB = (v) => (v === null ? "n/a" : `${fixed(v, 2)} dB`);
 
   function showClaims(claims) {
-    const verdict = { true: ["holds", "holds"], false: ["does not hold", "fails"], null: ["not measured", "unknown"] };
+    // the claim's own verdict; files written before verdicts existed derive it from holds
+    const CLASS = { holds: "holds", refuted: "fails", inconclusive: "inconclusive", "not measured": "unknown" };
+    const derived = { true: "holds", false: "refuted", null: "not measured" };
     $("run-claims").innerHTML = "";
     for (const c of claims) {
       const li = document.createElement("li"), badge = document.createElement("span");
-      const [text, cls] = verdict[String(c.holds)];
+      const text = c.verdict || derived[String(c.holds)], cls = CLASS[text] || "unknown";
       badge.className = `verdict ${cls}`;
       badge.textContent = `${text}: `;
       li.append(badge, c.text);
