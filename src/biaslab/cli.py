@@ -485,7 +485,7 @@ def explore(
 def ablate(
     model: Annotated[
         Optional[list[str]],
-        typer.Option(help="linear, mlp, cnn, cnn-bn or your file.py:factory; repeatable [default: cnn]."),
+        typer.Option(help="linear, mlp, cnn, cnn-bn or FILE.py:factory; repeatable [default: cnn]."),
     ] = None,
     dataset: Annotated[
         Optional[list[str]],
