@@ -150,9 +150,10 @@ def main() -> None:
                   f"{_spread([b / s for b, s in zip(cost['batched'], cost['stack of one'])])}")
             print(f"  stack of one / one model: "
                   f"{_spread([s / o for s, o in zip(cost['stack of one'], cost['single'])])}")
-        loops = [lp / s for lp, s in zip(cost["loop"], cost["single"])]
-        print(f"  loop / one model: {_spread(loops)}; loop / batched: "
-              f"{statistics.median(cost['loop']) / statistics.median(cost['batched']):.2f}x")
+        if cost["loop"]:
+            loops = [lp / s for lp, s in zip(cost["loop"], cost["single"])]
+            print(f"  loop / one model: {_spread(loops)}; loop / batched: "
+                  f"{statistics.median(cost['loop']) / statistics.median(cost['batched']):.2f}x")
 
 
 if __name__ == "__main__":
