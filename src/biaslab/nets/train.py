@@ -360,7 +360,7 @@ class ModelStack(_Stack):
                 h = F.max_pool2d(h, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
                                  layer.ceil_mode)
                 if relu_after_pool:
-                    h, relu_after_pool = F.relu(h), False
+                    h, relu_after_pool = F.relu(h, inplace=True), False  # max_pool2d keeps its input, not its output
             elif isinstance(layer, nn.Flatten):  # each model's (C, H, W) in nn.Flatten's order
                 h = h.reshape(B, M, -1).transpose(0, 1) if image else h.reshape(M, B, -1)
                 image = False
