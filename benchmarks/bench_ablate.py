@@ -26,6 +26,25 @@ wall-clock ratio is printed beside it.
 On a machine shared with other busy processes, run it with ``OMP_WAIT_POLICY=PASSIVE`` (or
 ``--threads 1``): OpenMP's spin-waiting threads otherwise slow these small models down by up
 to 8× and the timings measure the contention, not the code.
+
+Why the cnn is not at 2.5× (2-core shared VM, torch 2.13 CPU, one thread). One model's step
+(~2 ms) is mostly fixed cost: Python, autograd, the optimiser, NCHW max-pooling; its arithmetic
+(~31 MFLOP, 64 images) would take ~0.2 ms at the ~170 GFLOP/s a single-thread sgemm reaches
+here. Ten models do ten times the arithmetic (~313 MFLOP a step) on activations of ~2.6 MB per
+layer, more than a core's 2 MB L2. The line "its convolution kernels alone" times just the
+grouped convolutions of every step, forward and backward, on warm tensors: already ~1.5–1.7×
+one model's whole run, before pooling, ReLU, the loss, Adam and the per-epoch evaluations
+(~13% of the batched run), all of them memory-bound on those activations. In the training
+loop the same kernels run 1.5–2.5× slower than warm, and how much slower depends on what the
+machine's other tenants do to the shared caches. Before the multi-tensor Adam step and the
+cache-sized evaluation chunks the ratio was 3.1–3.2× on a quiet machine; those cut the batched
+run's CPU time by ~8% (same-process A/B against the old code, at load ~10, where the ratio is
+3.4–3.6×). Measured without gain: the input gradient as a forward convolution (10% slower),
+im2col + bmm (~4× slower), the bias added after pooling, the first block chunked over the
+batch, a max-pool that keeps only its indices, fused Adam (also not bit-identical), larger malloc
+thresholds, transparent huge pages (slower), and for evaluation one ungrouped first convolution
+over the shared input (slower: a 1-channel input falls back to NCHW). A dense (Toeplitz) conv2
+was not tried: 1.8× its FLOPs.
 """
 
 from __future__ import annotations
@@ -71,6 +90,7 @@ def _case(name: str, ds, cfg: TrainConfig, device):
 
         fns["batched"] = lambda: train_batched("cnn", ds, RUNS, cfg, device)
         fns["stack of one"] = lambda: train_batched("cnn", ds, RUNS[:1], cfg, device)
+        fns["conv kernels"] = _conv_kernels(ds, cfg, device)
     else:
         spec = ModelSpec(f"{USER_MODEL}:residual_mlp")
         probe = spec.build(0, shape, k)
@@ -94,6 +114,32 @@ def _case(name: str, ds, cfg: TrainConfig, device):
             single(v, s)
 
     return {"single": single, **fns, "loop": loop}
+
+
+def _conv_kernels(ds, cfg: TrainConfig, device):
+    """The batched cnn's convolutions alone: every training step's grouped convolutions, forward
+    and backward, on tensors of the batch's shapes (no pooling, ReLU, loss, optimiser or evaluation)."""
+    model = init_model("cnn", "with-bias", 0, ds.in_shape, ds.n_classes)
+    convs = [m for m in model if isinstance(m, torch.nn.Conv2d)]
+    M, B, (C, H, W) = len(RUNS), cfg.batch_size, ds.in_shape
+    steps = cfg.epochs * -(-len(ds.y_train) // B)
+    fmt = torch.channels_last
+    shapes, h, w = [], H, W
+    for conv in convs:
+        shapes.append((conv, (B, M * conv.in_channels, h, w), (B, M * conv.out_channels, h, w)))
+        h, w = h // 2, w // 2  # each conv is followed by a 2x2 max-pooling
+    tensors = [(torch.randn(x, device=device).contiguous(memory_format=fmt),
+                torch.randn(M * c.out_channels, c.in_channels, *c.kernel_size, device=device),
+                torch.randn(M * c.out_channels, device=device),
+                torch.randn(g, device=device).contiguous(memory_format=fmt), c) for c, x, g in shapes]
+
+    def run():
+        for _ in range(steps):
+            for i, (x, w, b, g, c) in enumerate(tensors):
+                torch.nn.functional.conv2d(x, w, b, c.stride, c.padding, c.dilation, M)
+                torch.ops.aten.convolution_backward(g, x, w, [b.numel()], list(c.stride), list(c.padding),
+                                                    list(c.dilation), False, [0, 0], M, [i > 0, True, True])
+    return run
 
 
 def _spread(xs: list[float]) -> str:
@@ -145,6 +191,9 @@ def main() -> None:
         print(f"    target <= {target:g}x: {'met' if med <= target else 'MISSED'} (median)")
         if cpu_time:
             print(f"  wall-clock batched / one model: {_spread(wall_ratios)}")
+        if "conv kernels" in cost:
+            print(f"  its convolution kernels alone (grouped, forward + backward, every step) / one model: "
+                  f"{_spread([k / s for k, s in zip(cost['conv kernels'], cost['single'])])}")
         if "stack of one" in cost:
             print(f"  batched / stack of one: "
                   f"{_spread([b / s for b, s in zip(cost['batched'], cost['stack of one'])])}")
