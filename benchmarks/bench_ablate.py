@@ -30,8 +30,8 @@ to 8× and the timings measure the contention, not the code.
 Why the cnn is not at 2.5× (2-core shared VM, torch 2.13 CPU, one thread). One model's step
 (~2 ms) is mostly fixed cost: Python, autograd, the optimiser, NCHW max-pooling; its arithmetic
 (~31 MFLOP, 64 images) would take ~0.2 ms at the ~170 GFLOP/s a single-thread sgemm reaches
-here. Ten models do ten times the arithmetic (~313 MFLOP a step) on activations of ~2.6 MB per
-layer, more than a core's 2 MB L2. The line "its convolution kernels alone" times just the
+here. Ten models do ten times the arithmetic (~313 MFLOP a step), and their largest activation
+(the first convolution's output, 2.6 MB) no longer fits a core's 2 MB L2. The line "its convolution kernels alone" times just the
 grouped convolutions of every step, forward and backward, on warm tensors: already ~1.5–1.7×
 one model's whole run, before pooling, ReLU, the loss, Adam and the per-epoch evaluations
 (~13% of the batched run), all of them memory-bound on those activations. In the training
