@@ -38,8 +38,8 @@ one model's whole run, before pooling, ReLU, the loss, Adam and the per-epoch ev
 loop the same kernels run 1.5–2.5× slower than warm, and how much slower depends on what the
 machine's other tenants do to the shared caches. Before the multi-tensor Adam step and the
 cache-sized evaluation chunks the ratio was 3.1–3.2× on a quiet machine; those cut the batched
-run's CPU time by ~8% (same-process A/B against the old code, at load ~10, where the ratio is
-3.4–3.6×). Measured without gain: the input gradient as a forward convolution (10% slower),
+run's CPU time by 7–8% (same-process A/B against the old code: at load ~5, 3.42× → 3.20×,
+medians of 7 rounds; this benchmark's median there: 3.08×, rounds 2.70–3.21×). Measured without gain: the input gradient as a forward convolution (10% slower),
 im2col + bmm (~4× slower), the bias added after pooling, the first block chunked over the
 batch, a max-pool that keeps only its indices, fused Adam (also not bit-identical), larger malloc
 thresholds, transparent huge pages (slower), and for evaluation one ungrouped first convolution
