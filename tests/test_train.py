@@ -167,3 +167,27 @@ def test_no_decay_bias_leaves_biases_undecayed():
     opt = TrainConfig(weight_decay=0.5, decay_bias=False, optimizer="sgd").optimizer_for(list(model.named_parameters()))
     decay = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
     assert decay[id(model.weight)] == 0.5 and decay[id(model.bias)] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("optimizer,momentum", [("adam", 0.0), ("sgd", 0.9)])
+def test_multi_tensor_optimizer_step_is_the_loop_bit_for_bit(optimizer, momentum, dtype):
+    """train_batched steps with foreach=True, train_model with torch's CPU default (a loop over tensors)."""
+    cfg = TrainConfig(lr=3e-3, optimizer=optimizer, momentum=momentum, weight_decay=0.01, decay_bias=False)
+    gen = torch.Generator().manual_seed(0)
+    start = {n: torch.randn(s, generator=gen, dtype=dtype) for n, s in
+             [("0.weight", (3, 16, 9)), ("0.bias", (3, 16)), ("2.weight", (3, 10, 32)), ("2.bias", (3, 10))]}
+    grads = [{n: torch.randn(t.shape, generator=gen, dtype=dtype) * 10.0 ** -(i % 7) for n, t in start.items()}
+             for i in range(25)]
+    final = []
+    for foreach in (False, True):
+        named = [(n, t.clone().requires_grad_(True)) for n, t in start.items()]
+        opt = cfg.optimizer_for(named, foreach=foreach)
+        assert opt.defaults["foreach"] is foreach
+        for g in grads:
+            for n, p in named:
+                p.grad = g[n].clone()
+            opt.step()
+        final.append([p.detach() for _, p in named])
+    assert all(torch.equal(a, b) for a, b in zip(*final))
+    assert not torch.equal(final[0][0], start["0.weight"])

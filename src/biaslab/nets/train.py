@@ -93,15 +93,21 @@ class TrainConfig:
         if self.momentum and self.optimizer != "sgd":
             raise BiaslabError("--momentum applies to --optimizer sgd only (Adam has its own running averages)")
 
-    def optimizer_for(self, named: list[tuple[str, torch.Tensor]]) -> torch.optim.Optimizer:
-        """The optimiser over ``named`` parameters; bias parameters get no decay with ``decay_bias=False``."""
+    def optimizer_for(self, named: list[tuple[str, torch.Tensor]], foreach: bool | None = None) -> torch.optim.Optimizer:
+        """The optimiser over ``named`` parameters; bias parameters get no decay with ``decay_bias=False``.
+
+        ``foreach=True`` updates all tensors with one multi-tensor op per step of the update
+        instead of a Python loop over them: the same arithmetic, bit for bit (``tests/test_train.py``),
+        a few hundred microseconds less per step; ``None`` is torch's default for the device.
+        """
         groups = [{"params": [p for n, p in named if self.decay_bias or not is_bias_parameter(n)]},
                   {"params": [p for n, p in named if not self.decay_bias and is_bias_parameter(n)],
                    "weight_decay": 0.0}]
         groups = [g for g in groups if g["params"]]
         if self.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        return torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                                   foreach=foreach)
+        return torch.optim.Adam(groups, lr=self.lr, weight_decay=self.weight_decay, foreach=foreach)
 
 
 @dataclass
@@ -253,11 +259,20 @@ class _Stack:
         return list(self.params.items())
 
     @torch.no_grad()
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-        """Accuracy and mean cross-entropy of every model on the same ``X, y``: two (M,) arrays."""
+    def evaluate(self, X: torch.Tensor, y: torch.Tensor, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Accuracy and mean cross-entropy of every model on the same ``X, y``: two (M,) arrays.
+
+        ``X`` goes through in chunks of ``chunk`` examples (default: 2048 on a GPU; on a CPU
+        1024 / M, at least 64, so that all models' activations together stay small enough for the
+        CPU's caches: the 10-model cnn evaluates 1.3–1.8× faster than in chunks of 2048). The
+        chunking changes the mean loss in its last float32 digits (it left the accuracies of the
+        built-in models on digits unchanged).
+        """
         self.eval()
         correct = torch.zeros(self.size, dtype=torch.long, device=X.device)
         loss = torch.zeros(self.size, dtype=torch.float64, device=X.device)
+        if chunk is None:
+            chunk = 2048 if X.device.type != "cpu" else max(64, 1024 // self.size)
         for i in range(0, len(X), chunk):
             xb, yb = X[i:i + chunk], y[i:i + chunk]
             out = self(xb.unsqueeze(0).expand(self.size, *xb.shape))
@@ -347,7 +362,7 @@ class ModelStack(_Stack):
                 h = F.max_pool2d(h, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
                                  layer.ceil_mode)
                 if relu_after_pool:
-                    h, relu_after_pool = F.relu(h), False
+                    h, relu_after_pool = F.relu(h, inplace=True), False  # max_pool2d keeps its input, not its output
             elif isinstance(layer, nn.Flatten):  # each model's (C, H, W) in nn.Flatten's order
                 h = h.reshape(B, M, -1).transpose(0, 1) if image else h.reshape(M, B, -1)
                 image = False
@@ -515,7 +530,7 @@ def train_batched(
     full = [model(s) for _, s in runs]
     Xtr, ytr, Xte, yte = _tensors(ds, device, dtype)
     stack = make_stack(full, [masks[v] for v, _ in runs], Xtr[:2], device, dtype)
-    opt = config.optimizer_for(stack.named_parameters())
+    opt = config.optimizer_for(stack.named_parameters(), foreach=True)
     hists = [RunHistory() for _ in runs]
     seeds = [s for _, s in runs]
     n = len(ytr)
