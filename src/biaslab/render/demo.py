@@ -10,7 +10,7 @@ from ..results.demo import DemoResult
 from . import render_sections
 from .report import _VERDICT_CLASS, Section, write_report
 
-__all__ = ["demo_report", "summary"]
+__all__ = ["demo_report", "summary", "claims_markdown"]
 
 
 def _folk(c) -> str:
@@ -38,7 +38,9 @@ def _claims_html(claims, links: dict[str, str]) -> str:
             "<th>what was measured</th></tr>" + "".join(rows) + "</table></div>")
 
 
-def _claims_md(claims, links: dict[str, str]) -> str:
+def claims_markdown(claims, links: dict[str, str] | None = None) -> str:
+    """The classic claims as a Markdown table: folk statement, precise statement, verdict, evidence."""
+    links = links or {}
     def esc(t: str) -> str:
         return str(t).replace("|", "\\|").replace("\n", " ")
 
@@ -77,5 +79,5 @@ def demo_report(result: DemoResult, parts: dict[str, Result], figures: dict[str,
         _sections(parts, figures),
         meta=f"seed {seed}; each section's data is in <section>/results.json; `biaslab report {out_dir}` rebuilds this page",
         intro_html=link_html + _claims_html(result.claims, links),
-        intro_md=link_md + "## The claims, measured\n\n" + _claims_md(result.claims, links),
+        intro_md=link_md + "## The claims, measured\n\n" + claims_markdown(result.claims, links),
     )
