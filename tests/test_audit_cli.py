@@ -175,7 +175,7 @@ def test_untraceable_factory_is_audited_with_a_warning(factory, tmp_path):
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["traced"] is True and d["graph"] == "recorded"
-    assert any("recorded from one forward pass" in w for w in d["warnings"])
+    assert any("recorded from 3 forward passes" in w for w in d["warnings"])
     assert {b["param"]: b["status"] for b in d["biases"]}["conv.bias"] == "redundant"
 
 

@@ -136,7 +136,7 @@ CASES = {
                    ln=nn.LayerNorm(6)), SEQ, {"fc.bias": "redundant"}),
     "timm BatchNormAct2d": (
         lambda: nn.Sequential(conv(), BatchNormAct2d(4), conv(4, 4), BatchNormAct2d(4)),
-        IMG, {"0.bias": "redundant", "1.bias": "active", "2.bias": "redundant"}),
+        IMG, {"0.bias": "redundant", "1.bias": "foldable", "2.bias": "redundant"}),
     "ConvNeXt LayerNorm2d": (
         lambda: Fn(lambda s, x: s.ln(s.c(x).sum(1, keepdim=True).expand(8, 4, 6, 6)), c=conv(), ln=LayerNorm2d(4)),
         IMG, {"c.bias": "redundant"}),

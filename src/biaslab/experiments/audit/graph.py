@@ -26,8 +26,11 @@ from the order of execution; such a guess is confirmed by perturbing the bias be
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +48,8 @@ from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
 from ...infra.io import first_line
 from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
-__all__ = ["find_biases", "analyse", "batchnorm_pairs", "is_conv1d", "PACKED"]
+__all__ = ["find_biases", "analyse", "batchnorm_pairs", "is_conv1d", "PACKED", "CONTROL_FLOW", "derived_inputs",
+           "kept_attributes"]
 
 #: Parameter names of packed query/key/value biases, judged per third when the thirds differ.
 PACKED = re.compile(r"(^|\.)(in_proj_bias|(qkv|c_attn|query_key_value|Wqkv)\.bias)$")
@@ -102,7 +106,10 @@ def _fx_graph(model: nn.Module, example: tuple) -> _Graph:
     """The symbolic torch.fx graph, shapes recorded on one run."""
     gm = fx.symbolic_trace(model)
     _Recorder(gm).run(*example)
-    return _index(gm.graph, dict(gm.named_modules()), {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
+    # the model's own modules: the GraphModule keeps only the called ones (and empty stand-ins for their
+    # parents), so a BatchNorm subclass fx traces into would not be recognised as one
+    return _index(gm.graph, {**dict(gm.named_modules()), **dict(model.named_modules())},
+                  {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
 
 
 def _recorded_graph(model: nn.Module, example: tuple) -> _Graph:
@@ -357,40 +364,106 @@ def _bn_after_affine(g: _Graph, pname: str) -> str | None:
 
 
 def _affine_before(g: _Graph, node: fx.Node) -> str | None:
-    """The conv / linear layer whose output only the BatchNorm ``node`` reads (running statistics kept)."""
+    """The conv / linear layer whose output only the BatchNorm ``node`` reads (running statistics kept);
+    ``nn.Identity`` modules in between (a BatchNorm folded before) are looked through."""
     src = node.args[0] if node.args else None
     norm = norm_call(node, g.modules)
     if norm is None or norm.kind != "batch" or norm.running_mean is None or not isinstance(src, fx.Node):
         return None
+    flattened = False  # tokens flattened into the batch, features kept last: (B, N, C) → (B·N, C)
+    while len(_data_users(src)) == 1 and src.args and isinstance(src.args[0], fx.Node):
+        if src.op == "call_module" and isinstance(g.modules.get(str(src.target)), nn.Identity):
+            src = src.args[0]
+        elif op_name(src, g.modules) in ("flatten", "reshape", "view") and _keeps_features(src):
+            src, flattened = src.args[0], True
+        else:
+            break
     layer = _layer_of(g, src)
     if layer is None or len(_data_users(src)) != 1:
         return None
     name, prev = layer
-    if isinstance(prev, nn.Linear) or (isinstance(prev, _ConvNd) and (not prev.transposed or prev.groups == 1)):
+    if isinstance(prev, nn.Linear) or (isinstance(prev, _ConvNd) and not flattened
+                                       and (not prev.transposed or prev.groups == 1)):
         return name
     return None
+
+
+def _keeps_features(node: fx.Node) -> bool:
+    """Does ``node`` reshape its input to 2-D keeping the last axis (LeViT's ``x.flatten(0, 1)``)?"""
+    src = node.args[0]
+    before, after = src.meta.get("shape"), node.meta.get("shape")
+    return (before is not None and after is not None and len(after) == 2 and len(before) >= 2
+            and before[-1] == after[-1])
 
 
 def _data_users(node: fx.Node) -> list[fx.Node]:
     """Users that read the tensor's values (``x.size(0)``, ``x.shape`` only read its shape)."""
     def meta_only(u: fx.Node) -> bool:
+        if u.op == "call_method" and u.target in ("reshape_as", "view_as", "expand_as", "type_as"):
+            return u.args[0] is not node  # only the shape (or dtype) of the template is read
         if u.op == "call_method":
             return u.target in ("size", "dim", "numel")
         return u.op == "call_function" and getattr(u.target, "__name__", "") == "getattr"
     return [u for u in node.users if not meta_only(u)]
 
 
-def batchnorm_pairs(gm: fx.GraphModule) -> list[tuple[str, str]]:
-    """``(layer, batchnorm)`` module paths where a BatchNorm module with running statistics reads, and is
-    the only reader of, the output of a conv / linear layer; each called once."""
-    g = _index(gm.graph, dict(gm.named_modules()), {})
+def batchnorm_pairs(gm: fx.GraphModule, model: nn.Module | None = None,
+                    example: tuple | None = None) -> list[tuple[str, str]]:
+    """``(layer, batchnorm)`` module paths where a BatchNorm with running statistics reads, and is the only
+    reader of, the output of a conv / linear layer; each called once.
+
+    The BatchNorm is a ``torch.nn`` module fx keeps whole, or a BatchNorm subclass (``model``'s module,
+    e.g. timm's ``BatchNormAct2d``) whose forward fx traces into: its ``F.batch_norm`` call, reading the
+    module's own running statistics, comes first and whatever it does next (an activation) after it.
+    With ``example`` (the graph is run on it, without gradients) a BatchNorm1d over tokens flattened
+    into the batch (LeViT's ``Linear → flatten(0, 1) → BatchNorm1d``) pairs with its linear layer too.
+    """
+    if example is not None:
+        with torch.no_grad():
+            _Recorder(gm).run(*example)
+    g = _index(gm.graph, {**dict(gm.named_modules()), **dict((model or gm).named_modules())}, {})
     pairs = []
     for name, nodes in g.calls.items():
         if isinstance(g.modules[name], _BatchNorm) and len(nodes) == 1:
             into = _affine_before(g, nodes[0])
             if into is not None:
                 pairs.append((into, name))
+    for node in g.order:
+        owner = _functional_batchnorm(g, node)
+        if owner is not None and owner not in g.calls:
+            into = _affine_before(g, node)
+            if into is not None:
+                pairs.append((into, owner))
     return pairs
+
+
+def _functional_batchnorm(g: _Graph, node: fx.Node) -> str | None:
+    """The BatchNorm module whose own statistics and affine parameters an ``F.batch_norm`` call uses
+    (in eval mode), each read once; None for any other node."""
+    if node.op != "call_function" or getattr(node.target, "__name__", "") != "batch_norm":
+        return None
+    norm = norm_call(node, g.modules)
+    if norm is None or norm.running_mean is None:
+        return None
+    owner = _owner(norm.running_mean)
+    m = g.modules.get(owner)
+    if not isinstance(m, _BatchNorm):
+        return None
+    expected = {1: "running_mean", 2: "running_var", 3: "weight", 4: "bias"}
+    for i, attr in expected.items():
+        arg = _norm_arg(node, i, attr)
+        if getattr(m, attr, None) is None:
+            if arg is not None:
+                return None
+        elif not (isinstance(arg, fx.Node) and arg.op == "get_attr" and str(arg.target) == f"{owner}.{attr}"
+                  and len(g.attrs.get(str(arg.target), [])) == 1 and len(arg.users) == 1):
+            return None
+    training = _norm_arg(node, 5, "training")
+    return owner if (training.meta.get("value") if isinstance(training, fx.Node) else training) is False else None
+
+
+def _norm_arg(node: fx.Node, i: int, key: str) -> Any:
+    return node.args[i] if len(node.args) > i else node.kwargs.get(key)
 
 
 def _feeds_relu(g: _Graph, pname: str) -> bool:
@@ -419,33 +492,123 @@ def _trace_verdicts(model: nn.Module, g: _Graph) -> tuple[Verdicts, set[str]]:
     return out, relu
 
 
-def _graph(model: nn.Module, example: tuple) -> _Graph:
-    """The fx graph; where fx fails, or keeps a biased layer whole, the graph recorded from one pass."""
+#: Most inputs a graph is recorded from (the example, its derived inputs, batches of data samples).
+MAX_RECORDED_INPUTS = 16
+
+#: The reason given for a bias whose analysis differs between the paths recorded inputs take.
+CONTROL_FLOW = "depends on the input's control flow"
+
+
+@contextmanager
+def kept_attributes(model: nn.Module) -> Iterator[None]:
+    """Run a block and restore every module's public Python attributes afterwards: a forward pass may
+    fill caches (timm's LeViT keeps its attention-bias table in eval mode), which would change what a
+    later pass records and keep tensors that cannot be deep-copied."""
+    def snapshot(m: nn.Module) -> dict[str, Any]:
+        return {k: (copy.copy(v) if isinstance(v, (dict, list, set)) else v) for k, v in vars(m).items()
+                if not k.startswith("_")}
+
+    saved = {m: snapshot(m) for m in model.modules()}
+    try:
+        yield
+    finally:
+        for m, attrs in saved.items():
+            for k in [k for k in vars(m) if not k.startswith("_") and k not in attrs]:
+                delattr(m, k)
+            m.__dict__.update(attrs)
+
+
+def derived_inputs(example: tuple, n: int = 2, seed: int = 0) -> list[tuple]:
+    """``n`` inputs shaped like ``example`` that take other branches of value-dependent control flow:
+    the example negated (the sign of every sum flips), then shifted and scaled fresh normal draws; token ids
+    (integer tensors) are drawn again from the range the example uses."""
+    g = torch.Generator().manual_seed(seed + 7919)
+
+    def one(t: Any, i: int) -> Any:
+        if not torch.is_tensor(t):
+            return t
+        if not t.is_floating_point():
+            high = int(t.max()) + 1 if t.numel() else 1
+            return torch.randint(0, max(high, 1), t.shape, generator=g).to(t.device, t.dtype)
+        if i == 0:
+            return -t
+        z = torch.randn(t.shape, generator=g, dtype=torch.float64)
+        return (z * (1.0 + i) + (1.0 if i % 2 else -1.0) * i).to(t.device, t.dtype)
+
+    return [tuple(one(t, i) for t in example) for i in range(n)]
+
+
+def _graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Graph]:
+    """The fx graph; where fx fails, or keeps a biased layer whole, the graphs recorded from the example and
+    each of ``inputs`` (one per distinct path through the model's control flow)."""
     try:
         g = _fx_graph(model, example)
     except Exception as exc:  # noqa: BLE001 - tracing failures have many types
         first = first_line(exc)
-        g = _recorded_graph(model, example)
-        warnings.warn(f"torch.fx could not trace the model ({first}); its graph was recorded from one forward "
-                      "pass instead, with the control flow this example input takes", stacklevel=3)
-        return g
-    return _recorded_graph(model, example) if _opaque(g, model) else g
+        graphs = _recorded_graphs(model, example, inputs)
+        paths = f"{len(graphs)} different paths" if len(graphs) > 1 else "the same path"
+        warnings.warn(f"torch.fx could not trace the model ({first}); its graph was recorded from "
+                      f"{1 + len(inputs)} forward passes on different inputs instead, which took {paths}: a bias "
+                      f"whose analysis differs between paths is active ({CONTROL_FLOW})", stacklevel=3)
+        return graphs
+    return _recorded_graphs(model, example, inputs) if _opaque(g, model) else [g]
 
 
-def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[Finding]:
+def _signature(g: _Graph) -> tuple:
+    return tuple((n.format_node(), n.meta.get("shape"), str(n.meta.get("value"))) for n in g.order)
+
+
+def _recorded_graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Graph]:
+    graphs: dict[tuple, _Graph] = {}
+    for args in [example, *inputs][:MAX_RECORDED_INPUTS]:
+        with kept_attributes(model):
+            g = _recorded_graph(model, args)
+        graphs.setdefault(_signature(g), g)
+    return list(graphs.values())
+
+
+def _path_verdicts(model: nn.Module, graphs: list[_Graph]) -> tuple[Verdicts, set[str]]:
+    """Verdicts that hold on every recorded path: where a bias's analysis differs between paths, it is
+    ``active`` because it depends on the input's control flow."""
+    results = [_trace_verdicts(model, g) for g in graphs]
+    verdicts, relu = results[0]
+    if len(results) == 1:
+        return verdicts, relu
+    for _, more in results[1:]:
+        relu |= more
+
+    def key(parts: list) -> tuple:
+        return tuple((part, v.status, v.consumer, v.short) for part, _, v in parts)
+
+    for pname in verdicts:
+        seen = [r[0].get(pname, []) for r in results]
+        if len({key(parts) for parts in seen}) > 1:
+            statuses = sorted({f"{v.status} ({v.short})" for parts in seen for _, _, v in parts})
+            verdicts[pname] = [(None, None, Verdict(
+                "active", CONTROL_FLOW,
+                f"{CONTROL_FLOW}: the {len(graphs)} paths that the recorded inputs take through the model's "
+                f"control flow disagree about it ({'; '.join(statuses)}), so no status holds for every input"))]
+    return verdicts, relu
+
+
+def find_biases(model: nn.Module, example_input: torch.Tensor | tuple,
+                inputs: list[torch.Tensor | tuple] | None = None) -> list[Finding]:
     """Every bias parameter of ``model`` with its status: ``redundant``, ``foldable`` or ``active``.
 
     Parameters
     ----------
-    model : the network; it is not modified (the analysis runs one forward pass in eval mode
-        without gradients and restores each module's train/eval flag).
+    model : the network; it is not modified (the analysis runs forward passes in eval mode and restores
+        each module's train/eval flag and Python attributes, such as caches).
     example_input : a tensor (or tuple of tensors) the model accepts; it fixes the shapes the
         analysis reasons about.
+    inputs : more inputs of the same shape (data samples, say). Where torch.fx cannot trace the model,
+        its graph is recorded from the example, from inputs derived from it (:func:`derived_inputs`) and
+        from these, and a bias whose analysis differs between the paths they take is ``active``.
 
     Returns
     -------
     One :class:`Finding` per bias parameter, in ``named_parameters`` order — one per part for a
-    packed attention bias whose parts differ. Where torch.fx cannot trace the model the verdicts
+    packed attention bias whose parts differ. Where no graph can be traced or recorded the verdicts
     come from the execution order of a hooked forward pass (``Finding.traced`` is False), every
     ``redundant`` there confirmed by perturbation, and a :class:`UserWarning` says so.
 
@@ -454,25 +617,28 @@ def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[F
     BiaslabError
         if the model cannot run on ``example_input``.
     """
-    return analyse(model, example_input)[0]
+    return analyse(model, example_input, inputs)[0]
 
 
-def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list[Finding], str]:
+def analyse(model: nn.Module, example_input: torch.Tensor | tuple,
+            inputs: list[torch.Tensor | tuple] | None = None) -> tuple[list[Finding], str]:
     """:func:`find_biases`, also saying where the graph came from: ``fx`` (symbolic trace), ``recorded``
-    (one forward pass, :mod:`.record`) or ``hooks`` (the order-based fallback)."""
+    (forward passes, :mod:`.record`) or ``hooks`` (the order-based fallback)."""
     example = example_input if isinstance(example_input, tuple) else (example_input,)
+    extra = derived_inputs(example) + [x if isinstance(x, tuple) else (x,) for x in inputs or []]
     traced = True
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with torch.no_grad():
-            g = _graph(model, example)
-            verdicts, relu_fed = _trace_verdicts(model, g)
+            graphs = _graphs(model, example, extra)
+            verdicts, relu_fed = _path_verdicts(model, graphs)
     except Exception as exc:  # noqa: BLE001 - neither tracer copes: use the weaker fallback
         first = first_line(exc)
         traced = False
         try:
-            verdicts, relu_fed = hook_verdicts(model, example)
+            with kept_attributes(model):
+                verdicts, relu_fed = hook_verdicts(model, example)
         except Exception as run_exc:  # noqa: BLE001 - the model itself fails on this input
             msg = first_line(run_exc)
             shapes = ", ".join(str(tuple(t.shape)) for t in example if isinstance(t, torch.Tensor))
@@ -487,7 +653,7 @@ def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list
             m.training = flag
     if not traced:
         confirm(model, verdicts, example)
-    return _findings(model, verdicts, relu_fed, traced), (g.source if traced else "hooks")
+    return _findings(model, verdicts, relu_fed, traced), (graphs[0].source if traced else "hooks")
 
 
 def _findings(model: nn.Module, verdicts: Verdicts, relu_fed: set[str], traced: bool) -> list[Finding]:

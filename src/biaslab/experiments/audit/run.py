@@ -15,7 +15,7 @@ from ...infra.io import BiaslabError, atomic_path
 from ...results.audit import AuditResult, FixRecord, finding_claim
 from ...infra.validate import parse_count, parse_shape, writable_file
 from .contrib import bias_contributions
-from .fix import fold_biases, load_fixed, remove_biases
+from .fix import fold_biases, load_fixed, plain_state_dict, remove_biases
 from .graph import analyse
 from .hf import check_sequence_length, hf_example_shape, is_hf
 from .verify import verify_findings
@@ -79,7 +79,7 @@ def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Pat
             for n, m in fixed.named_modules() if isinstance(m, _BatchNorm)]
     try:
         with atomic_path(path) as tmp:
-            torch.save(fixed.state_dict(), tmp)
+            torch.save(plain_state_dict(fixed), tmp)
     except OSError as exc:
         raise BiaslabError(f"cannot write --fix {path}: {exc.strerror or exc}; pass a writable file path") from None
     removed = [f.label for f in findings if f.status == "redundant"]
