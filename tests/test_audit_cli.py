@@ -279,8 +279,8 @@ def test_fix_is_refused_when_removal_would_change_the_function(tmp_path, monkeyp
     """The equivalence gate: a (wrong) redundant verdict on a bias that matters must not be written."""
     import biaslab.experiments.audit.run as run_module
 
-    def wrong(model, example):
-        findings, source = analyse(model, example)
+    def wrong(model, example, inputs=None):
+        findings, source = analyse(model, example, inputs)
         for f in findings:
             if f.param == "9.bias":  # the head's bias reaches the output: removing it changes the logits
                 f.status = "redundant"

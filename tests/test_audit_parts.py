@@ -2,18 +2,16 @@
 alone is redundant loses exactly that part — in ablate's ``audit`` variant, in removal, in --fix and in the
 contributions — and its query and value parts stay as they are, trainable."""
 
-import copy
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch.nn.utils import parametrize
 
 from biaslab.experiments.ablate import run_ablate
 from biaslab.experiments.ablate.variants import removed_biases, removed_parts, variant_mask
-from biaslab.experiments.audit import bias_contributions, compare_outputs, find_biases, remove_redundant_biases
+from biaslab.experiments.audit import bias_contributions, find_biases, remove_redundant_biases
 from biaslab.experiments.audit.fix import HeldAtZero
 from biaslab.nets.train import TrainConfig, hold_at_zero, train_model
 

@@ -154,7 +154,7 @@ class LeViTLike(nn.Module):
         x = self.stem(x).flatten(2).transpose(1, 2)
         x = x + self.attn(x)
         x = x + self.mlp(x)
-        B, N, C = x.shape
+        B, _, C = x.shape
         x = x.view(B, self.resolution, self.resolution, C)[:, ::2, ::2].reshape(B, -1, C)
         x = x + self.attn2(x)
         return self.head(self.head_bn(x.mean(1)))
@@ -199,6 +199,10 @@ def levit():
 
 def bn_act():
     return BnActNet()
+
+
+def bn_after_bn():
+    return BnAfterBn()
 
 
 def packed_attention():

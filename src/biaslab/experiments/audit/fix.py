@@ -28,14 +28,15 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import fx, nn
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from ...infra.io import BiaslabError, safe_torch_load
 from ...results.audit import Check, Finding
 from .check import N_CHECK_INPUTS, check_inputs, require_equivalent
-from .graph import batchnorm_pairs, find_biases, is_conv1d, kept_attributes
+from .check import kept_attributes
+from .graph import batchnorm_pairs, find_biases, is_conv1d, symbolic_trace
 from .norms import NORM_MODULES
 from .target import load_state
 
@@ -286,7 +287,7 @@ def _bn_pairs(model: nn.Module, example_input: torch.Tensor | tuple) -> list[tup
     try:
         example = example_input if isinstance(example_input, tuple) else (example_input,)
         with kept_attributes(model):
-            return batchnorm_pairs(fx.symbolic_trace(model), model, example)
+            return batchnorm_pairs(symbolic_trace(model), model, example)
     except Exception:  # noqa: BLE001 - tracing failures have many types: use the recorded graph's findings
         return [(f.consumer, f.module) for f in find_biases(model, example_input)
                 if f.status == "foldable" and f.fold_value is None and f.consumer

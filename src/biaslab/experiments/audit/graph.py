@@ -26,11 +26,8 @@ from the order of execution; such a guess is confirmed by perturbing the bias be
 
 from __future__ import annotations
 
-import copy
 import re
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +39,14 @@ from torch.nn.modules.conv import _ConvNd
 from ...nets.biases import is_bias_parameter
 from ...infra.io import BiaslabError
 from ...results.audit import Finding
+from .check import kept_attributes
 from .hooks import confirm, hook_verdicts
 from .norms import NORM_MODULES, norm_call
 from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
 from ...infra.io import first_line
 from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
-__all__ = ["find_biases", "analyse", "batchnorm_pairs", "is_conv1d", "PACKED", "CONTROL_FLOW", "derived_inputs",
+__all__ = ["find_biases", "analyse", "batchnorm_pairs", "symbolic_trace", "is_conv1d", "PACKED", "CONTROL_FLOW", "derived_inputs",
            "kept_attributes"]
 
 #: Parameter names of packed query/key/value biases, judged per third when the thirds differ.
@@ -102,9 +100,26 @@ def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, to
                   calls, attrs)
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, except that a module with a parametrization (a part held at zero by removal) is
+    traced into: its class, made by ``torch.nn.utils.parametrize``, would pass for a ``torch.nn`` leaf."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        from torch.nn.utils import parametrize
+
+        return not parametrize.is_parametrized(m) and super().is_leaf_module(m, module_qualified_name)
+
+
+def symbolic_trace(model: nn.Module) -> fx.GraphModule:
+    """:func:`torch.fx.symbolic_trace` with :class:`_Tracer`."""
+    tracer = _Tracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
 def _fx_graph(model: nn.Module, example: tuple) -> _Graph:
     """The symbolic torch.fx graph, shapes recorded on one run."""
-    gm = fx.symbolic_trace(model)
+    gm = symbolic_trace(model)
     _Recorder(gm).run(*example)
     # the model's own modules: the GraphModule keeps only the called ones (and empty stand-ins for their
     # parents), so a BatchNorm subclass fx traces into would not be recognised as one
@@ -499,25 +514,6 @@ MAX_RECORDED_INPUTS = 16
 CONTROL_FLOW = "depends on the input's control flow"
 
 
-@contextmanager
-def kept_attributes(model: nn.Module) -> Iterator[None]:
-    """Run a block and restore every module's public Python attributes afterwards: a forward pass may
-    fill caches (timm's LeViT keeps its attention-bias table in eval mode), which would change what a
-    later pass records and keep tensors that cannot be deep-copied."""
-    def snapshot(m: nn.Module) -> dict[str, Any]:
-        return {k: (copy.copy(v) if isinstance(v, (dict, list, set)) else v) for k, v in vars(m).items()
-                if not k.startswith("_")}
-
-    saved = {m: snapshot(m) for m in model.modules()}
-    try:
-        yield
-    finally:
-        for m, attrs in saved.items():
-            for k in [k for k in vars(m) if not k.startswith("_") and k not in attrs]:
-                delattr(m, k)
-            m.__dict__.update(attrs)
-
-
 def derived_inputs(example: tuple, n: int = 2, seed: int = 0) -> list[tuple]:
     """``n`` inputs shaped like ``example`` that take other branches of value-dependent control flow:
     the example negated (the sign of every sum flips), then shifted and scaled fresh normal draws; token ids
@@ -542,7 +538,8 @@ def _graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Grap
     """The fx graph; where fx fails, or keeps a biased layer whole, the graphs recorded from the example and
     each of ``inputs`` (one per distinct path through the model's control flow)."""
     try:
-        g = _fx_graph(model, example)
+        with kept_attributes(model):
+            g = _fx_graph(model, example)
     except Exception as exc:  # noqa: BLE001 - tracing failures have many types
         first = first_line(exc)
         graphs = _recorded_graphs(model, example, inputs)
@@ -630,7 +627,7 @@ def analyse(model: nn.Module, example_input: torch.Tensor | tuple,
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), kept_attributes(model):  # tracing may leave proxies in caches: restore them
             graphs = _graphs(model, example, extra)
             verdicts, relu_fed = _path_verdicts(model, graphs)
     except Exception as exc:  # noqa: BLE001 - neither tracer copes: use the weaker fallback
