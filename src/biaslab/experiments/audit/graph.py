@@ -19,9 +19,16 @@ Statuses come from the structure (random probes, :mod:`.offsets`), never from th
 values; a bias that is zero now is flagged ``zero_now``. Packed attention biases (``in_proj_bias``,
 fused ``qkv``) are judged per part (query, key, value) when their parts differ.
 
-Where fx cannot trace the model, :func:`find_biases` runs it once with forward hooks and decides
-from the order of execution; such a guess is confirmed by perturbing the bias before it is called
-``redundant`` (:mod:`.verify`), and the findings say ``traced = False``.
+Where fx cannot trace the model (data-dependent control flow) or keeps a biased layer whole, the
+graph is recorded from forward passes (:mod:`.record`) on the example, on inputs derived from it
+(:func:`derived_inputs`: negated, shifted and scaled, so value-dependent branches flip) and on any
+further inputs given (``--data`` batches); a bias whose analysis differs between the paths those
+inputs take is ``active``: it "depends on the input's control flow", and no status would hold for
+every input. Python attributes a pass fills (caches) are restored afterwards (:func:`kept_attributes`).
+
+Where no graph can be traced or recorded, :func:`find_biases` runs the model once with forward
+hooks and decides from the order of execution; such a guess is confirmed by perturbing the bias
+before it is called ``redundant`` (:mod:`.verify`), and the findings say ``traced = False``.
 """
 
 from __future__ import annotations

@@ -75,8 +75,9 @@ def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Pat
         checks += fold_checks
         not_folded = [f"{n} ({type(m).__name__}): " + (
             "not right after a conv / linear layer whose output only it reads" if type(m).__module__.startswith(
-                "torch.nn") else "not a torch.nn BatchNorm (it may compute more), so it is left as it is")
-            for n, m in fixed.named_modules() if isinstance(m, _BatchNorm)]
+                "torch.nn") else "a BatchNorm subclass whose normalisation does not come first, right after a conv / "
+                                  "linear layer whose output only it reads, so it is left as it is")
+            for n, m in fixed.named_modules() if isinstance(m, _BatchNorm) and n not in folded]
     try:
         with atomic_path(path) as tmp:
             torch.save(plain_state_dict(fixed), tmp)
