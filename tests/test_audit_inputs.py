@@ -117,6 +117,26 @@ def test_verify_checks_eval_mode_too():
     assert conv.verified is False
 
 
+def test_a_pass_that_reads_no_input_value_is_recorded_once():
+    """nn.MultiheadAttention is kept whole by fx, so its graph is recorded; nothing computed from the input is
+    read into Python, so one pass stands for every input of its shape."""
+    from biaslab.experiments.audit import graph
+
+    torch.manual_seed(0)
+    model, x = build_target(f"{PATTERNS}:packed_attention"), torch.randn(2, 4, 16)
+    calls = []
+    real = graph._recorded_graph
+    graph._recorded_graph = lambda m, a: calls.append(a) or real(m, a)
+    try:
+        find_biases(model, x)
+        assert len(calls) == 1
+        calls.clear()
+        find_biases(control_flow(0)[0], torch.randn(2, 3, 8, 8))
+        assert len(calls) == 3  # x.mean() > 0 reads a value computed from the input
+    finally:
+        graph._recorded_graph = real
+
+
 def test_fresh_inputs_are_never_the_recorded_ones():
     x = torch.randn(2, 3, 8, 8)
     recorded = [(x,), *derived_inputs((x,))]

@@ -90,6 +90,7 @@ class _Graph:
     index: dict[fx.Node, int]
     calls: dict[str, list[fx.Node]]
     attrs: dict[str, list[fx.Node]]
+    value_dependent: str | None = None  # a recorded pass: how the input's values could steer it (None: no way)
 
 
 def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
@@ -136,10 +137,12 @@ def _fx_graph(model: nn.Module, example: tuple) -> _Graph:
 
 def _recorded_graph(model: nn.Module, example: tuple) -> _Graph:
     """The graph of one forward pass (:mod:`.record`), for models fx cannot trace or keeps whole."""
-    from .record import record_graph
+    from .record import record
 
-    graph, tensors = record_graph(model, example)
-    return _index(graph, dict(model.named_modules()), tensors, "recorded")
+    rec = record(model, example)
+    g = _index(rec.graph, dict(model.named_modules()), rec.tensors, "recorded")
+    g.value_dependent = rec.value_dependent
+    return g
 
 
 def _opaque(g: _Graph, model: nn.Module) -> bool:
@@ -550,10 +553,16 @@ def _graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Grap
     except Exception as exc:  # noqa: BLE001 - tracing failures have many types
         first = first_line(exc)
         graphs = _recorded_graphs(model, example, inputs)
-        paths = f"{len(graphs)} different paths" if len(graphs) > 1 else "the same path"
-        warnings.warn(f"torch.fx could not trace the model ({first}); its graph was recorded from "
-                      f"{1 + len(inputs)} forward passes on different inputs instead, which took {paths}: a bias "
-                      f"whose analysis differs between paths is active ({CONTROL_FLOW})", stacklevel=3)
+        steer = graphs[0].value_dependent
+        if steer is None:
+            how = ("its graph was recorded from a forward pass instead; nothing computed from the input was read "
+                   "into Python, so every input of this shape takes the same path")
+        else:
+            paths = f"{len(graphs)} different paths" if len(graphs) > 1 else "the same path"
+            how = (f"its graph was recorded from {min(1 + len(inputs), MAX_RECORDED_INPUTS)} forward passes on "
+                   f"different inputs instead (the model reads values computed from its input: {steer}), which "
+                   f"took {paths}: a bias whose analysis differs between paths is active ({CONTROL_FLOW})")
+        warnings.warn(f"torch.fx could not trace the model ({first}); {how}", stacklevel=3)
         return graphs
     return _recorded_graphs(model, example, inputs) if _opaque(g, model) else [g]
 
@@ -563,12 +572,23 @@ def _signature(g: _Graph) -> tuple:
 
 
 def _recorded_graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Graph]:
+    """One graph per distinct path. When the example's pass read nothing computed from the input into
+    Python and made no value-shaped tensor (:class:`.record.Recording`), every input of its shape takes the
+    same path, and the other inputs need not be run."""
     graphs: dict[tuple, _Graph] = {}
-    for args in [example, *inputs][:MAX_RECORDED_INPUTS]:
+    for i, args in enumerate([example, *inputs][:MAX_RECORDED_INPUTS]):
         with kept_attributes(model):
             g = _recorded_graph(model, args)
         graphs.setdefault(_signature(g), g)
+        if i == 0 and g.value_dependent is None and all(_same_shapes(example, x) for x in inputs):
+            break
     return list(graphs.values())
+
+
+def _same_shapes(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(
+        (tuple(x.shape), x.dtype) == (tuple(y.shape), y.dtype) if torch.is_tensor(x) and torch.is_tensor(y)
+        else not (torch.is_tensor(x) or torch.is_tensor(y)) for x, y in zip(a, b))
 
 
 def _path_verdicts(model: nn.Module, graphs: list[_Graph]) -> tuple[Verdicts, set[str]]:
