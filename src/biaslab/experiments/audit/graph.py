@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -91,6 +91,7 @@ class _Graph:
     calls: dict[str, list[fx.Node]]
     attrs: dict[str, list[fx.Node]]
     value_dependent: str | None = None  # a recorded pass: how the input's values could steer it (None: no way)
+    float64: dict[str, torch.Tensor] = field(default_factory=dict)  # tensors converted once for every bias
 
 
 def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
@@ -197,7 +198,7 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
     layer that the offset reaches along one path of exact ops with the offset at its input (None if
     it forks or stops first).
     """
-    ctx = Context(g.modules, g.tensors, gen, [], [], {})
+    ctx = Context(g.modules, g.tensors, gen, [], [], {}, g.float64)
     offsets: dict[fx.Node, Any] = dict(seeds)
     pending = {n: len(n.users) for n in seeds}
     start = min(g.index[n] for n in seeds)

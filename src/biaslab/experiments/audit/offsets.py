@@ -31,7 +31,7 @@ Rules (:func:`transfer`), by what an op does to ``x + offset``:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -74,6 +74,7 @@ _MAX_POOLS = {"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "
               "adaptive_max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices"}
 _ADD = {"add", "sub"}
 _MUL = {"mul", "div"}
+_AXIS_ORDER = {"permute", "transpose", "t", "swapaxes", "swapdims", "movedim", "moveaxis"}
 _AFFINE = {"linear", "conv1d", "conv2d", "conv3d", "addmm"}
 _MATMUL = {"matmul", "bmm", "mm"}
 _AVG_POOLS = {"avg_pool1d", "avg_pool2d", "avg_pool3d"}
@@ -131,6 +132,14 @@ class Context:
     cancelled: list[tuple[str, str]]
     via: list[str]
     corrections: dict[str, tuple[str, torch.Tensor]]
+    float64: dict[str, torch.Tensor] = field(default_factory=dict)  # parameters and buffers as rules read them
+
+    def constant(self, name: str) -> torch.Tensor:
+        """The parameter or buffer ``name`` as the rules use it (:func:`_constant`), converted once."""
+        t = self.float64.get(name)
+        if t is None:
+            t = self.float64[name] = _constant(self.tensors[name])
+        return t
 
 
 def compact(value: torch.Tensor | None, probe: torch.Tensor, rank: int) -> Offset | None:
@@ -145,7 +154,7 @@ def compact(value: torch.Tensor | None, probe: torch.Tensor, rank: int) -> Offse
     for axis in range(rank):
         if probe.shape[axis] > 1:
             first = probe.narrow(axis, 0, 1)
-            if bool(((probe - first).abs() <= PROBE_RTOL * scale).all()):
+            if torch.equal(probe, first.expand_as(probe)) or bool(((probe - first).abs() <= PROBE_RTOL * scale).all()):
                 probe = first
                 if value is not None and value.shape[axis] > 1:
                     value = value.narrow(axis, 0, 1)
@@ -199,13 +208,14 @@ def _constant(t: torch.Tensor) -> torch.Tensor:
 def _standin(node: fx.Node, ctx: Context) -> torch.Tensor:
     """A random positive tensor shaped like ``node``'s output: the data, as far as structure goes."""
     if node.op == "get_attr":
-        return _constant(ctx.tensors[str(node.target)])
+        return ctx.constant(str(node.target))
     return torch.rand(_shape(node), generator=ctx.generator, dtype=torch.float64) + 0.5
 
 
-def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str) -> Any:
+def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str, compact_ok: bool = False) -> Any:
     """Run ``node``'s op with the offset (``which`` = "value" or "probe") in place of each biased
-    input, zeros in place of other data, and constants as they are."""
+    input, zeros in place of other data, and constants as they are; with ``compact_ok`` (an op that
+    only reorders axes) on the compact offset itself, without expanding it."""
     def sub(a: Any) -> Any:
         if not isinstance(a, fx.Node):
             return a
@@ -213,10 +223,12 @@ def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str
             off = offsets[a]
             if isinstance(off, list):
                 return [None if o is None else getattr(o, which) for o in off]  # not reached: tuples are indexed
+            if compact_ok:
+                return getattr(off, which)
             full = off.full(_shape(a))
             return (full[0] if which == "value" else full[1]).contiguous()
         if a.op == "get_attr":
-            return _constant(ctx.tensors[str(a.target)])
+            return ctx.constant(str(a.target))
         if "shape" in a.meta:
             return torch.zeros(_shape(a), dtype=torch.float64)
         if "shapes" in a.meta:
@@ -251,8 +263,12 @@ def _linear_replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dro
     """Output offset of an op that is linear in its tensor inputs (a tuple of offsets for chunk/split)."""
     any_data_dependent = any(isinstance(offsets[a], Offset) and offsets[a].value is None
                              for a in node.all_input_nodes if a in offsets)
-    value = None if any_data_dependent else _replay(node, offsets, ctx, "value")
-    probe = _replay(node, offsets, ctx, "probe")
+    first = node.args[0] if node.args else None
+    # reordering axes maps a size-1 axis to a size-1 axis: the compact offset can be permuted as it is
+    compact_ok = (op_name(node, ctx.modules) in _AXIS_ORDER and isinstance(offsets.get(first), Offset)
+                  and _biased_inputs(node, offsets) == [first] and offsets[first].probe.dim() == _rank(first))
+    value = None if any_data_dependent else _replay(node, offsets, ctx, "value", compact_ok)
+    probe = _replay(node, offsets, ctx, "probe", compact_ok)
     if isinstance(probe, (tuple, list)):
         values = value if value is not None else [None] * len(probe)
         out = [compact(v, p, p.dim()) for v, p in zip(values, probe)]
@@ -546,7 +562,7 @@ def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str,
         raise Stop(f"not analysed: {name}", f"not analysed: the offset reaches {name} as a weight", unknown=True)
     if not (isinstance(weight, fx.Node) and weight.op == "get_attr"):
         return _data_dependent(node, offsets[src], src, offsets, ctx, dropout)
-    w = _constant(ctx.tensors[str(weight.target)])
+    w = ctx.constant(str(weight.target))
     if name == "addmm":
         return _apply(node, src, offsets[src], lambda o: o @ w, dropout, last_axis=True)
     if name == "linear":

@@ -11,8 +11,9 @@ like any other. The graph holds the control flow taken for this input; the recor
 whether anything computed from the input was read into Python or shaped by its values
 (:class:`Recording`), the only ways the input's values can steer the path.
 
-Library fast paths (``nn.TransformerEncoderLayer``'s fused kernel) run only without gradients,
-so the pass runs with gradients enabled to record the ops they stand for.
+Library fast paths (``nn.TransformerEncoderLayer``'s fused kernel) are not taken while a torch
+function mode is active ("some Tensor argument has_torch_function"), so the pass runs without
+gradients (no autograd graph is built) and still records the ops they stand for.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def record(model: nn.Module, example: tuple) -> Recording:
     flags = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.enable_grad(), recorder:
+        with torch.no_grad(), recorder:
             out = model(*example)
     finally:
         for m, flag in flags.items():
