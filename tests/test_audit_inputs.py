@@ -167,3 +167,26 @@ def test_library_example_input_is_used_as_given():
     x = torch.randn(3, 6, 8)
     findings = find_biases(model, x)
     assert {f.param for f in findings} >= {"fc.bias", "norm.bias", "head.bias"}
+
+
+@pytest.mark.parametrize("branch, steer", [
+    (lambda x: x.sum() > 0, "__bool__"),
+    (lambda x: torch.equal(x, x.abs()), "equal"),
+    (lambda x: x.max().item() > 100, "item"),
+    (lambda x: len(x.nonzero()) > 3, "nonzero"),
+    (lambda x: x.shape[0] > 1 and x.size(1) == 3, None),  # shapes only: every input of this shape agrees
+])
+def test_the_recorder_sees_every_way_the_input_can_steer_the_pass(branch, steer):
+    from biaslab.experiments.audit.record import record
+
+    class Steered(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return y * 2 if branch(x) else y
+
+    rec = record(Steered(), (torch.randn(4, 3),))
+    assert rec.value_dependent == steer

@@ -41,6 +41,11 @@ _META = {"size", "dim", "numel", "stride", "is_floating_point", "is_contiguous",
 _TO_PYTHON = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "numpy", "__array__",
               "__complex__"}
 
+#: Calls that return a Python number about a tensor's shape or storage, never about its values.
+_SHAPE_META = {"size", "dim", "numel", "stride", "__len__", "element_size", "get_device", "nelement", "ndimension",
+               "is_floating_point", "is_complex", "is_contiguous", "data_ptr", "storage_offset", "__hash__",
+               "is_signed", "is_inference", "is_shared", "is_pinned", "__get__"}
+
 #: Ops whose output shape depends on the values of their input.
 _VALUE_SHAPED = {"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "bincount", "histc",
                  "repeat_interleave", "nonzero_static"}
@@ -76,11 +81,14 @@ class _Recorder(TorchFunctionMode):
                     return True
         return False
 
-    def _note(self, name: str, args: tuple, kwargs: dict) -> None:
-        """Remember the first call through which the inputs' values can steer the pass."""
+    def _note(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
+        """Remember the first call through which the inputs' values can steer the pass: one that hands a
+        value computed from them to Python (``bool(t)``, ``.item()``, ``torch.equal``), or shapes a tensor
+        by their values."""
         if self.value_dependent is not None:
             return
-        if name in _TO_PYTHON or name in _VALUE_SHAPED:
+        to_python = name in _TO_PYTHON or (isinstance(out, (bool, int, float, complex)) and name not in _SHAPE_META)
+        if to_python or name in _VALUE_SHAPED:
             if self._from_inputs((args, kwargs)):
                 self.value_dependent = name
         elif name in ("__getitem__", "__setitem__", "index_put", "index_put_") and len(args) > 1:
@@ -115,7 +123,7 @@ class _Recorder(TorchFunctionMode):
             if not isinstance(out, torch.Tensor):
                 return out
             name = getattr(getattr(func, "__self__", None), "__name__", "property")
-        self._note(name, args, kwargs)
+        self._note(name, args, kwargs, out)
         if name in _META:
             return out
         flat_in, _ = tree_flatten((args, kwargs))
