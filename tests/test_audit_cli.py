@@ -175,7 +175,7 @@ def test_untraceable_factory_is_audited_with_a_warning(factory, tmp_path):
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["traced"] is True and d["graph"] == "recorded"
-    assert any("recorded from one forward pass" in w for w in d["warnings"])
+    assert any("recorded from 3 forward passes" in w for w in d["warnings"])
     assert {b["param"]: b["status"] for b in d["biases"]}["conv.bias"] == "redundant"
 
 
@@ -279,8 +279,8 @@ def test_fix_is_refused_when_removal_would_change_the_function(tmp_path, monkeyp
     """The equivalence gate: a (wrong) redundant verdict on a bias that matters must not be written."""
     import biaslab.experiments.audit.run as run_module
 
-    def wrong(model, example):
-        findings, source = analyse(model, example)
+    def wrong(model, example, inputs=None):
+        findings, source = analyse(model, example, inputs)
         for f in findings:
             if f.param == "9.bias":  # the head's bias reaches the output: removing it changes the logits
                 f.status = "redundant"

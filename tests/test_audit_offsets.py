@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from biaslab.experiments.audit import find_biases, remove_redundant_biases
+from biaslab.experiments.audit import find_biases, fold_biases, remove_redundant_biases
 from biaslab.experiments.audit.verify import VERIFY_TOLERANCE, output_moves
 
 
@@ -136,7 +136,7 @@ CASES = {
                    ln=nn.LayerNorm(6)), SEQ, {"fc.bias": "redundant"}),
     "timm BatchNormAct2d": (
         lambda: nn.Sequential(conv(), BatchNormAct2d(4), conv(4, 4), BatchNormAct2d(4)),
-        IMG, {"0.bias": "redundant", "1.bias": "active", "2.bias": "redundant"}),
+        IMG, {"0.bias": "redundant", "1.bias": "foldable", "2.bias": "redundant"}),
     "ConvNeXt LayerNorm2d": (
         lambda: Fn(lambda s, x: s.ln(s.c(x).sum(1, keepdim=True).expand(8, 4, 6, 6)), c=conv(), ln=LayerNorm2d(4)),
         IMG, {"c.bias": "redundant"}),
@@ -157,6 +157,52 @@ CASES = {
     "branches that cancel up to rounding": (
         lambda: Fn(lambda s, x: s.bn(s.c(x).relu()) + (s.c2(x) * 0.1 * 3 - s.c2(x) * 0.3), c=conv(), c2=conv(),
                    bn=nn.BatchNorm2d(4)), IMG, {"c.bias": "active", "c2.bias": "redundant"}),
+    # max pooling passes an offset only when it is the same at every position it compares: each
+    # negative case pads one axis with zeros (the offset varies along it), so a rule that checks the
+    # wrong axes lets it through and the channel softmax would wrongly cancel it
+    "max pool, offset constant over positions": (
+        lambda: Fn(lambda s, x: torch.softmax(F.max_pool2d(s.c(x).expand(-1, 4, -1, -1) + s.d(x), 2), dim=1),
+                   c=conv(3, 1), d=conv(bias=False)), IMG, {"c.bias": "redundant"}),
+    "max pool over rows where the offset varies": (
+        lambda: Fn(lambda s, x: torch.softmax(F.max_pool2d(
+            F.pad(s.c(x), (0, 0, 1, 1)).expand(-1, 4, -1, -1) + s.d(F.pad(x, (0, 0, 1, 1))), 2), dim=1),
+                   c=conv(3, 1), d=conv(bias=False)), IMG, {"c.bias": "active"}),
+    "max pool over columns where the offset varies": (
+        lambda: Fn(lambda s, x: torch.softmax(s.pool(
+            F.pad(s.c(x), (1, 1, 0, 0)).expand(-1, 4, -1, -1) + s.d(F.pad(x, (1, 1, 0, 0)))), dim=1),
+                   c=conv(3, 1), d=conv(bias=False), pool=nn.MaxPool2d(2)), IMG, {"c.bias": "active"}),
+    "global max pool where the offset varies": (
+        lambda: Fn(lambda s, x: torch.softmax(F.adaptive_max_pool2d(
+            F.pad(s.c(x), (1, 0, 0, 0)).expand(-1, 4, -1, -1) + s.d(F.pad(x, (1, 0, 0, 0))), 1), dim=1),
+                   c=conv(3, 1), d=conv(bias=False)), IMG, {"c.bias": "active"}),
+    "max pool 1d over positions where the offset varies": (
+        lambda: Fn(lambda s, x: torch.softmax(F.max_pool1d(
+            F.pad(s.c(x), (1, 1)).expand(-1, 4, -1) + s.d(F.pad(x, (1, 1))), 2), dim=1),
+                   c=nn.Conv1d(5, 1, 1), d=nn.Conv1d(5, 4, 1, bias=False)), SEQ, {"c.bias": "active"}),
+    # LayerNorm over a 2-D normalized_shape subtracts the mean over both axes
+    "LayerNorm over two axes cancels what is constant over both": (
+        lambda: Fn(lambda s, x: s.ln(s.c(x)), c=conv(), ln=nn.LayerNorm([6, 6])), IMG, {"c.bias": "redundant"}),
+    "LayerNorm over two axes, offset varying along the first": (
+        lambda: Fn(lambda s, x: s.ln(s.c(x)), c=nn.Conv1d(5, 4, 1), ln=nn.LayerNorm([4, 6])), SEQ,
+        {"c.bias": "active"}),
+    "functional layer_norm over two axes, offset varying along the first": (
+        lambda: Fn(lambda s, x: F.layer_norm(s.c(x), (4, 6)), c=nn.Conv1d(5, 4, 1)), SEQ, {"c.bias": "active"}),
+    # reshape_as / view_as / expand_as replay the reshape: the template's shape decides
+    "reshape_as and view_as back to the map": (
+        lambda: Fn(lambda s, x: (lambda y: s.bn(y.flatten(2).reshape_as(y) + y.flatten(2).view_as(y)))(s.c(x)),
+                   c=conv(), bn=nn.BatchNorm2d(4)), IMG, {"c.bias": "redundant"}),
+    "reshape_as across channels": (
+        lambda: Fn(lambda s, x: s.bn(s.c(x).reshape_as(x.new_empty(8, 6, 4, 6))), c=conv(), bn=nn.BatchNorm2d(6)),
+        IMG, {"c.bias": "active"}),
+    "expand_as over channels": (
+        lambda: Fn(lambda s, x: (lambda z: s.bn(s.c(x).expand_as(z) + z))(s.d(x)), c=conv(3, 1), d=conv(bias=False),
+                   bn=nn.BatchNorm2d(4)), IMG, {"c.bias": "redundant"}),
+    "expand_as into a softmax over the expanded axis": (
+        lambda: Fn(lambda s, x: torch.softmax(s.c(x).expand_as(s.d(x)) + s.d(x), dim=2), c=nn.Linear(6, 1),
+                   d=nn.Linear(6, 4, bias=False)), SEQ, {"c.bias": "redundant"}),
+    "BatchNorm after BatchNorm": (
+        lambda: nn.Sequential(conv(), nn.BatchNorm2d(4), nn.BatchNorm2d(4), nn.ReLU()), IMG,
+        {"0.bias": "redundant", "1.bias": "redundant", "2.bias": "active"}),
     "Mixer token MLP": (
         lambda: Fn(lambda s, x: s.tok(s.norm(x).transpose(1, 2)).relu(), norm=nn.LayerNorm(6), tok=nn.Linear(5, 5)),
         SEQ, {"norm.bias": "active"}),
@@ -191,6 +237,7 @@ def test_each_rule_matches_the_numeric_ground_truth(case):
         elif f.param in expected:
             assert moved, f"{f.param} is {f.status} ({f.reason}) but perturbing it does not move the output"
     remove_redundant_biases(model, x)  # raises if removal changed the function in train or eval mode
+    fold_biases(model.eval(), x)  # raises if a fold changed the function in eval mode
 
 
 def test_mixer_norm_bias_is_not_foldable_into_the_token_linear():

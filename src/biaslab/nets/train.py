@@ -219,12 +219,16 @@ class _Stack:
         self.buffers = {k: torch.stack([b[k] for _, b in named]) for k in named[0][1]}
         self.masks: dict[str, torch.Tensor] = {}
         for name, p in self.params.items():
-            keep = [True if masks is None else masks[m][name] for m in range(self.size)]
-            if not all(keep):
+            keep = [True if masks is None else masks[m].get(name, True) for m in range(self.size)]
+            if all(k is True for k in keep):
+                continue
+            if all(isinstance(k, bool) for k in keep):
                 mask = torch.tensor(keep, dtype=p.dtype).reshape(-1, *[1] * (p.dim() - 1))
-                with torch.no_grad():
-                    p.mul_(mask)
-                self.masks[name] = mask
+            else:  # parts of a parameter (a packed bias's redundant part): one 0/1 entry per element
+                mask = torch.stack([keep_tensor(k, p[m]) for m, k in enumerate(keep)])
+            with torch.no_grad():
+                p.mul_(mask)
+            self.masks[name] = mask
 
     def masked_params(self) -> dict[str, torch.Tensor]:
         """The stacked parameters with each dropped one multiplied by its 0 (exact zeros, zero gradients)."""
@@ -249,7 +253,7 @@ class _Stack:
         out = []
         for m in range(self.size):
             sd = {k: v[m].detach().cpu().clone() for k, v in self.params.items()
-                  if k not in self.masks or bool(self.masks[k][m].flatten()[0])}
+                  if k not in self.masks or bool(self.masks[k][m].any())}
             sd.update({k: v[m].detach().cpu().clone() for k, v in self.buffers.items()})
             out.append(sd)
         return out
@@ -281,17 +285,40 @@ class _Stack:
         return correct.cpu().numpy() / len(X), loss.cpu().numpy() / len(X)
 
 
-def hold_at_zero(model: nn.Module, mask: dict[str, bool]) -> nn.Module:
-    """Zero the parameters ``mask`` does not keep and zero their gradients from now on.
+def keep_tensor(keep: bool | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A mask entry as a 0/1 tensor shaped and typed like ``like``: ``True``/``False`` for the whole
+    parameter, or a boolean tensor (one entry per element) for parts of it."""
+    if isinstance(keep, bool):
+        return torch.full_like(like, float(keep)).detach()
+    return torch.as_tensor(keep).to(device=like.device, dtype=like.dtype).reshape(like.shape)
+
+
+def kept(keep: bool | torch.Tensor) -> bool:
+    """Does a mask entry keep any of its parameter?"""
+    return keep if isinstance(keep, bool) else bool(torch.as_tensor(keep).any())
+
+
+def hold_at_zero(model: nn.Module, mask: dict[str, bool | torch.Tensor]) -> nn.Module:
+    """Zero what ``mask`` does not keep — whole parameters (``False``) or their elements (a boolean
+    tensor, ``False`` where dropped) — and zero the gradients there from now on.
 
     With a zero gradient and a zero value, Adam and SGD (momentum, weight decay) never move them:
-    the model computes the function of the variant built without those tensors.
+    the model computes the function of the variant built without those tensors (or parts), and the
+    kept parts of a partly dropped parameter train as before.
     """
     for name, p in model.named_parameters():
-        if not mask.get(name, True):
+        keep = mask.get(name, True)
+        if keep is True:
+            continue
+        if keep is False:
             with torch.no_grad():
                 p.zero_()
             p.register_hook(torch.zeros_like)
+            continue
+        factor = keep_tensor(keep, p)
+        with torch.no_grad():
+            p.mul_(factor)
+        p.register_hook(lambda grad, factor=factor: torch.where(factor.to(grad.device) != 0, grad, 0.0))
     return model
 
 
@@ -462,7 +489,7 @@ class LoopStack(_Stack):
         return [(n, p) for model in self.models for n, p in model.named_parameters()]
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
-        return [{k: v.detach().cpu().clone() for k, v in model.state_dict().items() if mask.get(k, True)}
+        return [{k: v.detach().cpu().clone() for k, v in model.state_dict().items() if kept(mask.get(k, True))}
                 for model, mask in zip(self.models, self.model_masks)]
 
 
@@ -507,7 +534,8 @@ def train_batched(
         returning the model with every bias and the initial weights of that seed.
     runs : ``(variant, seed)`` pairs; every variant of a seed starts from the same weights and
         sees the batches of :func:`batch_order` for its seed, exactly as :func:`train_model` would.
-    masks : variant -> parameter name -> kept (default for a built-in name: :func:`biaslab.nets.models.bias_mask`).
+    masks : variant -> parameter name -> kept: ``True``/``False``, or a boolean tensor over the parameter's
+        elements for a partly dropped one (default for a built-in name: :func:`biaslab.nets.models.bias_mask`).
     on_epoch : called with the epoch number after each epoch.
     dtype : the precision of weights and inputs.
 

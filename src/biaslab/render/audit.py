@@ -29,13 +29,18 @@ def _counts_text(res: AuditResult) -> str:
     share = res.bias_params / res.total_params if res.total_params else 0.0
     statuses = ", ".join(f"{c[s]['biases']} {s} ({c[s]['params']:,} values)" for s in STATUSES)
     how = {"fx": "Statuses come from the torch.fx graph.",
-           "recorded": "torch.fx could not trace the model: statuses come from a graph recorded from one forward "
-                       "pass, with the control flow of the example input.",
+           "recorded": "torch.fx could not trace the model: statuses come from graphs recorded from forward passes "
+                       "on several inputs; a bias whose analysis differs between the paths they take through the "
+                       "model's control flow is active.",
            "hooks": "The model's graph could not be traced or recorded: statuses come from one hooked forward "
                     "pass, and no bias is called redundant there unless perturbing it leaves the output "
                     "unchanged."}[res.graph]
+    unknown = res.not_analysed
+    honest = (f" {unknown} of them {'is' if unknown == 1 else 'are'} not analysed: no rule covers an op on "
+              f"{'its' if unknown == 1 else 'their'} path, so 'active' there is a cautious default, not a finding."
+              if unknown else " Every bias was analysed (none is 'not analysed').")
     return (f"{res.target}: {len(res.biases)} biases hold {res.bias_params:,} of {res.total_params:,} "
-            f"parameters ({fmt_pct(share, 2)}): {statuses}. {how}")
+            f"parameters ({fmt_pct(share, 2)}): {statuses}.{honest} {how}")
 
 
 def _zero_text(res: AuditResult) -> str:
@@ -149,6 +154,7 @@ def plot_bias_status(res: AuditResult, out_dir: Path, fmt: str = "png") -> Path:
         _legend(fig, [f.status for f in findings])
     c = res.counts()
     ax.set_title(f"Biases of {res.target}{note}: " + ", ".join(f"{c[s]['biases']} {s}" for s in STATUSES)
+                 + f" ({res.not_analysed} not analysed)"
                  + f"\n{res.bias_params:,} of {res.total_params:,} parameters are biases", fontsize=10)
     return save_figure(fig, out_dir, "audit_biases", fmt)
 

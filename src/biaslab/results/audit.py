@@ -141,7 +141,7 @@ class AuditResult(Result):
     """Every bias of one model: status, reason, optionally contributions on data and a checked fix.
 
     ``graph`` says where the statuses come from: ``fx`` (the symbolic torch.fx graph), ``recorded``
-    (a graph recorded from one forward pass, for models fx cannot trace) or ``hooks`` (the
+    (graphs recorded from forward passes on several inputs, for models fx cannot trace) or ``hooks`` (the
     order-based fallback; ``traced`` is False).
     """
 
@@ -168,10 +168,17 @@ class AuditResult(Result):
         """Scalars held by bias parameters (a packed bias is the sum of its parts)."""
         return sum(f.numel for f in self.biases)
 
+    @property
+    def not_analysed(self) -> int:
+        """Biases (or parts) whose status is a cautious default: no rule covers an op on their path."""
+        return sum(f.reason.startswith(NOT_ANALYSED) for f in self.biases)
+
     def to_dict(self) -> dict[str, Any]:
-        """The fields, plus the derived totals (``bias_params``, ``bias_share``, ``counts``) for readers."""
+        """The fields, plus the derived totals (``bias_params``, ``bias_share``, ``counts``,
+        ``not_analysed``) for readers."""
         share = self.bias_params / self.total_params if self.total_params else 0.0
-        return {**super().to_dict(), "bias_params": self.bias_params, "bias_share": share, "counts": self.counts()}
+        return {**super().to_dict(), "bias_params": self.bias_params, "bias_share": share, "counts": self.counts(),
+                "not_analysed": self.not_analysed}
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per status: how many biases (or parts) and how many scalars."""

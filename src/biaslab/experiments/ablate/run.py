@@ -32,7 +32,7 @@ from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
 from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
 from .shifts import check_shifts, shift_label, strongest
-from .variants import check_variants, removed_biases
+from .variants import check_variants, parts_mask, removed_count, removed_parts
 
 __all__ = ["MODEL_DEFAULTS", "DEFAULT_SEEDS", "QUICK_SEEDS", "MAX_SEEDS", "MAX_EPOCHS", "AblationInterrupted",
            "run_ablate", "AUTO_MAX_SEEDS"]
@@ -139,13 +139,12 @@ def _prepare(spec: ModelSpec, ds: Dataset, source: str, variants: list[str], tra
         raise BiaslabError(f"model {_label(spec)} maps a batch of 2 {ds.name} inputs {tuple(ds.in_shape)} to {got}; "
                            f"it must return logits of shape (2, {ds.n_classes})")
     model.train()
-    sizes = dict(model.named_parameters())
     total, n_bias = count_parameters(model), count_biases(model)
     masks, params, biases = {}, {}, {}
     for v in variants:
-        removed = removed_biases(model, v, example)
-        masks[v] = {n: n not in removed for n in sizes}
-        dropped = sum(sizes[n].numel() for n in removed)
+        removed = removed_parts(model, v, example)
+        masks[v] = parts_mask(model, removed)
+        dropped = removed_count(model, removed)
         params[v], biases[v] = total - dropped, n_bias - dropped
     settings = {
         "model": _label(spec), "model_sha256": _model_source(spec), "data": source,

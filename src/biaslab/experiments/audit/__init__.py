@@ -11,11 +11,13 @@ Library API::
     folded, what, checks = fold_biases(model.eval(), example_input)  # every foldable bias folded
 
 Both transformations compare their result with the original on sample inputs and raise
-instead of returning a different function.
+instead of returning a different function. A redundant part of a packed bias (or a parameter its
+layer cannot run without) is zeroed and held at zero (:class:`.fix.HeldAtZero`), never its
+active parts.
 
 Modules: :mod:`.graph` (following each bias through the model's graph), :mod:`.offsets` (the
-offset algebra, a rule per op), :mod:`.norms` (recognising normalisations), :mod:`.record`
-(graphs recorded from one forward pass where torch.fx fails), :mod:`.hooks` (the order-based
+offset algebra, an op → rule table), :mod:`.norms` (recognising normalisations), :mod:`.record`
+(graphs recorded from forward passes where torch.fx fails), :mod:`.hooks` (the order-based
 fallback), :mod:`.verdicts` (what a verdict holds), :mod:`.fix` (removal, folding),
 :mod:`.check` (numerical equivalence checks), :mod:`.verify` (the perturbation ground truth),
 :mod:`.contrib` (what each bias contributes on data), :mod:`.target` and :mod:`.hf` (what to

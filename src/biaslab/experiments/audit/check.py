@@ -8,6 +8,11 @@ largest relative difference and the tolerance it was held to.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils._pytree import tree_leaves
@@ -16,7 +21,7 @@ from ...infra.io import BiaslabError
 from ...results.audit import Check
 from ...infra.io import first_line
 
-__all__ = ["TOLERANCE", "N_CHECK_INPUTS", "MIN_TRAIN_BATCH", "tolerance", "check_inputs", "compare_outputs",
+__all__ = ["kept_attributes", "TOLERANCE", "N_CHECK_INPUTS", "MIN_TRAIN_BATCH", "tolerance", "check_inputs", "compare_outputs",
            "require_equivalent"]
 
 #: Largest relative output difference (max |Δ| / max |original output|) a transformation may show
@@ -87,13 +92,32 @@ def check_inputs(model: nn.Module, example: torch.Tensor | tuple, n: int = N_CHE
     return train, [example, *same]
 
 
+@contextmanager
+def kept_attributes(model: nn.Module) -> Iterator[None]:
+    """Run a block and restore every module's public Python attributes afterwards: a forward pass may
+    fill caches (timm's LeViT keeps its attention-bias table in eval mode), which would change what a
+    later pass records and keep tensors that cannot be deep-copied."""
+    def snapshot(m: nn.Module) -> dict[str, Any]:
+        return {k: (copy.copy(v) if isinstance(v, (dict, list, set)) else v) for k, v in vars(m).items()
+                if not k.startswith("_")}
+
+    saved = {m: snapshot(m) for m in model.modules()}
+    try:
+        yield
+    finally:
+        for m, attrs in saved.items():
+            for k in [k for k in vars(m) if not k.startswith("_") and k not in attrs]:
+                delattr(m, k)
+            m.__dict__.update(attrs)
+
+
 def _outputs(net: nn.Module, args: tuple, train: bool, seed: int) -> list[torch.Tensor]:
     """Every tensor ``net(*args)`` returns, as float64, in train or eval mode; ``net`` is restored after."""
     flags = {m: m.training for m in net.modules()}
     buffers = [(b, b.clone()) for b in net.buffers()]  # running statistics change in training mode
     net.train(train)
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), kept_attributes(net):  # caches a pass fills are emptied again
             torch.manual_seed(seed)
             return [t.double() for t in tree_leaves(net(*args)) if isinstance(t, torch.Tensor)]
     finally:

@@ -7,7 +7,8 @@ Every transformation checks its result numerically before returning it (:mod:`.c
 raises :class:`BiaslabError` instead of returning a model that computes something else.
 
 * :func:`remove_redundant_biases` — ``bias = None`` for every bias :func:`find_biases` finds
-  redundant (a redundant part of a packed bias is zeroed); a following BatchNorm / InstanceNorm
+  redundant (a redundant part of a packed bias, or a parameter its layer cannot run without, is
+  zeroed and held at zero by a :class:`HeldAtZero` parametrization); a following BatchNorm / InstanceNorm
   that keeps running statistics gets its ``running_mean`` lowered by what the bias added, so the
   model is unchanged in eval mode as well
   as in training mode. Checked in both modes.
@@ -27,19 +28,24 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import fx, nn
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from ...infra.io import BiaslabError, safe_torch_load
 from ...results.audit import Check, Finding
 from .check import N_CHECK_INPUTS, check_inputs, require_equivalent
-from .graph import batchnorm_pairs, find_biases, is_conv1d
+from .check import kept_attributes
+from .graph import batchnorm_pairs, find_biases, is_conv1d, symbolic_trace
 from .norms import NORM_MODULES
 from .target import load_state
 
 __all__ = [
     "remove_redundant_biases",
+    "remove_bias",
+    "hold_at_zero",
+    "HeldAtZero",
+    "plain_state_dict",
     "drop_biases",
     "fold_batchnorm",
     "fold_bn_weights",
@@ -49,25 +55,89 @@ __all__ = [
 ]
 
 
+class HeldAtZero(nn.Module):
+    """A parametrization (:func:`torch.nn.utils.parametrize.register_parametrization`) that multiplies a
+    parameter by a fixed 0/1 mask: the masked entries are exactly zero in every forward pass and get an
+    exactly zero gradient, so training never moves them; the others train as before."""
+
+    def __init__(self, keep: torch.Tensor):
+        super().__init__()
+        self.register_buffer("keep", keep)
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        return value * self.keep
+
+
+def _removes_whole(owner: nn.Module, attr: str) -> bool:
+    """Can ``owner.<attr>`` be set to None (a layer that computes without its bias)?"""
+    return attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES))
+
+
+def hold_at_zero(owner: nn.Module, attr: str, span: slice | None = None) -> None:
+    """Zero ``owner.<attr>`` (or its flat slice ``span``) in place and keep it at zero with a
+    :class:`HeldAtZero` parametrization; dtype and ``requires_grad`` are kept. A parameter cannot be
+    partly deleted, and a layer that indexes its parameter (LeViT's ``attention_biases``) cannot run
+    without it: this is how such a bias, or a part of a packed one, is removed."""
+    from torch.nn.utils import parametrize
+
+    p = getattr(owner, attr)
+    keep = torch.ones_like(p, dtype=p.dtype).detach()
+    keep.view(-1)[span if span is not None else slice(None)] = 0.0
+    if parametrize.is_parametrized(owner, attr):
+        layer = owner.parametrizations[attr][0]
+        if isinstance(layer, HeldAtZero):
+            layer.keep.mul_(keep)
+            keep = layer.keep
+        else:
+            parametrize.register_parametrization(owner, attr, HeldAtZero(keep))
+    else:
+        parametrize.register_parametrization(owner, attr, HeldAtZero(keep))
+    with torch.no_grad():
+        owner.parametrizations[attr].original.mul_(keep)
+
+
+def remove_bias(model: nn.Module, f: Finding) -> None:
+    """Remove ``f``'s bias from ``model`` in place: ``bias = None`` for a conv / linear / normalisation
+    layer's whole bias, else zeroed and held at zero (:func:`hold_at_zero`), its part only for a part."""
+    owner = model.get_submodule(f.module)
+    attr = f.param.rsplit(".", 1)[-1]
+    if f.part is None and _removes_whole(owner, attr):
+        setattr(owner, attr, None)
+    else:
+        hold_at_zero(owner, attr, slice(*f.span) if f.span is not None else None)
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state_dict with parametrizations baked in (:class:`HeldAtZero` parts as zeros), under
+    the parameter names of the original architecture; ``model`` is not changed."""
+    from torch.nn.utils import parametrize
+
+    if not any(parametrize.is_parametrized(m) for m in model.modules()):
+        return model.state_dict()
+    plain = copy.deepcopy(model)
+    for m in plain.modules():
+        if parametrize.is_parametrized(m):
+            for attr in list(m.parametrizations):
+                parametrize.remove_parametrizations(m, attr, leave_parametrized=True)
+    return plain.state_dict()
+
+
 def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
-    """Set the biases of ``findings`` to None in ``model`` (in place), correcting running means.
+    """Remove the biases of ``findings`` from ``model`` (in place, :func:`remove_bias`), correcting
+    running means.
 
     For each finding with ``corrections`` the named ``running_mean`` buffers are lowered by them:
     each estimates the mean of an input which, without the bias, is lower by exactly that much.
-    A part of a packed bias (attention's key part of ``in_proj_bias``) cannot be removed alone:
-    it is set to zero.
+    A part of a packed bias (attention's key part of ``in_proj_bias``) cannot be removed alone: it
+    is zeroed and held at zero, and the other parts stay as they are, trainable.
     """
     with torch.no_grad():
         for f in findings:
             for buffer, shift in (f.corrections or {}).items():
                 mean = model.get_buffer(buffer)
                 mean.sub_(torch.as_tensor(shift).to(mean))
-            layer = model.get_submodule(f.module)
-            attr = f.param.rsplit(".", 1)[-1]
-            if f.part is not None:
-                getattr(layer, attr).view(-1)[slice(*f.span)] = 0.0
-            else:
-                setattr(layer, attr, None)
+    for f in findings:
+        remove_bias(model, f)
     return model
 
 
@@ -215,12 +285,32 @@ def _fold_checks(model: nn.Module, folded: nn.Module, affine: bool, example_inpu
 def _bn_pairs(model: nn.Module, example_input: torch.Tensor | tuple) -> list[tuple[str, str]]:
     """``(layer, batchnorm)`` pairs to fold: from the fx graph, or (where fx fails) from the analysis."""
     try:
-        return batchnorm_pairs(fx.symbolic_trace(model))
+        example = example_input if isinstance(example_input, tuple) else (example_input,)
+        with kept_attributes(model):
+            return batchnorm_pairs(symbolic_trace(model), model, example)
     except Exception:  # noqa: BLE001 - tracing failures have many types: use the recorded graph's findings
         return [(f.consumer, f.module) for f in find_biases(model, example_input)
                 if f.status == "foldable" and f.fold_value is None and f.consumer
-                and type(model.get_submodule(f.module)).__module__.startswith("torch.nn")
                 and isinstance(model.get_submodule(f.module), _BatchNorm)]
+
+
+def _is_plain_batchnorm(m: nn.Module) -> bool:
+    """A ``torch.nn`` BatchNorm class itself (it computes nothing but the normalisation)."""
+    return isinstance(m, _BatchNorm) and type(m).__module__.startswith("torch.nn")
+
+
+def neutralise_batchnorm(bn: _BatchNorm) -> None:
+    """Make ``bn`` compute the identity in eval mode, in place: running mean 0, running variance
+    ``1 − eps``, weight 1, bias 0 (dtype and ``requires_grad`` kept). For a BatchNorm subclass that
+    does more after normalising (timm's ``BatchNormAct2d``): the normalisation is folded away and the
+    rest (activation, dropout) stays."""
+    with torch.no_grad():
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0).sub_(bn.eps)
+        if bn.weight is not None:
+            bn.weight.fill_(1.0)
+        if bn.bias is not None:
+            bn.bias.zero_()
 
 
 def _fold(model: nn.Module, example_input: torch.Tensor | tuple, affine: bool) -> tuple[nn.Module, list[str]]:
@@ -229,16 +319,23 @@ def _fold(model: nn.Module, example_input: torch.Tensor | tuple, affine: bool) -
         raise BiaslabError(f"folding needs a model in eval mode (call model.eval()); in training mode: "
                            f"{', '.join(training[:3])}{' ...' if len(training) > 3 else ''}")
     folded = copy.deepcopy(model)
-    names = []
+    names: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the analysis warns about how it traced; the checks decide
-        for layer_name, bn_name in _bn_pairs(folded, example_input):
-            layer, bn = folded.get_submodule(layer_name), folded.get_submodule(bn_name)
-            out_axis = 1 if isinstance(layer, _ConvNd) and layer.transposed else 0
-            layer.weight, layer.bias = fold_bn_weights(layer.weight, layer.bias, bn.running_mean, bn.running_var,
-                                                       bn.eps, bn.weight, bn.bias, out_axis)
-            _set_submodule(folded, bn_name, nn.Identity())
-            names.append(bn_name)
+        while True:  # again after each round: a BatchNorm right after a folded one follows the layer now
+            pairs = [(layer, bn) for layer, bn in _bn_pairs(folded, example_input) if bn not in names]
+            if not pairs:
+                break
+            for layer_name, bn_name in pairs:
+                layer, bn = folded.get_submodule(layer_name), folded.get_submodule(bn_name)
+                out_axis = 1 if isinstance(layer, _ConvNd) and layer.transposed else 0
+                layer.weight, layer.bias = fold_bn_weights(layer.weight, layer.bias, bn.running_mean,
+                                                           bn.running_var, bn.eps, bn.weight, bn.bias, out_axis)
+                if _is_plain_batchnorm(bn):
+                    _set_submodule(folded, bn_name, nn.Identity())
+                else:
+                    neutralise_batchnorm(bn)
+                names.append(bn_name)
         if affine:
             findings = [f for f in find_biases(folded, example_input)
                         if f.status == "foldable" and f.fold_value is not None]
@@ -269,10 +366,10 @@ def _fold_affine(model: nn.Module, f: Finding) -> None:
     target.bias = nn.Parameter((old + delta).to(target.weight.dtype), target.weight.requires_grad)
     owner = model.get_submodule(f.module)
     attr = f.param.rsplit(".", 1)[-1]
-    with torch.no_grad():
-        if f.part is None and attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES)):
-            setattr(owner, attr, None)
-        else:
+    if f.part is None and _removes_whole(owner, attr):
+        setattr(owner, attr, None)
+    else:  # folding is for inference: the moved part is zeroed (removal holds it at zero for training)
+        with torch.no_grad():
             getattr(owner, attr).view(-1)[slice(*f.span) if f.span else slice(None)] = 0.0
 
 

@@ -19,16 +19,23 @@ Statuses come from the structure (random probes, :mod:`.offsets`), never from th
 values; a bias that is zero now is flagged ``zero_now``. Packed attention biases (``in_proj_bias``,
 fused ``qkv``) are judged per part (query, key, value) when their parts differ.
 
-Where fx cannot trace the model, :func:`find_biases` runs it once with forward hooks and decides
-from the order of execution; such a guess is confirmed by perturbing the bias before it is called
-``redundant`` (:mod:`.verify`), and the findings say ``traced = False``.
+Where fx cannot trace the model (data-dependent control flow) or keeps a biased layer whole, the
+graph is recorded from forward passes (:mod:`.record`) on the example, on inputs derived from it
+(:func:`derived_inputs`: negated, shifted and scaled, so value-dependent branches flip) and on any
+further inputs given (``--data`` batches); a bias whose analysis differs between the paths those
+inputs take is ``active``: it "depends on the input's control flow", and no status would hold for
+every input. Python attributes a pass fills (caches) are restored afterwards (:func:`kept_attributes`).
+
+Where no graph can be traced or recorded, :func:`find_biases` runs the model once with forward
+hooks and decides from the order of execution; such a guess is confirmed by perturbing the bias
+before it is called ``redundant`` (:mod:`.verify`), and the findings say ``traced = False``.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -39,13 +46,15 @@ from torch.nn.modules.conv import _ConvNd
 from ...nets.biases import is_bias_parameter
 from ...infra.io import BiaslabError
 from ...results.audit import Finding
+from .check import kept_attributes
 from .hooks import confirm, hook_verdicts
 from .norms import NORM_MODULES, norm_call
 from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
 from ...infra.io import first_line
 from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
-__all__ = ["find_biases", "analyse", "batchnorm_pairs", "is_conv1d", "PACKED"]
+__all__ = ["find_biases", "analyse", "batchnorm_pairs", "symbolic_trace", "is_conv1d", "PACKED", "CONTROL_FLOW", "derived_inputs",
+           "kept_attributes"]
 
 #: Parameter names of packed query/key/value biases, judged per third when the thirds differ.
 PACKED = re.compile(r"(^|\.)(in_proj_bias|(qkv|c_attn|query_key_value|Wqkv)\.bias)$")
@@ -81,6 +90,8 @@ class _Graph:
     index: dict[fx.Node, int]
     calls: dict[str, list[fx.Node]]
     attrs: dict[str, list[fx.Node]]
+    value_dependent: str | None = None  # a recorded pass: how the input's values could steer it (None: no way)
+    float64: dict[str, torch.Tensor] = field(default_factory=dict)  # tensors converted once for every bias
 
 
 def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
@@ -98,19 +109,41 @@ def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, to
                   calls, attrs)
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, except that a module with a parametrization (a part held at zero by removal) is
+    traced into: its class, made by ``torch.nn.utils.parametrize``, would pass for a ``torch.nn`` leaf."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        from torch.nn.utils import parametrize
+
+        return not parametrize.is_parametrized(m) and super().is_leaf_module(m, module_qualified_name)
+
+
+def symbolic_trace(model: nn.Module) -> fx.GraphModule:
+    """:func:`torch.fx.symbolic_trace` with :class:`_Tracer`."""
+    tracer = _Tracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
 def _fx_graph(model: nn.Module, example: tuple) -> _Graph:
     """The symbolic torch.fx graph, shapes recorded on one run."""
-    gm = fx.symbolic_trace(model)
+    gm = symbolic_trace(model)
     _Recorder(gm).run(*example)
-    return _index(gm.graph, dict(gm.named_modules()), {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
+    # the model's own modules: the GraphModule keeps only the called ones (and empty stand-ins for their
+    # parents), so a BatchNorm subclass fx traces into would not be recognised as one
+    return _index(gm.graph, {**dict(gm.named_modules()), **dict(model.named_modules())},
+                  {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
 
 
 def _recorded_graph(model: nn.Module, example: tuple) -> _Graph:
     """The graph of one forward pass (:mod:`.record`), for models fx cannot trace or keeps whole."""
-    from .record import record_graph
+    from .record import record
 
-    graph, tensors = record_graph(model, example)
-    return _index(graph, dict(model.named_modules()), tensors, "recorded")
+    rec = record(model, example)
+    g = _index(rec.graph, dict(model.named_modules()), rec.tensors, "recorded")
+    g.value_dependent = rec.value_dependent
+    return g
 
 
 def _opaque(g: _Graph, model: nn.Module) -> bool:
@@ -165,7 +198,7 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
     layer that the offset reaches along one path of exact ops with the offset at its input (None if
     it forks or stops first).
     """
-    ctx = Context(g.modules, g.tensors, gen, [], [], {})
+    ctx = Context(g.modules, g.tensors, gen, [], [], {}, g.float64)
     offsets: dict[fx.Node, Any] = dict(seeds)
     pending = {n: len(n.users) for n in seeds}
     start = min(g.index[n] for n in seeds)
@@ -357,40 +390,106 @@ def _bn_after_affine(g: _Graph, pname: str) -> str | None:
 
 
 def _affine_before(g: _Graph, node: fx.Node) -> str | None:
-    """The conv / linear layer whose output only the BatchNorm ``node`` reads (running statistics kept)."""
+    """The conv / linear layer whose output only the BatchNorm ``node`` reads (running statistics kept);
+    ``nn.Identity`` modules in between (a BatchNorm folded before) are looked through."""
     src = node.args[0] if node.args else None
     norm = norm_call(node, g.modules)
     if norm is None or norm.kind != "batch" or norm.running_mean is None or not isinstance(src, fx.Node):
         return None
+    flattened = False  # tokens flattened into the batch, features kept last: (B, N, C) → (B·N, C)
+    while len(_data_users(src)) == 1 and src.args and isinstance(src.args[0], fx.Node):
+        if src.op == "call_module" and isinstance(g.modules.get(str(src.target)), nn.Identity):
+            src = src.args[0]
+        elif op_name(src, g.modules) in ("flatten", "reshape", "view") and _keeps_features(src):
+            src, flattened = src.args[0], True
+        else:
+            break
     layer = _layer_of(g, src)
     if layer is None or len(_data_users(src)) != 1:
         return None
     name, prev = layer
-    if isinstance(prev, nn.Linear) or (isinstance(prev, _ConvNd) and (not prev.transposed or prev.groups == 1)):
+    if isinstance(prev, nn.Linear) or (isinstance(prev, _ConvNd) and not flattened
+                                       and (not prev.transposed or prev.groups == 1)):
         return name
     return None
+
+
+def _keeps_features(node: fx.Node) -> bool:
+    """Does ``node`` reshape its input to 2-D keeping the last axis (LeViT's ``x.flatten(0, 1)``)?"""
+    src = node.args[0]
+    before, after = src.meta.get("shape"), node.meta.get("shape")
+    return (before is not None and after is not None and len(after) == 2 and len(before) >= 2
+            and before[-1] == after[-1])
 
 
 def _data_users(node: fx.Node) -> list[fx.Node]:
     """Users that read the tensor's values (``x.size(0)``, ``x.shape`` only read its shape)."""
     def meta_only(u: fx.Node) -> bool:
+        if u.op == "call_method" and u.target in ("reshape_as", "view_as", "expand_as", "type_as"):
+            return u.args[0] is not node  # only the shape (or dtype) of the template is read
         if u.op == "call_method":
             return u.target in ("size", "dim", "numel")
         return u.op == "call_function" and getattr(u.target, "__name__", "") == "getattr"
     return [u for u in node.users if not meta_only(u)]
 
 
-def batchnorm_pairs(gm: fx.GraphModule) -> list[tuple[str, str]]:
-    """``(layer, batchnorm)`` module paths where a BatchNorm module with running statistics reads, and is
-    the only reader of, the output of a conv / linear layer; each called once."""
-    g = _index(gm.graph, dict(gm.named_modules()), {})
+def batchnorm_pairs(gm: fx.GraphModule, model: nn.Module | None = None,
+                    example: tuple | None = None) -> list[tuple[str, str]]:
+    """``(layer, batchnorm)`` module paths where a BatchNorm with running statistics reads, and is the only
+    reader of, the output of a conv / linear layer; each called once.
+
+    The BatchNorm is a ``torch.nn`` module fx keeps whole, or a BatchNorm subclass (``model``'s module,
+    e.g. timm's ``BatchNormAct2d``) whose forward fx traces into: its ``F.batch_norm`` call, reading the
+    module's own running statistics, comes first and whatever it does next (an activation) after it.
+    With ``example`` (the graph is run on it, without gradients) a BatchNorm1d over tokens flattened
+    into the batch (LeViT's ``Linear → flatten(0, 1) → BatchNorm1d``) pairs with its linear layer too.
+    """
+    if example is not None:
+        with torch.no_grad():
+            _Recorder(gm).run(*example)
+    g = _index(gm.graph, {**dict(gm.named_modules()), **dict((model or gm).named_modules())}, {})
     pairs = []
     for name, nodes in g.calls.items():
         if isinstance(g.modules[name], _BatchNorm) and len(nodes) == 1:
             into = _affine_before(g, nodes[0])
             if into is not None:
                 pairs.append((into, name))
+    for node in g.order:
+        owner = _functional_batchnorm(g, node)
+        if owner is not None and owner not in g.calls:
+            into = _affine_before(g, node)
+            if into is not None:
+                pairs.append((into, owner))
     return pairs
+
+
+def _functional_batchnorm(g: _Graph, node: fx.Node) -> str | None:
+    """The BatchNorm module whose own statistics and affine parameters an ``F.batch_norm`` call uses
+    (in eval mode), each read once; None for any other node."""
+    if node.op != "call_function" or getattr(node.target, "__name__", "") != "batch_norm":
+        return None
+    norm = norm_call(node, g.modules)
+    if norm is None or norm.running_mean is None:
+        return None
+    owner = _owner(norm.running_mean)
+    m = g.modules.get(owner)
+    if not isinstance(m, _BatchNorm):
+        return None
+    expected = {1: "running_mean", 2: "running_var", 3: "weight", 4: "bias"}
+    for i, attr in expected.items():
+        arg = _norm_arg(node, i, attr)
+        if getattr(m, attr, None) is None:
+            if arg is not None:
+                return None
+        elif not (isinstance(arg, fx.Node) and arg.op == "get_attr" and str(arg.target) == f"{owner}.{attr}"
+                  and len(g.attrs.get(str(arg.target), [])) == 1 and len(arg.users) == 1):
+            return None
+    training = _norm_arg(node, 5, "training")
+    return owner if (training.meta.get("value") if isinstance(training, fx.Node) else training) is False else None
+
+
+def _norm_arg(node: fx.Node, i: int, key: str) -> Any:
+    return node.args[i] if len(node.args) > i else node.kwargs.get(key)
 
 
 def _feeds_relu(g: _Graph, pname: str) -> bool:
@@ -419,33 +518,122 @@ def _trace_verdicts(model: nn.Module, g: _Graph) -> tuple[Verdicts, set[str]]:
     return out, relu
 
 
-def _graph(model: nn.Module, example: tuple) -> _Graph:
-    """The fx graph; where fx fails, or keeps a biased layer whole, the graph recorded from one pass."""
+#: Most inputs a graph is recorded from (the example, its derived inputs, batches of data samples).
+MAX_RECORDED_INPUTS = 16
+
+#: The reason given for a bias whose analysis differs between the paths recorded inputs take.
+CONTROL_FLOW = "depends on the input's control flow"
+
+
+def derived_inputs(example: tuple, n: int = 2, seed: int = 0) -> list[tuple]:
+    """``n`` inputs shaped like ``example`` that take other branches of value-dependent control flow:
+    the example negated (the sign of every sum flips), then shifted and scaled fresh normal draws; token ids
+    (integer tensors) are drawn again from the range the example uses."""
+    g = torch.Generator().manual_seed(seed + 7919)
+
+    def one(t: Any, i: int) -> Any:
+        if not torch.is_tensor(t):
+            return t
+        if not t.is_floating_point():
+            high = int(t.max()) + 1 if t.numel() else 1
+            return torch.randint(0, max(high, 1), t.shape, generator=g).to(t.device, t.dtype)
+        if i == 0:
+            return -t
+        z = torch.randn(t.shape, generator=g, dtype=torch.float64)
+        return (z * (1.0 + i) + (1.0 if i % 2 else -1.0) * i).to(t.device, t.dtype)
+
+    return [tuple(one(t, i) for t in example) for i in range(n)]
+
+
+def _graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Graph]:
+    """The fx graph; where fx fails, or keeps a biased layer whole, the graphs recorded from the example and
+    each of ``inputs`` (one per distinct path through the model's control flow)."""
     try:
-        g = _fx_graph(model, example)
+        with kept_attributes(model):
+            g = _fx_graph(model, example)
     except Exception as exc:  # noqa: BLE001 - tracing failures have many types
         first = first_line(exc)
-        g = _recorded_graph(model, example)
-        warnings.warn(f"torch.fx could not trace the model ({first}); its graph was recorded from one forward "
-                      "pass instead, with the control flow this example input takes", stacklevel=3)
-        return g
-    return _recorded_graph(model, example) if _opaque(g, model) else g
+        graphs = _recorded_graphs(model, example, inputs)
+        steer = graphs[0].value_dependent
+        if steer is None:
+            how = ("its graph was recorded from a forward pass instead; nothing computed from the input was read "
+                   "into Python, so every input of this shape takes the same path")
+        else:
+            paths = f"{len(graphs)} different paths" if len(graphs) > 1 else "the same path"
+            how = (f"its graph was recorded from {min(1 + len(inputs), MAX_RECORDED_INPUTS)} forward passes on "
+                   f"different inputs instead (the model reads values computed from its input: {steer}), which "
+                   f"took {paths}: a bias whose analysis differs between paths is active ({CONTROL_FLOW})")
+        warnings.warn(f"torch.fx could not trace the model ({first}); {how}", stacklevel=3)
+        return graphs
+    return _recorded_graphs(model, example, inputs) if _opaque(g, model) else [g]
 
 
-def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[Finding]:
+def _signature(g: _Graph) -> tuple:
+    return tuple((n.format_node(), n.meta.get("shape"), str(n.meta.get("value"))) for n in g.order)
+
+
+def _recorded_graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Graph]:
+    """One graph per distinct path. When the example's pass read nothing computed from the input into
+    Python and made no value-shaped tensor (:class:`.record.Recording`), every input of its shape takes the
+    same path, and the other inputs need not be run."""
+    graphs: dict[tuple, _Graph] = {}
+    for i, args in enumerate([example, *inputs][:MAX_RECORDED_INPUTS]):
+        with kept_attributes(model):
+            g = _recorded_graph(model, args)
+        graphs.setdefault(_signature(g), g)
+        if i == 0 and g.value_dependent is None and all(_same_shapes(example, x) for x in inputs):
+            break
+    return list(graphs.values())
+
+
+def _same_shapes(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(
+        (tuple(x.shape), x.dtype) == (tuple(y.shape), y.dtype) if torch.is_tensor(x) and torch.is_tensor(y)
+        else not (torch.is_tensor(x) or torch.is_tensor(y)) for x, y in zip(a, b))
+
+
+def _path_verdicts(model: nn.Module, graphs: list[_Graph]) -> tuple[Verdicts, set[str]]:
+    """Verdicts that hold on every recorded path: where a bias's analysis differs between paths, it is
+    ``active`` because it depends on the input's control flow."""
+    results = [_trace_verdicts(model, g) for g in graphs]
+    verdicts, relu = results[0]
+    if len(results) == 1:
+        return verdicts, relu
+    for _, more in results[1:]:
+        relu |= more
+
+    def key(parts: list) -> tuple:
+        return tuple((part, v.status, v.consumer, v.short) for part, _, v in parts)
+
+    for pname in verdicts:
+        seen = [r[0].get(pname, []) for r in results]
+        if len({key(parts) for parts in seen}) > 1:
+            statuses = sorted({f"{v.status} ({v.short})" for parts in seen for _, _, v in parts})
+            verdicts[pname] = [(None, None, Verdict(
+                "active", CONTROL_FLOW,
+                f"{CONTROL_FLOW}: the {len(graphs)} paths that the recorded inputs take through the model's "
+                f"control flow disagree about it ({'; '.join(statuses)}), so no status holds for every input"))]
+    return verdicts, relu
+
+
+def find_biases(model: nn.Module, example_input: torch.Tensor | tuple,
+                inputs: list[torch.Tensor | tuple] | None = None) -> list[Finding]:
     """Every bias parameter of ``model`` with its status: ``redundant``, ``foldable`` or ``active``.
 
     Parameters
     ----------
-    model : the network; it is not modified (the analysis runs one forward pass in eval mode
-        without gradients and restores each module's train/eval flag).
+    model : the network; it is not modified (the analysis runs forward passes in eval mode and restores
+        each module's train/eval flag and Python attributes, such as caches).
     example_input : a tensor (or tuple of tensors) the model accepts; it fixes the shapes the
         analysis reasons about.
+    inputs : more inputs of the same shape (data samples, say). Where torch.fx cannot trace the model,
+        its graph is recorded from the example, from inputs derived from it (:func:`derived_inputs`) and
+        from these, and a bias whose analysis differs between the paths they take is ``active``.
 
     Returns
     -------
     One :class:`Finding` per bias parameter, in ``named_parameters`` order — one per part for a
-    packed attention bias whose parts differ. Where torch.fx cannot trace the model the verdicts
+    packed attention bias whose parts differ. Where no graph can be traced or recorded the verdicts
     come from the execution order of a hooked forward pass (``Finding.traced`` is False), every
     ``redundant`` there confirmed by perturbation, and a :class:`UserWarning` says so.
 
@@ -454,25 +642,28 @@ def find_biases(model: nn.Module, example_input: torch.Tensor | tuple) -> list[F
     BiaslabError
         if the model cannot run on ``example_input``.
     """
-    return analyse(model, example_input)[0]
+    return analyse(model, example_input, inputs)[0]
 
 
-def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list[Finding], str]:
+def analyse(model: nn.Module, example_input: torch.Tensor | tuple,
+            inputs: list[torch.Tensor | tuple] | None = None) -> tuple[list[Finding], str]:
     """:func:`find_biases`, also saying where the graph came from: ``fx`` (symbolic trace), ``recorded``
-    (one forward pass, :mod:`.record`) or ``hooks`` (the order-based fallback)."""
+    (forward passes, :mod:`.record`) or ``hooks`` (the order-based fallback)."""
     example = example_input if isinstance(example_input, tuple) else (example_input,)
+    extra = derived_inputs(example) + [x if isinstance(x, tuple) else (x,) for x in inputs or []]
     traced = True
     flags = {m: m.training for m in model.modules()}
     try:
         model.eval()
-        with torch.no_grad():
-            g = _graph(model, example)
-            verdicts, relu_fed = _trace_verdicts(model, g)
+        with torch.no_grad(), kept_attributes(model):  # tracing may leave proxies in caches: restore them
+            graphs = _graphs(model, example, extra)
+            verdicts, relu_fed = _path_verdicts(model, graphs)
     except Exception as exc:  # noqa: BLE001 - neither tracer copes: use the weaker fallback
         first = first_line(exc)
         traced = False
         try:
-            verdicts, relu_fed = hook_verdicts(model, example)
+            with kept_attributes(model):
+                verdicts, relu_fed = hook_verdicts(model, example)
         except Exception as run_exc:  # noqa: BLE001 - the model itself fails on this input
             msg = first_line(run_exc)
             shapes = ", ".join(str(tuple(t.shape)) for t in example if isinstance(t, torch.Tensor))
@@ -487,7 +678,7 @@ def analyse(model: nn.Module, example_input: torch.Tensor | tuple) -> tuple[list
             m.training = flag
     if not traced:
         confirm(model, verdicts, example)
-    return _findings(model, verdicts, relu_fed, traced), (g.source if traced else "hooks")
+    return _findings(model, verdicts, relu_fed, traced), (graphs[0].source if traced else "hooks")
 
 
 def _findings(model: nn.Module, verdicts: Verdicts, relu_fed: set[str], traced: bool) -> list[Finding]:

@@ -2,7 +2,7 @@
 
 One hooked forward pass records which module reads each layer's output next. A bias whose next
 reader is a normalisation that would cancel it is only a candidate: :func:`confirm` keeps
-``redundant`` only where perturbing the bias (float64, training mode) leaves the output unchanged,
+``redundant`` only where perturbing the bias (float64, training and eval mode) leaves the output unchanged,
 because the order cannot show a second use of the same tensor or a functional op in between.
 """
 
@@ -86,11 +86,11 @@ def confirm(model: nn.Module, verdicts: Verdicts, example: tuple) -> None:
     guesses = [(pname, v) for pname, parts in verdicts.items() for _, _, v in parts if v.status == "redundant"]
     if not guesses:
         return
-    moves = output_moves(model, example)
+    moves = output_moves(model, example, modes=("train", "eval"))
     for pname, v in guesses:
-        change = moves(pname, None)
+        change = moves(pname, None, v.corrections)
         if change <= VERIFY_TOLERANCE:
-            v.reason += (f"; confirmed by perturbing it (float64, training mode): the output moved by "
+            v.reason += (f"; confirmed by perturbing it (float64, training and eval mode): the output moved by "
                          f"{change:.1e} of its size")
         else:
             v.status, v.short, v.consumer, v.cancelled_fraction, v.corrections = (

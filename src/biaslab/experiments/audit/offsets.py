@@ -31,7 +31,7 @@ Rules (:func:`transfer`), by what an op does to ``x + offset``:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -64,7 +64,7 @@ _DROPOUT = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "
 #: Ops linear in their tensor arguments: replaying them on the offset gives the output offset.
 _LINEAR = {
     "view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "swapaxes", "swapdims",
-    "permute", "movedim", "moveaxis", "t", "expand", "expand_as", "repeat", "tile", "flip", "roll", "narrow",
+    "permute", "movedim", "moveaxis", "t", "expand", "expand_as", "reshape_as", "view_as", "repeat", "tile", "flip", "roll", "narrow",
     "select", "getitem", "chunk", "split", "tensor_split", "unbind", "cat", "concat", "concatenate", "stack",
     "mean", "sum", "neg", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "unfold", "fold",
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -72,6 +72,14 @@ _LINEAR = {
 }
 _MAX_POOLS = {"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
               "adaptive_max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices"}
+_ADD = {"add", "sub"}
+_MUL = {"mul", "div"}
+_AXIS_ORDER = {"permute", "transpose", "t", "swapaxes", "swapdims", "movedim", "moveaxis"}
+_AFFINE = {"linear", "conv1d", "conv2d", "conv3d", "addmm"}
+_MATMUL = {"matmul", "bmm", "mm"}
+_AVG_POOLS = {"avg_pool1d", "avg_pool2d", "avg_pool3d"}
+_INTERPOLATION_MODES = {"nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"}
+_NORM_FUNCTIONS = {"batch_norm", "instance_norm", "group_norm", "layer_norm"}
 _SHAPE_ONLY = {"size", "dim", "numel", "shape", "dtype", "device", "ndim", "is_contiguous", "stride"}
 _LINEAR_MODULES = (nn.Identity, nn.Flatten, nn.Unflatten, _AvgPoolNd, _AdaptiveAvgPoolNd, nn.Upsample,
                    nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d)
@@ -124,6 +132,14 @@ class Context:
     cancelled: list[tuple[str, str]]
     via: list[str]
     corrections: dict[str, tuple[str, torch.Tensor]]
+    float64: dict[str, torch.Tensor] = field(default_factory=dict)  # parameters and buffers as rules read them
+
+    def constant(self, name: str) -> torch.Tensor:
+        """The parameter or buffer ``name`` as the rules use it (:func:`_constant`), converted once."""
+        t = self.float64.get(name)
+        if t is None:
+            t = self.float64[name] = _constant(self.tensors[name])
+        return t
 
 
 def compact(value: torch.Tensor | None, probe: torch.Tensor, rank: int) -> Offset | None:
@@ -138,7 +154,7 @@ def compact(value: torch.Tensor | None, probe: torch.Tensor, rank: int) -> Offse
     for axis in range(rank):
         if probe.shape[axis] > 1:
             first = probe.narrow(axis, 0, 1)
-            if bool(((probe - first).abs() <= PROBE_RTOL * scale).all()):
+            if torch.equal(probe, first.expand_as(probe)) or bool(((probe - first).abs() <= PROBE_RTOL * scale).all()):
                 probe = first
                 if value is not None and value.shape[axis] > 1:
                     value = value.narrow(axis, 0, 1)
@@ -192,13 +208,14 @@ def _constant(t: torch.Tensor) -> torch.Tensor:
 def _standin(node: fx.Node, ctx: Context) -> torch.Tensor:
     """A random positive tensor shaped like ``node``'s output: the data, as far as structure goes."""
     if node.op == "get_attr":
-        return _constant(ctx.tensors[str(node.target)])
+        return ctx.constant(str(node.target))
     return torch.rand(_shape(node), generator=ctx.generator, dtype=torch.float64) + 0.5
 
 
-def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str) -> Any:
+def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str, compact_ok: bool = False) -> Any:
     """Run ``node``'s op with the offset (``which`` = "value" or "probe") in place of each biased
-    input, zeros in place of other data, and constants as they are."""
+    input, zeros in place of other data, and constants as they are; with ``compact_ok`` (an op that
+    only reorders axes) on the compact offset itself, without expanding it."""
     def sub(a: Any) -> Any:
         if not isinstance(a, fx.Node):
             return a
@@ -206,10 +223,12 @@ def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str
             off = offsets[a]
             if isinstance(off, list):
                 return [None if o is None else getattr(o, which) for o in off]  # not reached: tuples are indexed
+            if compact_ok:
+                return getattr(off, which)
             full = off.full(_shape(a))
             return (full[0] if which == "value" else full[1]).contiguous()
         if a.op == "get_attr":
-            return _constant(ctx.tensors[str(a.target)])
+            return ctx.constant(str(a.target))
         if "shape" in a.meta:
             return torch.zeros(_shape(a), dtype=torch.float64)
         if "shapes" in a.meta:
@@ -244,8 +263,12 @@ def _linear_replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dro
     """Output offset of an op that is linear in its tensor inputs (a tuple of offsets for chunk/split)."""
     any_data_dependent = any(isinstance(offsets[a], Offset) and offsets[a].value is None
                              for a in node.all_input_nodes if a in offsets)
-    value = None if any_data_dependent else _replay(node, offsets, ctx, "value")
-    probe = _replay(node, offsets, ctx, "probe")
+    first = node.args[0] if node.args else None
+    # reordering axes maps a size-1 axis to a size-1 axis: the compact offset can be permuted as it is
+    compact_ok = (op_name(node, ctx.modules) in _AXIS_ORDER and isinstance(offsets.get(first), Offset)
+                  and _biased_inputs(node, offsets) == [first] and offsets[first].probe.dim() == _rank(first))
+    value = None if any_data_dependent else _replay(node, offsets, ctx, "value", compact_ok)
+    probe = _replay(node, offsets, ctx, "probe", compact_ok)
     if isinstance(probe, (tuple, list)):
         values = value if value is not None else [None] * len(probe)
         out = [compact(v, p, p.dim()) for v, p in zip(values, probe)]
@@ -496,80 +519,6 @@ def _scale(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, 
     return _data_dependent(node, offsets[src], src, offsets, ctx, dropout)
 
 
-_ADD = {"add", "sub"}
-_MUL = {"mul", "div"}
-
-
-def transfer(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> Any:
-    """The offset of ``node``'s output, given the offsets of its biased inputs (``offsets``).
-
-    Returns an :class:`Offset`, a list of them (ops returning several tensors), or None when the
-    op removes the offset (recorded in ``ctx.cancelled``). Raises :class:`Stop` where the bias
-    matters or no rule applies.
-    """
-    biased = _biased_inputs(node, offsets)
-    dropout = max((offsets[a].dropout for a in biased if isinstance(offsets[a], Offset)), default=0.0)
-    name = op_name(node, ctx.modules)
-    if name in _SHAPE_ONLY or (name == "getattr" and _const(node.args[1]) in _SHAPE_ONLY):
-        return None
-    if node.op == "call_module":
-        norm = norm_call(node, ctx.modules)
-        if norm is not None and node.args and node.args[0] in offsets and biased == [node.args[0]]:
-            _cancel(norm, node, offsets[node.args[0]], ctx)
-            return None
-        return _module_rule(node, offsets, ctx, dropout)
-    if name == "getitem" and isinstance(offsets.get(node.args[0]), list):
-        return offsets[node.args[0]][_const(node.args[1])]
-    norm = norm_call(node, ctx.modules)
-    if norm is not None:
-        if biased == [node.args[0]]:
-            _cancel(norm, node, offsets[node.args[0]], ctx)
-            return None
-        return _shift_argument(node, norm, offsets, biased, dropout)
-    first = node.args[0] if node.args else None
-    if name in _IDENTITY and biased == [first]:
-        return offsets[first]
-    if name in _DROPOUT:
-        return Offset(offsets[first].value, offsets[first].probe, max(dropout, float(_const(_arg(node, 1, "p", 0.5)))))
-    if name in ("softmax", "log_softmax") and biased == [first]:
-        _softmax(node, offsets[first], ctx, _const(_arg(node, 1, "dim")))
-        return None
-    if name == "scaled_dot_product_attention":
-        return _attention(node, offsets, ctx, dropout)
-    if name in _ADD and len(node.args) == 2 and node.args[0] is not node.args[1]:
-        return _sum(node, offsets, ctx, name, dropout)
-    if name in _MUL:
-        return _scale(node, offsets, ctx, name, dropout)
-    if name == "pad" and biased == [first]:
-        mode, fill = _const(_arg(node, 2, "mode", "constant")), _const(_arg(node, 3, "value", None))
-        if mode == "constant" and not fill:
-            return _linear_replay(node, offsets, ctx, dropout)
-        raise Stop(f"pad ({mode})", f"padding with {mode} values: not analysed", unknown=True)
-    if name in _AFFINE:
-        return _affine(node, offsets, ctx, name, biased, dropout)
-    if name in ("matmul", "bmm", "mm"):
-        return _matmul(node, offsets, ctx, dropout)
-    if name in _MAX_POOLS and biased == [first]:
-        if _const(_arg(node, 5 if "adaptive" not in name else 2, "return_indices", False)):
-            raise Stop(f"not analysed: {name}", f"not analysed: {name} with indices", unknown=True)
-        return _shift_equivariant(node, offsets[first], name, dropout)
-    if name in ("avg_pool1d", "avg_pool2d", "avg_pool3d") and _const(_arg(node, 6, "divisor_override")):
-        raise Stop(f"not analysed: {name}", f"not analysed: {name} with a divisor override", unknown=True)
-    if name in _LINEAR:
-        if name == "interpolate" and _const(_arg(node, 2, "mode", "nearest")) not in (
-                "nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"):
-            raise Stop(f"not analysed: {name}", f"not analysed: {name}", unknown=True)
-        return _linear_replay(node, offsets, ctx, dropout)
-    if name in _ACTIVATIONS:
-        raise Stop(f"{describe(node, ctx.modules)} follows",
-                   f"goes through {describe(node, ctx.modules)} (non-linear) before any normalisation")
-    if name == "rms_norm":
-        raise Stop("rms_norm does not cancel it",
-                   "rms_norm divides by the root mean square without subtracting the mean: it does not cancel")
-    raise Stop(f"not analysed: {describe(node, ctx.modules)}", f"not analysed: {describe(node, ctx.modules)}",
-               unknown=True)
-
-
 def _broadcast_shift(off: Offset, node: fx.Node, channel_axis: bool, dropout: float) -> Offset | None:
     """A shift argument (1-D over channels for ``channel_axis``, else right-aligned) as the output offset."""
     rank = _rank(node)
@@ -594,9 +543,6 @@ def _shift_argument(node: fx.Node, norm: NormCall, offsets: dict[fx.Node, Any], 
     return _broadcast_shift(offsets[shift], node, norm.kind != "layer", dropout)
 
 
-_AFFINE = {"linear", "conv1d", "conv2d", "conv3d", "addmm"}
-
-
 def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, biased: list[fx.Node],
             dropout: float) -> Offset | None:
     """``F.linear`` / ``F.convNd`` / ``torch.addmm`` (GPT-2's Conv1D): the offset is in the input,
@@ -616,7 +562,7 @@ def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str,
         raise Stop(f"not analysed: {name}", f"not analysed: the offset reaches {name} as a weight", unknown=True)
     if not (isinstance(weight, fx.Node) and weight.op == "get_attr"):
         return _data_dependent(node, offsets[src], src, offsets, ctx, dropout)
-    w = _constant(ctx.tensors[str(weight.target)])
+    w = ctx.constant(str(weight.target))
     if name == "addmm":
         return _apply(node, src, offsets[src], lambda o: o @ w, dropout, last_axis=True)
     if name == "linear":
@@ -626,3 +572,172 @@ def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str,
     return _apply(node, src, offsets[src], lambda o: getattr(F, name)(o, w, None, **rest), dropout)
 
 
+# --- The rules: one small pure function per op, then the op → rule table, then :func:`transfer`. ---------------
+
+
+@dataclass
+class _Call:
+    """One op the offset reaches: the node, the offsets so far, the context, the op's name, its biased
+    inputs and the largest dropout probability the offset went through."""
+
+    node: fx.Node
+    offsets: dict[fx.Node, Any]
+    ctx: Context
+    name: str
+    biased: list[fx.Node]
+    dropout: float
+
+    @property
+    def first(self) -> Any:
+        return self.node.args[0] if self.node.args else None
+
+    @property
+    def only_first(self) -> bool:
+        """Is the first argument the one (and only) input that carries the offset?"""
+        return self.biased == [self.first]
+
+
+def _not_analysed(c: _Call) -> Any:
+    what = describe(c.node, c.ctx.modules)
+    raise Stop(f"not analysed: {what}", f"not analysed: {what}", unknown=True)
+
+
+def _identity_rule(c: _Call) -> Any:
+    return c.offsets[c.first] if c.only_first else _not_analysed(c)
+
+
+def _dropout_rule(c: _Call) -> Offset:
+    off = c.offsets[c.first]
+    return Offset(off.value, off.probe, max(c.dropout, float(_const(_arg(c.node, 1, "p", 0.5)))))
+
+
+def _softmax_rule(c: _Call) -> None:
+    if not c.only_first:
+        return _not_analysed(c)
+    _softmax(c.node, c.offsets[c.first], c.ctx, _const(_arg(c.node, 1, "dim")))
+    return None
+
+
+def _attention_rule(c: _Call) -> Offset | None:
+    return _attention(c.node, c.offsets, c.ctx, c.dropout)
+
+
+def _sum_rule(c: _Call) -> Offset | None:
+    if len(c.node.args) != 2 or c.node.args[0] is c.node.args[1]:
+        return _not_analysed(c)
+    return _sum(c.node, c.offsets, c.ctx, c.name, c.dropout)
+
+
+def _scale_rule(c: _Call) -> Any:
+    return _scale(c.node, c.offsets, c.ctx, c.name, c.dropout)
+
+
+def _pad_rule(c: _Call) -> Any:
+    if not c.only_first:
+        return _not_analysed(c)
+    mode, fill = _const(_arg(c.node, 2, "mode", "constant")), _const(_arg(c.node, 3, "value", None))
+    if mode == "constant" and not fill:
+        return _linear_replay(c.node, c.offsets, c.ctx, c.dropout)
+    raise Stop(f"pad ({mode})", f"padding with {mode} values: not analysed", unknown=True)
+
+
+def _affine_rule(c: _Call) -> Offset | None:
+    return _affine(c.node, c.offsets, c.ctx, c.name, c.biased, c.dropout)
+
+
+def _matmul_rule(c: _Call) -> Offset | None:
+    return _matmul(c.node, c.offsets, c.ctx, c.dropout)
+
+
+def _max_pool_rule(c: _Call) -> Offset | None:
+    if not c.only_first:
+        return _not_analysed(c)
+    if _const(_arg(c.node, 5 if "adaptive" not in c.name else 2, "return_indices", False)):
+        raise Stop(f"not analysed: {c.name}", f"not analysed: {c.name} with indices", unknown=True)
+    return _shift_equivariant(c.node, c.offsets[c.first], c.name, c.dropout)
+
+
+def _linear_rule(c: _Call) -> Any:
+    return _linear_replay(c.node, c.offsets, c.ctx, c.dropout)
+
+
+def _avg_pool_rule(c: _Call) -> Any:
+    if _const(_arg(c.node, 6, "divisor_override")):
+        raise Stop(f"not analysed: {c.name}", f"not analysed: {c.name} with a divisor override", unknown=True)
+    return _linear_rule(c)
+
+
+def _interpolate_rule(c: _Call) -> Any:
+    if _const(_arg(c.node, 2, "mode", "nearest")) not in _INTERPOLATION_MODES:
+        raise Stop(f"not analysed: {c.name}", f"not analysed: {c.name}", unknown=True)
+    return _linear_rule(c)
+
+
+def _activation_rule(c: _Call) -> Any:
+    what = describe(c.node, c.ctx.modules)
+    raise Stop(f"{what} follows", f"goes through {what} (non-linear) before any normalisation")
+
+
+def _rms_norm_rule(c: _Call) -> Any:
+    raise Stop("rms_norm does not cancel it",
+               "rms_norm divides by the root mean square without subtracting the mean: it does not cancel")
+
+
+def _norm_function_rule(c: _Call) -> Offset | None:
+    """``F.batch_norm`` / ``F.layer_norm`` / ...: cancels an offset in its input, or passes its own shift."""
+    norm = norm_call(c.node, c.ctx.modules)
+    if norm is None:
+        return _not_analysed(c)
+    if c.only_first:
+        _cancel(norm, c.node, c.offsets[c.first], c.ctx)
+        return None
+    return _shift_argument(c.node, norm, c.offsets, c.biased, c.dropout)
+
+
+def _rules(names: set[str], rule: Callable[[_Call], Any]) -> dict[str, Callable[[_Call], Any]]:
+    return dict.fromkeys(names, rule)
+
+
+#: The op → rule table for functions and methods (modules go through :func:`_module_rule`).
+RULES: dict[str, Callable[[_Call], Any]] = {
+    **_rules(_LINEAR, _linear_rule),
+    **_rules(_AVG_POOLS, _avg_pool_rule),
+    "interpolate": _interpolate_rule,
+    **_rules(_IDENTITY, _identity_rule),
+    **_rules(_DROPOUT, _dropout_rule),
+    **_rules({"softmax", "log_softmax"}, _softmax_rule),
+    "scaled_dot_product_attention": _attention_rule,
+    **_rules(_ADD, _sum_rule),
+    **_rules(_MUL, _scale_rule),
+    "pad": _pad_rule,
+    **_rules(_AFFINE, _affine_rule),
+    **_rules(_MATMUL, _matmul_rule),
+    **_rules(_MAX_POOLS, _max_pool_rule),
+    **_rules(_ACTIVATIONS, _activation_rule),
+    "rms_norm": _rms_norm_rule,
+    **_rules(_NORM_FUNCTIONS, _norm_function_rule),
+}
+
+
+def transfer(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> Any:
+    """The offset of ``node``'s output, given the offsets of its biased inputs (``offsets``).
+
+    Returns an :class:`Offset`, a list of them (ops returning several tensors), or None when the
+    op removes the offset (recorded in ``ctx.cancelled``). Raises :class:`Stop` where the bias
+    matters or no rule applies. Modules go through :func:`_module_rule`, functions and methods
+    through the :data:`RULES` table.
+    """
+    biased = _biased_inputs(node, offsets)
+    dropout = max((offsets[a].dropout for a in biased if isinstance(offsets[a], Offset)), default=0.0)
+    name = op_name(node, ctx.modules)
+    if name in _SHAPE_ONLY or (name == "getattr" and _const(node.args[1]) in _SHAPE_ONLY):
+        return None
+    if node.op == "call_module":
+        norm = norm_call(node, ctx.modules)
+        if norm is not None and node.args and node.args[0] in offsets and biased == [node.args[0]]:
+            _cancel(norm, node, offsets[node.args[0]], ctx)
+            return None
+        return _module_rule(node, offsets, ctx, dropout)
+    if name == "getitem" and isinstance(offsets.get(node.args[0]), list):
+        return offsets[node.args[0]][_const(node.args[1])]
+    return RULES.get(name, _not_analysed)(_Call(node, offsets, ctx, name, biased, dropout))

@@ -7,15 +7,19 @@ such as ``nn.MultiheadAttention`` whole. Here the model runs once on the example
 inner ops are recorded). Parameters and buffers become ``get_attr`` nodes; tensors
 made inside ``forward`` become constants. Attention, Hugging Face models and models with Python
 control flow come out as plain functional graphs that the offset algebra (:mod:`.offsets`) reads
-like any other. The graph holds the control flow taken for this input.
+like any other. The graph holds the control flow taken for this input; the recording also says
+whether anything computed from the input was read into Python or shaped by its values
+(:class:`Recording`), the only ways the input's values can steer the path.
 
-Library fast paths (``nn.TransformerEncoderLayer``'s fused kernel) run only without gradients,
-so the pass runs with gradients enabled to record the ops they stand for.
+Library fast paths (``nn.TransformerEncoderLayer``'s fused kernel) are not taken while a torch
+function mode is active ("some Tensor argument has_torch_function"), so the pass runs without
+gradients (no autograd graph is built) and still records the ops they stand for.
 """
 
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,13 +28,39 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-__all__ = ["record_graph"]
+__all__ = ["record_graph", "record", "Recording"]
 
 #: Calls that only read metadata or convert to Python: never part of the data flow.
 _META = {"size", "dim", "numel", "stride", "is_floating_point", "is_contiguous", "data_ptr", "element_size",
          "item", "tolist", "__len__", "__bool__", "__index__", "__int__", "__float__", "__repr__", "__format__",
          "__hash__", "__contains__", "get_device", "nelement", "ndimension", "is_complex",
          "requires_grad_", "retain_grad", "__iter__", "untyped_storage", "storage_offset"}
+
+
+#: Calls that read a tensor's values into Python: control flow can branch on what they return.
+_TO_PYTHON = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "numpy", "__array__",
+              "__complex__"}
+
+#: Calls that return a Python number about a tensor's shape or storage, never about its values.
+_SHAPE_META = {"size", "dim", "numel", "stride", "__len__", "element_size", "get_device", "nelement", "ndimension",
+               "is_floating_point", "is_complex", "is_contiguous", "data_ptr", "storage_offset", "__hash__",
+               "is_signed", "is_inference", "is_shared", "is_pinned", "__get__"}
+
+#: Ops whose output shape depends on the values of their input.
+_VALUE_SHAPED = {"nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "bincount", "histc",
+                 "repeat_interleave", "nonzero_static"}
+
+
+@dataclass
+class Recording:
+    """One recorded forward pass: the graph, the tensors its ``get_attr`` nodes name, and
+    ``value_dependent`` — None when nothing computed from the inputs was read into Python (a branch, an
+    ``.item()``) or shaped by their values (``nonzero``, boolean masks), so that every input of the same
+    shape takes this same path; else the first such call."""
+
+    graph: fx.Graph
+    tensors: dict[str, torch.Tensor]
+    value_dependent: str | None = None
 
 
 class _Recorder(TorchFunctionMode):
@@ -40,6 +70,31 @@ class _Recorder(TorchFunctionMode):
         self.names = names
         self.tensors = tensors
         self.nodes: dict[int, tuple[torch.Tensor, fx.Node]] = {}
+        self.tainted: set[fx.Node] = set()  # nodes computed from the inputs
+        self.value_dependent: str | None = None
+
+    def _from_inputs(self, values: Any) -> bool:
+        for t in tree_flatten(values)[0]:
+            if isinstance(t, torch.Tensor):
+                entry = self.nodes.get(id(t))
+                if entry is not None and entry[0] is t and entry[1] in self.tainted:
+                    return True
+        return False
+
+    def _note(self, name: str, args: tuple, kwargs: dict, out: Any) -> None:
+        """Remember the first call through which the inputs' values can steer the pass: one that hands a
+        value computed from them to Python (``bool(t)``, ``.item()``, ``torch.equal``), or shapes a tensor
+        by their values."""
+        if self.value_dependent is not None:
+            return
+        to_python = name in _TO_PYTHON or (isinstance(out, (bool, int, float, complex)) and name not in _SHAPE_META)
+        if to_python or name in _VALUE_SHAPED:
+            if self._from_inputs((args, kwargs)):
+                self.value_dependent = name
+        elif name in ("__getitem__", "__setitem__", "index_put", "index_put_") and len(args) > 1:
+            index = [t for t in tree_flatten(args[1])[0] if isinstance(t, torch.Tensor) and t.dtype == torch.bool]
+            if index and self._from_inputs(index):
+                self.value_dependent = f"{name} with a boolean mask"
 
     def node_for(self, t: torch.Tensor) -> fx.Node:
         entry = self.nodes.get(id(t))
@@ -68,6 +123,7 @@ class _Recorder(TorchFunctionMode):
             if not isinstance(out, torch.Tensor):
                 return out
             name = getattr(getattr(func, "__self__", None), "__name__", "property")
+        self._note(name, args, kwargs, out)
         if name in _META:
             return out
         flat_in, _ = tree_flatten((args, kwargs))
@@ -84,13 +140,18 @@ class _Recorder(TorchFunctionMode):
             node = self.graph.call_method(name, tuple(nodes_args), dict(nodes_kwargs))
         else:
             node = self.graph.call_function(func, tuple(nodes_args), dict(nodes_kwargs))
+        if any(a in self.tainted for a in node.all_input_nodes):
+            self.tainted.add(node)
         if isinstance(out, torch.Tensor):
             self.bind(out, node)
         elif isinstance(out, (tuple, list)):
             node.meta["shapes"] = [tuple(t.shape) if isinstance(t, torch.Tensor) else None for t in out]
             for i, t in enumerate(out):
                 if isinstance(t, torch.Tensor):
-                    self.bind(t, self.graph.call_function(operator.getitem, (node, i)))
+                    item = self.graph.call_function(operator.getitem, (node, i))
+                    if node in self.tainted:
+                        self.tainted.add(item)
+                    self.bind(t, item)
         return out
 
 
@@ -112,6 +173,12 @@ def record_graph(model: nn.Module, example: tuple) -> tuple[fx.Graph, dict[str, 
 
     ``model`` is left as it was (train/eval flags restored; gradients are not kept).
     """
+    rec = record(model, example)
+    return rec.graph, rec.tensors
+
+
+def record(model: nn.Module, example: tuple) -> Recording:
+    """:func:`record_graph`, also saying whether the inputs' values could steer the pass."""
     names: dict[int, str] = {}
     tensors: dict[str, torch.Tensor] = {}
     for name, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
@@ -121,13 +188,14 @@ def record_graph(model: nn.Module, example: tuple) -> tuple[fx.Graph, dict[str, 
     inputs = []
     for i, t in enumerate(example):
         node = recorder.graph.placeholder(f"input_{i}")
+        recorder.tainted.add(node)
         if isinstance(t, torch.Tensor):
             recorder.bind(t, node)
         inputs.append(node)
     flags = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.enable_grad(), recorder:
+        with torch.no_grad(), recorder:
             out = model(*example)
     finally:
         for m, flag in flags.items():
@@ -135,4 +203,4 @@ def record_graph(model: nn.Module, example: tuple) -> tuple[fx.Graph, dict[str, 
     leaves, _ = tree_flatten(out if not hasattr(out, "to_tuple") else out.to_tuple())
     outputs = [recorder.node_for(t) for t in leaves if isinstance(t, torch.Tensor)]
     recorder.graph.output(tuple(outputs))
-    return recorder.graph, tensors
+    return Recording(recorder.graph, tensors, recorder.value_dependent)

@@ -15,8 +15,8 @@ from ...infra.io import BiaslabError, atomic_path
 from ...results.audit import AuditResult, FixRecord, finding_claim
 from ...infra.validate import parse_count, parse_shape, writable_file
 from .contrib import bias_contributions
-from .fix import fold_biases, load_fixed, remove_biases
-from .graph import analyse
+from .fix import fold_biases, load_fixed, plain_state_dict, remove_biases
+from .graph import MAX_RECORDED_INPUTS, analyse
 from .hf import check_sequence_length, hf_example_shape, is_hf
 from .verify import verify_findings
 from .target import build_target, builtin_names, default_input_shape, is_checkpoint_path
@@ -75,11 +75,12 @@ def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Pat
         checks += fold_checks
         not_folded = [f"{n} ({type(m).__name__}): " + (
             "not right after a conv / linear layer whose output only it reads" if type(m).__module__.startswith(
-                "torch.nn") else "not a torch.nn BatchNorm (it may compute more), so it is left as it is")
-            for n, m in fixed.named_modules() if isinstance(m, _BatchNorm)]
+                "torch.nn") else "a BatchNorm subclass whose normalisation does not come first, right after a conv / "
+                                  "linear layer whose output only it reads, so it is left as it is")
+            for n, m in fixed.named_modules() if isinstance(m, _BatchNorm) and n not in folded]
     try:
         with atomic_path(path) as tmp:
-            torch.save(fixed.state_dict(), tmp)
+            torch.save(plain_state_dict(fixed), tmp)
     except OSError as exc:
         raise BiaslabError(f"cannot write --fix {path}: {exc.strerror or exc}; pass a writable file path") from None
     removed = [f.label for f in findings if f.status == "redundant"]
@@ -123,14 +124,16 @@ def run_audit(
     input_shape : shape of the example input with the batch first, e.g. ``(2, 3, 32, 32)``;
         defaults per built-in model (batch 2) or from ``data``.
     input_ids : ``(N, L)``: the example is N sequences of L random token ids (from the model's
-        first embedding's vocabulary); the default for text models (``hf:bert``, ``hf:gpt2``).
+        first embedding's vocabulary); the default for ``hf:`` text models (``hf:bert``, ``hf:gpt2``)
+        only. An explicit ``input_shape`` is always used as it is: a model holding an ``nn.Embedding``
+        may take float embeddings.
     config : JSON fields for a ``hf:TYPE`` model's configuration (:mod:`.hf`).
     data : ``random`` (standard-normal inputs of ``input_shape``), a built-in data set
         (``digits``, ...) or a data path; measures each bias's contribution on ``samples`` inputs.
     fix : write a state_dict without the redundant biases there (and, with ``fold``, everything
         foldable folded), after checking on sample inputs that the outputs are unchanged.
-    verify : perturb every ``redundant`` bias (float64, training mode) and record whether the
-        output stayed put (``Finding.verified``).
+    verify : perturb every ``redundant`` bias (float64, fresh inputs, training and eval mode) and
+        record whether the output stayed put (``Finding.verified``).
 
     Returns
     -------
@@ -180,7 +183,9 @@ def run_audit(
             after = {n for n, _ in model.named_parameters()} | {n for n, m in model.named_modules()
                                                                  if not isinstance(m, nn.Identity)}
             adapted = sorted(before - after)
-        vocab = _vocabulary(model, spec) if input_ids is not None or ds is None else None
+        # the user's input wins: token ids only when asked for, or for a hf: text model without --input-shape
+        wants_ids = input_ids is not None or (is_hf(spec) and input_shape is None and ds is None)
+        vocab = _vocabulary(model, spec) if wants_ids else None
         if vocab is not None:
             input_shape = input_ids or (2, DEFAULT_TOKENS)
             if is_hf(spec):
@@ -195,9 +200,22 @@ def run_audit(
         g = torch.Generator().manual_seed(seed)
         example = (torch.randint(0, vocab, input_shape, generator=g).to(dev) if vocab is not None
                    else _example_input(model, input_shape, ds, g, dev))
+        X = y = None
+        if data is not None:
+            dtype = example.dtype
+            if ds is not None:
+                X = torch.as_tensor(ds.X_test[:samples]).to(dev, dtype)
+                y = torch.as_tensor(ds.y_test[:samples]).to(dev)
+            elif vocab is not None:
+                X = torch.randint(0, vocab, (samples, *input_shape[1:]), generator=g).to(dev)
+            else:
+                X = torch.randn((samples, *input_shape[1:]), generator=g, dtype=torch.float64).to(dev, dtype)
+        # where fx cannot trace, the graph is also recorded from batches of the data (control flow may differ)
+        batches = list(X.split(len(example))) if X is not None else []
+        data_inputs = [b for b in batches if len(b) == len(example)][:MAX_RECORDED_INPUTS - 3]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            findings, source = analyse(model, example)
+            findings, source = analyse(model, example, data_inputs)
         notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
         if adapted:
             notes.append(f"{target} has no {', '.join(adapted[:6])}{' ...' if len(adapted) > 6 else ''} (removed or "
@@ -213,15 +231,7 @@ def run_audit(
                     "seed": seed,
                     "device": str(dev)},
         )
-        if data is not None:
-            dtype = example.dtype
-            if ds is not None:
-                X = torch.as_tensor(ds.X_test[:samples]).to(dev, dtype)
-                y = torch.as_tensor(ds.y_test[:samples]).to(dev)
-            elif vocab is not None:
-                X, y = torch.randint(0, vocab, (samples, *input_shape[1:]), generator=g).to(dev), None
-            else:
-                X, y = torch.randn((samples, *input_shape[1:]), generator=g, dtype=torch.float64).to(dev, dtype), None
+        if X is not None:
             with progress_bar(len(findings), "zeroing each bias", show_progress) as advance:
                 result.contributions, result.baseline_accuracy = bias_contributions(model, findings, X, y,
                                                                                      advance=advance)
