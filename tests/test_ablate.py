@@ -243,7 +243,7 @@ def test_texts_have_no_raw_numbers(iris_tiny):
     ({"seeds": 1}, "at least 2 for paired statistics"),
     ({"seeds": 100_000_000}, "--seeds must be between 2 and 1000"),
     ({"lr": math.inf}, "--lr must be a finite number"),
-    ({"lr": -1.0}, "--lr must be a positive"),
+    ({"lr": -1.0}, "`lr` must be a positive"),
     ({"models": ["cnn"], "datasets": ["wine"]}, "needs images"),
     ({"data_path": "x.npz", "datasets": ["wine"]}, "either --data"),
 ])
@@ -485,7 +485,7 @@ def test_audit_variant_removes_exactly_what_the_audit_calls_redundant(tmp_path):
 
 
 def test_drop_pattern_that_matches_nothing_is_refused(tmp_path):
-    with pytest.raises(BiaslabError, match="--drop 'nothing.*' matches no bias parameter"):
+    with pytest.raises(BiaslabError, match="`drop` 'nothing.*' matches no bias parameter"):
         run_ablate(models=["mlp"], datasets=["iris"], drop=["nothing.*"], out_dir=tmp_path, epochs=1)
 
 

@@ -76,6 +76,7 @@ OPTION_NAMES = {
     "conv": {"biases": "--bias", "kernels": "--kernel"},
     "regression": {"x_columns": "--x", "y_column": "--y"},
     "ablate": {"models": "--model", "datasets": "--dataset", "data_path": "--data", "shifts": "--shift"},
+    "explore": {"run": "--from"},
 }
 _PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 

@@ -55,7 +55,7 @@ def write_explorer(
     from .page import render_page
 
     if not 0 <= random <= MAX_KERNELS - len(EXPLORE_KERNELS):
-        raise BiaslabError(f"--random must be between 0 and {MAX_KERNELS - len(EXPLORE_KERNELS)}, got {random}")
+        raise BiaslabError(f"`random` must be between 0 and {MAX_KERNELS - len(EXPLORE_KERNELS)}, got {random}")
     page = render_page(explorer_data(builtin, image, max_size, random, seed, run))
     return atomic_write_text(Path(out_dir) / EXPLORER_FILE, page)
 

@@ -100,6 +100,6 @@ def run_panel(directory: str | Path) -> dict[str, Any]:
     if result.command == "ablate":
         return ablate_panel(result)
     raise BiaslabError(
-        f"--from {directory} holds a biaslab {result.command} run; pass the --out directory of "
+        f"`run` {directory} holds a biaslab {result.command} run; pass the output folder of "
         f"biaslab {' or biaslab '.join(RUN_COMMANDS)}"
     )

@@ -79,19 +79,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise BiaslabError(f"--epochs must be at least 1 (got {self.epochs})")
+            raise BiaslabError(f"`epochs` must be at least 1 (got {self.epochs})")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise BiaslabError(f"--lr must be a positive finite number (got {self.lr})")
+            raise BiaslabError(f"`lr` must be a positive finite number (got {self.lr})")
         if self.batch_size < 1:
-            raise BiaslabError(f"--batch-size must be at least 1 (got {self.batch_size})")
+            raise BiaslabError(f"`batch_size` must be at least 1 (got {self.batch_size})")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise BiaslabError(f"--weight-decay must be a finite number >= 0 (got {self.weight_decay})")
+            raise BiaslabError(f"`weight_decay` must be a finite number >= 0 (got {self.weight_decay})")
         if self.optimizer not in OPTIMIZERS:
-            raise BiaslabError(f"unknown --optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+            raise BiaslabError(f"unknown `optimizer` {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
-            raise BiaslabError(f"--momentum must be in [0, 1) (got {self.momentum})")
+            raise BiaslabError(f"`momentum` must be in [0, 1) (got {self.momentum})")
         if self.momentum and self.optimizer != "sgd":
-            raise BiaslabError("--momentum applies to --optimizer sgd only (Adam has its own running averages)")
+            raise BiaslabError("`momentum` applies to `optimizer` sgd only (Adam has its own running averages)")
 
     def optimizer_for(self, named: list[tuple[str, torch.Tensor]], foreach: bool | None = None) -> torch.optim.Optimizer:
         """The optimiser over ``named`` parameters; bias parameters get no decay with ``decay_bias=False``.

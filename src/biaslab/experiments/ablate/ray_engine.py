@@ -52,7 +52,7 @@ def check_ray() -> None:
     import importlib.util
 
     if importlib.util.find_spec("ray") is None:
-        raise BiaslabError("--engine ray needs Ray: pip install 'biaslab[ray]'")
+        raise BiaslabError("`engine` ray needs Ray: pip install 'biaslab[ray]'")
 
 
 def cluster_address(address: str | None) -> str | None:
@@ -74,7 +74,7 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as exc:
         raise BiaslabError(f"cannot join Ray at {address}: nothing answers there ({exc.strerror or exc}); "
-                           "start one with `ray start --head`, or drop --address (and RAY_ADDRESS) "
+                           "start one with `ray start --head`, or drop `address` (and RAY_ADDRESS) "
                            "to start a local Ray") from None
 
 

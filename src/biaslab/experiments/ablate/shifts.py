@@ -81,20 +81,20 @@ def check_shifts(kinds: list[str] | None, levels: list[float] | None) -> dict[st
     kinds = list(SHIFTS) if kinds is None else kinds
     for k in kinds:
         if k not in SHIFTS:
-            raise BiaslabError(f"unknown shift {k!r} in --shift; choose from {', '.join(SHIFTS)}")
+            raise BiaslabError(f"unknown shift {k!r} in `shifts`; choose from {', '.join(SHIFTS)}")
     if len(set(kinds)) != len(kinds):
-        raise BiaslabError(f"--shift lists a shift twice ({', '.join(kinds)})")
+        raise BiaslabError(f"`shifts` lists a shift twice ({', '.join(kinds)})")
     if levels is None:
         return {k: SHIFTS[k] for k in kinds}
     if len(kinds) != 1:
-        raise BiaslabError("--shift-levels needs exactly one --shift (levels differ in meaning per shift)")
+        raise BiaslabError("`shift_levels` needs exactly one `shifts` (levels differ in meaning per shift)")
     kind = kinds[0]
     if not 1 <= len(levels) <= MAX_LEVELS:
-        raise BiaslabError(f"--shift-levels takes 1 to {MAX_LEVELS} levels (got {len(levels)})")
+        raise BiaslabError(f"`shift_levels` takes 1 to {MAX_LEVELS} levels (got {len(levels)})")
     for v in levels:
         ok = np.isfinite(v) and (0 < v <= 1 if kind == "contrast" else abs(v) <= 100 if kind == "brightness"
                                  else 0 < v <= 100)
         if not ok:
             rule = {"contrast": "in (0, 1]", "brightness": "finite, |level| <= 100", "noise": "in (0, 100]"}[kind]
-            raise BiaslabError(f"--shift-levels {v:g} is out of range for {kind}: levels must be {rule}")
+            raise BiaslabError(f"`shift_levels` {v:g} is out of range for {kind}: levels must be {rule}")
     return {kind: (SHIFTS[kind][0], *(float(v) for v in levels))}

@@ -39,15 +39,15 @@ def check_variants(variants: list[str], drop: list[str] | None = None) -> list[s
     out = list(variants) + [DROP_PREFIX + p for p in (drop or [])]
     for v in variants:
         if v not in NAMED_VARIANTS:
-            raise BiaslabError(f"unknown variant {v!r} in --variants; choose from {', '.join(NAMED_VARIANTS)} "
-                               "(or remove biases by name with --drop PATTERN)")
+            raise BiaslabError(f"unknown variant {v!r} in `variants`; choose from {', '.join(NAMED_VARIANTS)} "
+                               "(or remove biases by name with `drop` PATTERN)")
     for p in drop or []:
         if not p.strip():
-            raise BiaslabError("--drop needs a non-empty glob pattern over parameter names, e.g. '*.in_proj_bias'")
+            raise BiaslabError("`drop` needs a non-empty glob pattern over parameter names, e.g. '*.in_proj_bias'")
     if len(set(out)) != len(out):
         raise BiaslabError(f"a variant is listed twice ({', '.join(out)})")
     if len(out) < 2:
-        raise BiaslabError(f"--variants needs at least two variants to compare (got {', '.join(out) or 'none'})")
+        raise BiaslabError(f"`variants` needs at least two variants to compare (got {', '.join(out) or 'none'})")
     return out
 
 
@@ -96,7 +96,7 @@ def removed_parts(model: "nn.Module", variant: str,
         pattern = variant[len(DROP_PREFIX):]
         hit = [n for n in biases if fnmatchcase(n, pattern)]
         if not hit:
-            raise BiaslabError(f"--drop {pattern!r} matches no bias parameter; the model's biases are: "
+            raise BiaslabError(f"`drop` {pattern!r} matches no bias parameter; the model's biases are: "
                                f"{', '.join(biases[:12]) or 'none'}{' …' if len(biases) > 12 else ''}")
         return dict.fromkeys(hit)
     raise BiaslabError(f"unknown variant {variant!r}; choose from {', '.join(NAMED_VARIANTS)}")

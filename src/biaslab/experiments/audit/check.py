@@ -143,7 +143,7 @@ def compare_outputs(original: nn.Module, fixed: nn.Module, inputs: list[tuple], 
                 ya, yb = (_outputs(net, args, mode == "train", seed + i) for net in (original, fixed))
             except ValueError as exc:
                 raise BiaslabError(f"the {mode}-mode check failed ({first_line(exc)}); in training mode "
-                                   "BatchNorm needs a batch of at least 2: pass --input-shape 2,...") from None
+                                   "BatchNorm needs a batch of at least 2: pass `input_shape` 2,...") from None
             for a, b in zip(ya, yb):
                 if a.numel():
                     max_abs = max(max_abs, float((a - b).abs().max()))

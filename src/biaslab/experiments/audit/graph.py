@@ -668,7 +668,7 @@ def analyse(model: nn.Module, example_input: torch.Tensor | tuple,
             msg = first_line(run_exc)
             shapes = ", ".join(str(tuple(t.shape)) for t in example if isinstance(t, torch.Tensor))
             raise BiaslabError(f"the model fails on an example input of shape {shapes}: {msg}; "
-                               "pass an --input-shape (or --input-ids) the model accepts") from None
+                               "pass an `input_shape` (or `input_ids`) the model accepts") from None
         warnings.warn(f"the model's graph could not be traced or recorded ({first}); statuses come from the "
                       "execution order of one forward pass, a weaker guess that cannot see skip connections: a "
                       "bias is called redundant there only when perturbing it leaves the output unchanged",

@@ -76,16 +76,16 @@ def _config_overrides(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BiaslabError(f"--config must be a JSON object such as '{{\"num_hidden_layers\": 2}}' ({exc.msg} at "
+        raise BiaslabError(f"`config` must be a JSON object such as '{{\"num_hidden_layers\": 2}}' ({exc.msg} at "
                            f"character {exc.pos})") from None
     if not isinstance(value, dict):
-        raise BiaslabError(f"--config must be a JSON object of configuration fields (got {type(value).__name__})")
+        raise BiaslabError(f"`config` must be a JSON object of configuration fields (got {type(value).__name__})")
     for field, size in value.items():
         bound = SIZE_FIELDS.get(field)
         if bound is None or (size is None and field in _NULLABLE):
             continue
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= bound:
-            raise BiaslabError(f"--config {field} must be an integer from 1 to {bound} (got {json.dumps(size)})")
+            raise BiaslabError(f"`config` {field} must be an integer from 1 to {bound} (got {json.dumps(size)})")
     return value
 
 
@@ -112,7 +112,7 @@ def build_hf(target: str, config: str | None = None) -> Any:
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         from ...infra.io import first_line
 
-        raise BiaslabError(f"cannot build {target} with --config {json.dumps(overrides)}: {first_line(exc)}") from None
+        raise BiaslabError(f"cannot build {target} with `config` {json.dumps(overrides)}: {first_line(exc)}") from None
 
 
 def hf_example_shape(model: Any) -> tuple[str, tuple[int, ...]]:
@@ -129,5 +129,5 @@ def check_sequence_length(model: Any, length: int) -> None:
     for field in ("max_position_embeddings", "n_positions"):
         limit = getattr(cfg, field, None)
         if isinstance(limit, int) and length > limit:
-            raise BiaslabError(f"--input-ids asks for {length} tokens, more than this configuration's {field} = "
-                               f"{limit}; pass fewer tokens or --config '{{\"{field}\": {length}}}'")
+            raise BiaslabError(f"`input_ids` asks for {length} tokens, more than this configuration's {field} = "
+                               f"{limit}; pass fewer tokens or `config` '{{\"{field}\": {length}}}'")
