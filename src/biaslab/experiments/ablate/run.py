@@ -29,7 +29,7 @@ from ...infra.threads import available_cpus
 from ...infra.validate import bounded_int, call_user_code, factory_file, finite_number
 from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
-from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
+from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs, usable_record
 from .shifts import check_shifts, shift_label
 from .variants import check_variants, removed_biases
 
@@ -338,7 +338,8 @@ def run_ablate(
         seed_list = [seed + i for i in range(n_seeds)]
         todo = []
         for c in configs:
-            c.unit.runs = [(v, s) for v in variant_list for s in seed_list if (c.unit.key, v, s) not in done]
+            c.unit.runs = [(v, s) for v in variant_list for s in seed_list
+                           if not usable_record(done.get((c.unit.key, v, s)), c.unit.config.epochs, c.unit.shifts)]
             if c.unit.runs:
                 todo.append(c.unit)
         resumed = len(configs) * len(variant_list) * n_seeds - sum(len(u.runs) for u in todo)
