@@ -467,6 +467,10 @@ def ablate(
     try:
         emit("ablate", build, out_dir, fmt, json_output, quiet)
     except KeyboardInterrupt as exc:  # AblationInterrupted says what was saved
+        from .infra.errors import ctrl_c_pressed
+
+        if not isinstance(exc, AblationInterrupted) and ctrl_c_pressed() is False:
+            raise  # raised by the user's code, not a Ctrl-C: the error boundary names it
         runs = out_dir / "runs.jsonl"
         message = str(exc) if isinstance(exc, AblationInterrupted) else (
             f"interrupted; finished runs are kept in {runs}; run the same command again to resume" if runs.is_file()

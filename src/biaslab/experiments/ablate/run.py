@@ -50,6 +50,8 @@ QUICK_SEEDS = 3
 #: Bounds that keep a typo from starting a week-long run.
 MAX_SEEDS = 1000
 MAX_EPOCHS = 10_000
+#: Largest |input offset|: beyond it float32 activations overflow (a 1e38 offset makes every logit inf).
+MAX_INPUT_OFFSET = 1e6
 #: The per-seed curves kept for the learning-curve figure.
 CURVES = ("train_loss", "test_loss", "test_acc")
 
@@ -135,6 +137,10 @@ def _prepare(spec: ModelSpec, ds: Dataset, source: str, variants: list[str], tra
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise BiaslabError(f"model {_label(spec)} maps a batch of 2 {ds.name} inputs {tuple(ds.in_shape)} to {got}; "
                            f"it must return logits of shape (2, {ds.n_classes})")
+    if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
+        raise BiaslabError(f"model {_label(spec)} returns logits that are NaN, infinite or not floating point on "
+                           f"{ds.name} inputs (largest |input| {float(example.abs().max()):.3g}); fix the model, or "
+                           "use inputs of a smaller scale (input offset)")
     model.train()
     sizes = dict(model.named_parameters())
     total, n_bias = count_parameters(model), count_biases(model)
@@ -279,6 +285,8 @@ def run_ablate(
                         ("--weight-decay", weight_decay)):
         if value is not None:
             finite_number(name, value)
+    if input_offset is not None:
+        finite_number("input offset", input_offset, -MAX_INPUT_OFFSET, MAX_INPUT_OFFSET)
     if not 0 < alpha < 1:
         raise BiaslabError(f"alpha must be in (0, 1) (got {alpha})")
     if engine not in ENGINES:
@@ -346,6 +354,7 @@ def run_ablate(
         trained = _train(todo, session, runs_path, done, show_progress)
     results = [_config_result(c, {v: [done[(c.unit.key, v, s)] for s in seed_list] for v in variant_list},
                               seed_list, variant_list, alpha) for c in configs]
+    _check_finite_runs(results)
     return AblateResult(
         configurations=results, skipped=skipped, runs_file=None if runs_path is None else str(runs_path),
         trained=trained, resumed=resumed, device=dev, engine=engine, claims=ablate_claims(results),
@@ -353,6 +362,16 @@ def run_ablate(
                 "variants": variant_list, "seeds": seed_list, "alpha": alpha, "quick": quick, "seed": seed,
                 "shifts": {k: list(v) for k, v in shift_grid.items()}, "engine": engine},
     )
+
+
+def _check_finite_runs(results: list[ConfigResult]) -> None:
+    """Refuse, before any figure is drawn, runs whose loss or accuracy became NaN or infinite (training diverged)."""
+    for cfg in results:
+        for v, r in cfg.variants.items():
+            arrays = [r.test_acc, r.train_acc, r.test_loss, r.train_loss, *r.curves.values(), *r.shift.values()]
+            if not all(np.isfinite(a).all() for a in arrays):
+                raise BiaslabError(f"training {cfg.model} on {cfg.dataset} ({v}) diverged: its loss or accuracy became "
+                                   "NaN or infinite; lower the learning rate or the input offset, or fix the model")
 
 
 def _plan(specs: list[ModelSpec], loaded: dict[str, Dataset], variants: list[str], train_cfgs: dict, shifts,
@@ -394,7 +413,9 @@ def _train(todo: list[Unit], session, runs_path: Path | None,
                     done[(rec["config"], rec["variant"], rec["seed"])] = rec
                 trained += len(records)
     except KeyboardInterrupt:
-        if runs_path is None:
+        from ...infra.errors import ctrl_c_pressed
+
+        if runs_path is None or ctrl_c_pressed() is False:  # no Ctrl-C: the user's code raised it (one line)
             raise
         if trained == 0:
             raise AblationInterrupted("interrupted before any configuration finished; nothing new was saved") from None
