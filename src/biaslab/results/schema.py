@@ -301,6 +301,16 @@ RULES: dict[str, Rule] = {
     "*.claims": _N(items=(0, MAX_CLAIMS)),
 }
 
+#: Fields every command writes, so a results.json without them is damaged (even where the dataclass has a default).
+ALWAYS_WRITTEN = ("params", "claims")
+
+
+def _result_base() -> type:
+    from .base import Result
+
+    return Result
+
+
 #: Keys a command's results.json holds beside its dataclass fields (derived totals written by ``to_dict``).
 DERIVED: dict[str, dict[str, Any]] = {
     "audit": {"bias_params": int, "bias_share": float, "counts": dict[str, dict[str, int]]},
@@ -349,6 +359,7 @@ def check_json_value(value: Any, depth: int = MAX_DEPTH) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
 def _array_record():
     from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -513,7 +524,8 @@ def _model(cls: type, models: dict[type, Any]) -> Any:
         if not f.metadata.get("stored", True) or not f.init:
             continue
         ann = _annotation(hints.get(f.name, Any), _rule(cls.__name__, f.name), f"{cls.__name__}.{f.name}", models)
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        required = (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING) or (
+            f.name in ALWAYS_WRITTEN and issubclass(cls, _result_base()))
         fields[f"f{i}"] = (ann, Field(alias=f.name) if required else Field(default=None, alias=f.name))
     if cls.__name__ == "Claim" and "verdict" not in {spec[1].alias for spec in fields.values()}:
         # The verdict word ("holds", "refuted", ...): optional, for files that carry it.

@@ -121,7 +121,7 @@ def append_runs(path: Path, records: list[dict[str, Any]]) -> None:
     from ...results import encode
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _open_runs(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    fd = _open_runs(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # read: the last byte, below
     with os.fdopen(fd, "a", encoding="utf-8") as fh:
         size = os.fstat(fd).st_size
         if size > 0:  # make sure a torn line from a crash does not swallow our first record

@@ -112,8 +112,8 @@ def _check_output(model: nn.Module, example: Any, spec: str) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            out = call_user_code(model, f"forward pass of {spec} on an input of shape "
-                                        f"{tuple(args[0].shape) if args else ()}", *args)
+            shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else ()
+            out = call_user_code(model, f"model {spec}", *args, _verb=f"fails on an example input of shape {shape}:")
     finally:
         for m, flag in flags.items():
             m.training = flag
