@@ -298,7 +298,9 @@ RULES: dict[str, Rule] = {
     "DemoResult.sections": _N(items=(0, len(DEMO_SECTIONS)), choices=DEMO_SECTIONS, unique=True),
     # every result
     "*.params": _N(items=(0, 256)),
-    "*.claims": _N(items=(0, MAX_CLAIMS)),
+    "*.claims": _N(items=(0, 1024)),
+    "AblateResult.claims": _N(items=(0, MAX_CONFIGURATIONS * 1024)),
+    "AuditResult.claims": _N(items=(0, MAX_CLAIMS)),
 }
 
 #: Fields every command writes, so a results.json without them is damaged (even where the dataclass has a default).
