@@ -436,7 +436,7 @@ def _rule(owner: str, name: str) -> Rule | None:
 
 def _annotation(tp: Any, rule: Rule | None, where: str, models: dict[type, Any]) -> Any:
     """The pydantic annotation of a dataclass field of type ``tp`` under ``rule``."""
-    from pydantic import AfterValidator, Field, WithJsonSchema
+    from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
     Annotated = typing.Annotated
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -453,8 +453,13 @@ def _annotation(tp: Any, rule: Rule | None, where: str, models: dict[type, Any])
         return inner | None if type(None) in args else inner
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _model(tp, models)
+    if origin is typing.Literal:
+        return tp
     if origin in (list, tuple):
         if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(set(args)) > 1:  # (str, float): a JSON array of exactly these, as a tuple
+                items = tuple(_annotation(a, rule, where, models) for a in args)
+                return Annotated[tuple[items], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
             item = _annotation(args[0], rule, where, models)
             return Annotated[list[item], Field(min_length=len(args), max_length=len(args))]
         item = _annotation(args[0] if args else Any, rule if rule and not rule.items else _item_rule(rule),
