@@ -59,7 +59,7 @@ def _deep(n: int):
 
 SCALARS = [None, True, False, 0, -1, 1, 2**31, 2**63, -(2**70), 10**30, 0.5, -1e-300, 1e308, -1e308,
            float("nan"), float("inf"), "", "yes", "x" * 300, "../../outside", "<script>alert(1)</script>",
-           "\u202e\x00\n\r", [], [1], [None], ["a", 1], {}, {"a": 1}, {"__ndarray__": "float64", "shape": [1],
+           "\u202e\x00\n\r", "$\\frac{$", "$x^$", [], [1], [None], ["a", 1], {}, {"a": 1}, {"__ndarray__": "float64", "shape": [1],
                                                                        "data": [1.0]}]
 DTYPES = ["bool", "int8", "uint64", "float16", "float64", "object", "<U5", "datetime64[ns]", "V8", "complex128",
           "float128", ">f8", "", 7, None]

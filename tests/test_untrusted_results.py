@@ -392,3 +392,14 @@ def test_explore_from_a_hostile_run_is_one_line(tmp_path, capsys, mutation):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "page" / "explore.html").exists()
+
+
+def test_tex_in_names_from_results_is_drawn_as_text(tmp_path, capsys):
+    """matplotlib would parse "$...$" as TeX and fail on "$\\frac{$" while drawing."""
+    data = sample("regression")
+    data["source"] = "$\\frac{$"
+    data["features"] = ["$x^$"]
+    run = write_run(tmp_path / "run", data)
+    code, err = report(capsys, run)
+    assert code == 0, err
+    assert list(run.glob("*.png"))

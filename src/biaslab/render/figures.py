@@ -26,7 +26,9 @@ def new_figure(*args, **kwargs) -> tuple["Figure", object]:
 
 
 def save_figure(fig: "Figure", out_dir: Path, name: str, fmt: str = "png", dpi: int = 110) -> Path:
-    """Save ``fig`` as ``out_dir/name.fmt`` atomically and return the path."""
+    """Save ``fig`` as ``out_dir/name.fmt`` atomically and return the path (``name`` is a plain file name)."""
+    if Path(name).name != name or name.startswith("."):
+        raise ValueError(f"figure name {name!r} is not a plain file name")
     path = Path(out_dir) / f"{name}.{fmt}"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
