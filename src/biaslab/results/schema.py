@@ -58,8 +58,12 @@ MAX_DEPTH = 16
 MAX_DECODED_BYTES = 128 * 1024**2
 #: Largest results.json read at all (checked on the file's size before it is parsed).
 MAX_RESULTS_BYTES = 256 * 1024**2
-#: Longest string anywhere (names, sentences, paths).
+#: Longest string anywhere (in free-form values: ``params``, a claim's ``evidence``).
 MAX_TEXT = 100_000
+#: Longest string in a typed field (names, sources, labels: what figures draw), unless its rule allows prose.
+MAX_NAME = 2000
+#: Longest prose (a claim's text, a reason, a warning).
+MAX_PROSE = 10_000
 #: Default bound on a list's items or a dict's keys where the command sets none.
 MAX_ITEMS = 100_000
 #: Default bound on one array's elements where the command sets none.
@@ -102,7 +106,7 @@ class Rule:
     """Bounds for one field (``Class.field`` in :data:`RULES`), applied to what its type allows.
 
     ``items`` (min, max) bounds a list's length or a dict's keys; ``keys`` are a dict's exact
-    keys; ``ge``/``le`` bound a number; ``finite`` refuses ``null`` (NaN) in a float field or a
+    keys; ``chars`` the length of a string (or of the strings of a list); ``ge``/``le`` bound a number; ``finite`` refuses ``null`` (NaN) in a float field or a
     list of floats; ``choices`` fixes a string; ``ndim``/``elements``/``side`` bound an array's
     rank, size and each dimension; ``kinds`` its dtype kinds (``"f"``: floats only).
     """
@@ -118,6 +122,7 @@ class Rule:
     side: int | None = None
     kinds: str = "biuf"
     unique: bool = False
+    chars: int | None = None
 
 
 _N = Rule  # short alias for the table below
@@ -130,8 +135,13 @@ _FLOATS = "f"
 RULES: dict[str, Rule] = {
     # Claims (every command)
     "Claim.id": _N(items=(1, 200)),
-    "Claim.text": _N(items=(0, 10_000)),
-    "Claim.statement": _N(items=(0, 10_000)),
+    "Claim.text": _N(items=(0, MAX_PROSE)),
+    "Claim.statement": _N(items=(0, MAX_PROSE)),
+    "Finding.reason": _N(items=(0, MAX_PROSE)),
+    "AuditResult.warnings": _N(items=(0, 10_000), chars=MAX_PROSE),
+    "SkippedPair.reason": _N(items=(0, MAX_PROSE)),
+    "ConfigResult.fallback": _N(items=(0, MAX_PROSE)),
+    "FixRecord.load": _N(items=(0, MAX_PROSE)),
     "Claim.verdict": _N(choices=("holds", "refuted", "inconclusive", "not measured")),
     "Claim.evidence": _N(items=(0, 256)),
     # regression
@@ -493,7 +503,8 @@ def _annotation(tp: Any, rule: Rule | None, where: str, models: dict[type, Any])
     if tp is str:
         if rule is not None and rule.choices is not None:
             return typing.Literal[rule.choices]
-        hi = rule.items[1] if rule is not None and rule.items else MAX_TEXT
+        hi = (rule.chars if rule is not None and rule.chars else
+              rule.items[1] if rule is not None and rule.items else MAX_NAME)
         return Annotated[str, Field(max_length=hi)]
     # Any: a free-form JSON value of bounded depth and size.
     return Annotated[Any, AfterValidator(check_json_value), WithJsonSchema({"description": f"any JSON value, "
