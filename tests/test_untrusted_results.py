@@ -356,6 +356,11 @@ CASES = {
     "params 900 deep": ("regression", lambda d: d.update(params=json.loads("[" * 900 + "]" * 900)), "params"),
     "evidence 30 deep": ("regression", lambda d: d["claims"][0]["evidence"].update(x=json.loads("[" * 30 + "]" * 30)),
                          "evidence"),
+    # params a renderer reads
+    "demo seed a dict": ("demo", lambda d: d["params"].update(seed={"a": 1}), "params.seed"),
+    "denoise depth a string": ("denoise", lambda d: d["params"].update(depth="x"), "params.depth"),
+    "denoise depth missing": ("denoise", lambda d: d["params"].pop("depth"), "depth"),
+    "ablate alpha a string": ("ablate", lambda d: d["params"].update(alpha="x"), "params.alpha"),
     # denoise, as explore --from reads it
     "null sigmas": ("denoise", lambda d: d.update(sigmas=[None] * len(d["sigmas"])), "sigmas"),
     "missing PSNR key": ("denoise", lambda d: d["psnr"].pop("bias_free"), "psnr"),
@@ -365,9 +370,10 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_hostile_results_file_is_one_line_and_exit_2(tmp_path, capsys, case):
     command, mutate, word = CASES[case]
-    data = sample(command)
+    data = sample(command) if command != "demo" else sample_demo()
     mutate(data)
-    run = write_run(tmp_path / "run", data)
+    run = demo_run(tmp_path / "run", sections=()) if command == "demo" else tmp_path / "run"
+    write_run(run, data)
     before = snapshot(tmp_path)
     refused(capsys, run, words=[word])
     assert snapshot(tmp_path) == before

@@ -761,8 +761,33 @@ def _audit(r: Any) -> None:
         raise _Inconsistent("there are more contributions than biases")
 
 
-_CONSISTENCY = {"regression": _regression, "relu": _relu, "conv": _conv, "ablate": _ablate, "denoise": _denoise,
-                "denoise-apply": _denoise_apply, "audit": _audit}
+def _param(r: Any, key: str, kind: type, low: float, high: float, required: bool = False) -> None:
+    """``params[key]`` (which a renderer reads) is a ``kind`` in [low, high] (or absent, unless required)."""
+    if key not in r.params:
+        if required:
+            raise _Inconsistent(f"params has no {key!r}")
+        return
+    v = r.params[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float) if kind is float else int) or not low <= v <= high:
+        raise _Inconsistent(f"params.{key} is {str(v)[:40]!r}; it must be a number in [{low:g}, {high:g}]")
+
+
+def _demo(r: Any) -> None:
+    _param(r, "seed", int, 0, 2**32 - 1)
+
+
+def _denoise_params(r: Any) -> None:
+    _denoise(r)
+    _param(r, "depth", int, 2, 64, required=bool(r.filters))
+
+
+def _ablate_params(r: Any) -> None:
+    _ablate(r)
+    _param(r, "alpha", float, 0, 1)
+
+
+_CONSISTENCY = {"demo": _demo, "regression": _regression, "relu": _relu, "conv": _conv, "ablate": _ablate_params,
+                "denoise": _denoise_params, "denoise-apply": _denoise_apply, "audit": _audit}
 
 
 def check_consistency(result: Any, source: str = "results.json") -> None:
