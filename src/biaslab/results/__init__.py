@@ -105,6 +105,8 @@ def load_results(path: str | Path) -> Result:
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
+    if p.exists() and not p.is_file():
+        raise BiaslabError(f"{p} is not a regular file; pass a directory written by a biaslab command (--out DIR)")
     if not p.is_file():
         raise BiaslabError(f"{p} does not exist; pass a directory written by a biaslab command (--out DIR)")
     try:
