@@ -67,12 +67,16 @@ def check_same_command(out_dir: str | Path, command: str) -> None:
     """Refuse an ``out_dir`` whose results.json belongs to another command: a run never replaces
     another command's results (and leaves its figures behind). An unreadable file is left to the
     other checks."""
+    from ..results.schema import MAX_RESULTS_BYTES
+
     path = out_dir_path(out_dir, command) / "results.json"
     if not path.is_file():
         return
     try:
+        if path.stat().st_size > MAX_RESULTS_BYTES:
+            return
         existing = json.loads(path.read_text(encoding="utf-8")).get("command")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return
     if isinstance(existing, str) and existing != command:
         raise BiaslabError(f"--out {out_dir} holds the results of `biaslab {existing.replace('-', ' ')}`; "
@@ -82,11 +86,14 @@ def check_same_command(out_dir: str | Path, command: str) -> None:
 def check_no_run(out_dir: str | Path) -> None:
     """Refuse an ``out_dir`` that holds a run (a results.json): a comparison of several runs, which has
     no results.json of its own, would replace that run's report.html and report.md."""
+    from ..results.schema import MAX_RESULTS_BYTES
+
     path = Path(out_dir) / "results.json"
     if not (path.is_file() or path.is_symlink()):
         return
     try:
-        existing = json.loads(path.read_text(encoding="utf-8")).get("command")
+        existing = None if path.stat().st_size > MAX_RESULTS_BYTES else \
+            json.loads(path.read_text(encoding="utf-8")).get("command")
     except (OSError, ValueError, AttributeError, RecursionError):
         existing = None
     what = f"the results of `biaslab {existing.replace('-', ' ')}`" if isinstance(existing, str) else "a results.json"
