@@ -292,34 +292,40 @@ def test_the_bomb_inflates_as_claimed():
     assert len(out) == 200 * 1024**2 and not any(out[:: 1 << 20]) and len(packed) < 300_000
 
 
-def _hostile_files(tmp_path: Path):
+def _hostile_files():
+    """(name, results.json payload, slow?) — every payload under 10 MB."""
     relu = _sample("relu")
     bomb = base64.b64encode(zeros_bomb(3)).decode()  # 3 GiB of zeros in ~4 MB of base64
-    yield "3 GiB bomb, small shape", dict(relu, curve_x={"__ndarray__": "uint8", "shape": [801], "zlib": bomb})
-    yield "3 GiB bomb, shape to match", dict(relu, curve_x={"__ndarray__": "uint8", "shape": [3_200_000],
-                                                            "zlib": bomb})
-    yield "3 GiB bomb as data of a free-form value", dict(relu, params={"x": bomb})
+    yield "3 GiB bomb, small shape", dict(relu, curve_x={"__ndarray__": "uint8", "shape": [801], "zlib": bomb}), False
     regression = _sample("regression")  # X may be large: the schema admits it, the inflation stops at 128 MB
     yield "3 GiB bomb, 128 MB shape admitted", dict(regression, X={"__ndarray__": "float64", "shape": [16_000_000, 1],
-                                                                   "zlib": bomb})
+                                                                   "zlib": bomb}), False
+    yield "3 GiB bomb, shape to match", dict(relu, curve_x={"__ndarray__": "uint8", "shape": [3_200_000],
+                                                            "zlib": bomb}), True
+    yield "3 GiB bomb as data of a free-form value", dict(relu, params={"x": bomb}), True
     yield "a million inline values", dict(relu, curve_x={"__ndarray__": "float64", "shape": [1_000_000],
-                                                         "data": [0.5] * 1_000_000})
+                                                         "data": [0.5] * 1_000_000}), False
     claim = {"id": "c", "text": "t", "holds": True, "evidence": {}, "statement": ""}
-    yield "100,000 claims of relu", dict(relu, claims=[claim] * 100_000)
+    yield "100,000 claims of relu", dict(relu, claims=[claim] * 100_000), True
     audit = _sample("audit")
-    yield "100,000 claims of audit (valid: loaded)", dict(audit, claims=[claim] * 100_000)
-    yield "9 MB string", dict(relu, activation="r" * 9_000_000)
-    yield "wide flat params", dict(relu, params={str(i): [i] * 5 for i in range(100_000)})
+    yield "100,000 claims of audit (valid: loaded)", dict(audit, claims=[claim] * 100_000), True
+    yield "9 MB string", dict(relu, activation="r" * 9_000_000), True
+    yield "wide flat params", dict(relu, params={str(i): [i] * 5 for i in range(100_000)}), True
 
 
-def test_memory_stays_bounded_for_hostile_files_under_10_mb(tmp_path):
-    for i, (name, data) in enumerate(_hostile_files(tmp_path)):
-        folder = tmp_path / f"case{i}"
-        folder.mkdir()
-        text = json.dumps(data)
-        assert len(text) < 10 * 1024**2, name
-        (folder / "results.json").write_text(text)
-        measured = _peak(folder)
-        print(name, measured)
-        assert (measured["outcome"] == "loaded") == ("loaded" in name), (name, measured)
-        assert measured["peak_mib"] <= MAX_RSS_MIB, (name, measured)
+CASE_NAMES = [("3 GiB bomb, small shape", False), ("3 GiB bomb, 128 MB shape admitted", False),
+              ("3 GiB bomb, shape to match", True), ("3 GiB bomb as data of a free-form value", True),
+              ("a million inline values", False), ("100,000 claims of relu", True),
+              ("100,000 claims of audit (valid: loaded)", True), ("9 MB string", True), ("wide flat params", True)]
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if slow else [], id=n)
+                                  for n, slow in CASE_NAMES])
+def test_memory_stays_bounded_for_hostile_files_under_10_mb(tmp_path, name):
+    data = next(d for n, d, _ in _hostile_files() if n == name)
+    text = json.dumps(data)
+    assert len(text) < 10 * 1024**2, name
+    (tmp_path / "results.json").write_text(text)
+    measured = _peak(tmp_path)
+    assert (measured["outcome"] == "loaded") == ("loaded" in name), measured
+    assert measured["peak_mib"] <= MAX_RSS_MIB, measured

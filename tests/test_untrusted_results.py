@@ -409,3 +409,12 @@ def test_tex_in_names_from_results_is_drawn_as_text(tmp_path, capsys):
     code, err = report(capsys, run)
     assert code == 0, err
     assert list(run.glob("*.png"))
+
+
+@pytest.mark.parametrize("verdict", ["holds", "refuted", "inconclusive", "not measured"])
+def test_claims_may_carry_a_verdict_word_and_a_null_holds(verdict):
+    from biaslab.results.schema import check_payload
+
+    data = sample("regression")
+    data["claims"][0].update(verdict=verdict, holds=None)
+    check_payload(data, "regression")
