@@ -175,6 +175,10 @@ def _check(data, folder: Path) -> Result | None:
     sections = render_sections(result, [])
     render_markdown("t", sections, folder)
     render_html("t", sections)
+    if result.command in ("ablate", "denoise"):  # what `explore --from` reads
+        from biaslab.explore.runs import run_panel
+
+        json.dumps(run_panel(folder), allow_nan=False)
     return result
 
 
