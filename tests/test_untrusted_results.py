@@ -120,7 +120,7 @@ def test_the_schema_limits_are_the_commands_own():
     assert schema.DEN_MAX_SIGMA == data.MAX_SIGMA
     assert schema.DEN_MAX_CROP == denoise_run._BOUNDS["eval_crop"][1]
     assert schema.DEN_PREVIEW_SIDE == apply.PREVIEW_SIDE
-    assert set(schema.DEMO_SECTIONS) == {s.name for s in DEMO_STEPS}
+    assert set(schema.DEMO_SECTIONS) >= {s.name for s in DEMO_STEPS}
 
 
 def test_every_command_has_a_schema_and_the_published_schema_accepts_the_samples(capsys, tmp_path):

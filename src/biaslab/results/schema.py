@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from . import RESULT_TYPES
+
 __all__ = ["Rule", "RULES", "ALLOWED_DTYPES", "MAX_DEPTH", "MAX_DECODED_BYTES", "MAX_RESULTS_BYTES", "MAX_TEXT",
            "MAX_ITEMS", "MAX_ARRAY_ELEMENTS", "check_payload", "json_schema", "schema_commands", "check_json_value"]
 
@@ -102,7 +104,9 @@ MAX_SHIFTS = 8                   # ablate shift kinds
 MAX_SIGMAS = 64                  # denoise noise levels
 MAX_FINDINGS = 1_000_000         # audit biases (one per bias parameter of a model)
 MAX_CLAIMS = 1_000_000           # claims of one result (audit has one per bias)
-DEMO_SECTIONS = ("regression", "relu", "conv", "ablate", "audit", "denoise")
+#: Names a demo's section folders may have: the commands' names (fixed names, never paths); each
+#: section must hold that command's results.
+DEMO_SECTIONS = tuple(c for c in RESULT_TYPES if c != "demo")
 
 
 @dataclass(frozen=True)
