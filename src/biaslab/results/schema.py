@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from ..math.activations import ACTIVATIONS
 from . import RESULT_TYPES
 
 __all__ = ["Rule", "RULES", "ALLOWED_DTYPES", "MAX_DEPTH", "MAX_DECODED_BYTES", "MAX_RESULTS_BYTES", "MAX_TEXT",
@@ -134,6 +135,7 @@ class Rule:
 
 
 _N = Rule  # short alias for the table below
+_ACTIVATIONS = tuple(ACTIVATIONS)
 _PREVIEW = CONV_PREVIEW_SIDE
 _CONV_PATCH = CONV_MAX_KERNEL_SIZE
 _NEIGHBOURHOOD = CONV_MAX_KERNEL_SIZE + 2 * CONV_EXPLAIN_MARGIN
@@ -142,7 +144,7 @@ _FLOATS = "f"
 #: Per field: the command's limits. Fields not listed get the generic bounds above.
 RULES: dict[str, Rule] = {
     # Claims (every command)
-    "Claim.id": _N(items=(1, 200)),
+    "Claim.id": _N(items=(1, 1000)),
     "Claim.text": _N(items=(0, MAX_PROSE)),
     "Claim.statement": _N(items=(0, MAX_PROSE)),
     "Finding.reason": _N(items=(0, MAX_PROSE)),
@@ -169,7 +171,7 @@ RULES: dict[str, Rule] = {
     "FitStats.mse": _N(finite=True, ge=0),
     "ResidualTrend.against": _N(items=(0, 200)),
     # relu
-    "ReluResult.activation": _N(choices=("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "identity")),
+    "ReluResult.activation": _N(choices=_ACTIVATIONS),
     "ReluResult.w": _N(finite=True),
     "ReluResult.biases": _N(items=(1, REL_MAX_BIASES), finite=True),
     "ReluResult.x_range": _N(finite=True),
@@ -195,10 +197,10 @@ RULES: dict[str, Rule] = {
     "ConvResult.image_preview": _N(ndim=(3,), side=_PREVIEW, kinds=_FLOATS),
     "ConvResult.preview_factor": _N(ge=1, le=CONV_MAX_IMAGE_SIDE),
     "ConvResult.output_shape": _N(ge=1, le=CONV_MAX_IMAGE_SIDE + 2 * CONV_MAX_PADDING),
-    "ConvResult.activation": _N(choices=("relu", "leaky_relu", "sigmoid", "tanh", "gelu", "identity")),
+    "ConvResult.activation": _N(choices=_ACTIVATIONS),
     "ConvResult.biases": _N(items=(1, CONV_MAX_BIASES), finite=True),
     "ConvResult.kernels": _N(items=(1, CONV_MAX_KERNELS)),
-    "KernelMap.name": _N(items=(1, 200)),
+    "KernelMap.name": _N(items=(1, 500)),
     "KernelMap.weights": _N(ndim=(3,), side=_CONV_PATCH, kinds=_FLOATS),
     "KernelMap.output_shape": _N(ge=1, le=CONV_MAX_IMAGE_SIDE + 2 * CONV_MAX_PADDING),
     "KernelMap.sum_min": _N(finite=True),
@@ -587,8 +589,6 @@ def _payload_model(command: str):
 
 def schema_commands() -> list[str]:
     """Commands whose results have a schema (every command that writes results.json)."""
-    from . import RESULT_TYPES
-
     return list(RESULT_TYPES)
 
 
