@@ -169,6 +169,8 @@ def _pil_bomb():
 )
 def test_main_maps_each_failure_to_one_line(tmp_path, monkeypatch, capsys, exc, code, text):
     def fail(**kwargs):
+        if isinstance(exc, KeyboardInterrupt):  # a real Ctrl-C: only SIGINT means "interrupted"
+            os.kill(os.getpid(), signal.SIGINT)
         raise exc
 
     monkeypatch.setattr(biaslab.experiments.regression.run, "run_regression", fail)

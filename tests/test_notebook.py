@@ -75,7 +75,7 @@ def test_figure_returns_the_renderers_matplotlib_figure_and_names_the_choices(co
 
 
 def test_a_saved_run_loads_and_shows_the_same(regression, tmp_path):
-    from biaslab.infra.outputs import save_outputs
+    from biaslab.outputs import save_outputs
 
     save_outputs(regression, tmp_path)
     loaded = load_results(tmp_path)

@@ -28,3 +28,15 @@ def test_help_imports_neither_torch_nor_matplotlib(args):
 
 def test_regression_does_not_import_torch(tmp_path):
     assert heavy_imports("regression", "-q", "--out", str(tmp_path)) == ["matplotlib"]
+
+
+def test_schema_and_report_import_neither_torch_nor_matplotlib_to_check_a_file(tmp_path):
+    assert heavy_imports("schema", "conv") == []
+
+
+def test_the_results_schema_library_loads_only_when_a_file_is_read():
+    code = ("import sys, biaslab.results, biaslab.results.schema, biaslab.outputs\n"
+            "print('pydantic' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

@@ -390,6 +390,35 @@ def report(
 
 
 @command()
+def schema(
+    command: Annotated[str, typer.Argument(
+        help="The command whose results.json schema to print: regression, relu, conv, ablate, denoise, "
+             "denoise-apply, audit, demo.")],
+    out: Annotated[Optional[str], typer.Option(
+        "--out", metavar="FILE", help="Write the JSON Schema to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of a command's results.json (what `biaslab report` accepts), for other tools."""
+    from .results import RESULT_TYPES
+    from .results.schema import json_schema
+
+    name = command.replace(" ", "-")
+    if name not in RESULT_TYPES:
+        raise BiaslabError(f"unknown command {command!r}; choose one of {', '.join(RESULT_TYPES)}")
+    if out is not None:
+        from .infra.io import atomic_write_text
+        from .infra.validate import writable_file
+
+        if not out:
+            raise BiaslabError("--out is empty; pass a file name, e.g. --out regression.schema.json")
+        target = writable_file("--out", out)
+        atomic_write_text(target, json.dumps(json_schema(name), indent=2) + "\n")
+        return
+    text = json.dumps(json_schema(name), indent=2)
+    with stdout_errors():
+        print(text)
+
+
+@command()
 def conv(
     builtin: Annotated[
         Optional[str], typer.Option(help="scikit-image picture: camera, astronaut, coffee, coins, ... [default: camera].")
@@ -595,6 +624,10 @@ def ablate(
     try:
         emit("ablate", build, out_dir, fmt, json_output, quiet)
     except KeyboardInterrupt as exc:  # AblationInterrupted says what was saved
+        from .infra.errors import ctrl_c_pressed
+
+        if not isinstance(exc, AblationInterrupted) and ctrl_c_pressed() is False:
+            raise  # raised by the user's code, not a Ctrl-C: the error boundary names it
         runs = out_dir / "runs.jsonl"
         message = str(exc) if isinstance(exc, AblationInterrupted) else (
             f"interrupted; finished runs are kept in {runs}; run the same command again to resume" if runs.is_file()

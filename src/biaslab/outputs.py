@@ -35,7 +35,7 @@ from .results import Result, load_results, payload
 __all__ = [
     "SavedOutputs", "FIGURE_FORMATS", "OUTPUT_FILES", "MIN_FREE_BYTES", "LOCK_NAME",
     "check_format", "check_same_command", "out_dir_path", "previous_figures", "prepare_out_dir", "locked_out_dir",
-    "save_outputs", "rebuild",
+    "save_outputs", "rebuild", "check_no_run", "section_dir",
 ]
 
 FIGURE_FORMATS = ("png", "svg")
@@ -67,16 +67,55 @@ def check_same_command(out_dir: str | Path, command: str) -> None:
     """Refuse an ``out_dir`` whose results.json belongs to another command: a run never replaces
     another command's results (and leaves its figures behind). An unreadable file is left to the
     other checks."""
+    from .results.schema import MAX_RESULTS_BYTES
+
     path = out_dir_path(out_dir, command) / "results.json"
     if not path.is_file():
         return
     try:
+        if path.stat().st_size > MAX_RESULTS_BYTES:
+            return
         existing = json.loads(path.read_text(encoding="utf-8")).get("command")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return
     if isinstance(existing, str) and existing != command:
         raise BiaslabError(f"--out {out_dir} holds the results of `biaslab {existing.replace('-', ' ')}`; "
                            f"choose another folder for `biaslab {command.replace('-', ' ')}`")
+
+
+def check_no_run(out_dir: str | Path) -> None:
+    """Refuse an ``out_dir`` that holds a run (a results.json): a comparison of several runs, which has
+    no results.json of its own, would replace that run's report.html and report.md."""
+    from .results.schema import MAX_RESULTS_BYTES
+
+    path = Path(out_dir) / "results.json"
+    if not (path.is_file() or path.is_symlink()):
+        return
+    try:
+        existing = None if path.stat().st_size > MAX_RESULTS_BYTES else \
+            json.loads(path.read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        existing = None
+    what = f"the results of `biaslab {existing.replace('-', ' ')}`" if isinstance(existing, str) else "a results.json"
+    raise BiaslabError(f"--out {out_dir} holds {what[:80]}; a comparison of several runs would replace its "
+                       "report: choose another folder")
+
+
+def section_dir(run: Path, name: str) -> Path:
+    """``run/name``, the folder of one section of a demo; :class:`BiaslabError` unless ``name`` is a plain
+    folder name (no path, no ``..``) and ``run/name`` is not a symlink (nor leads out of ``run``)."""
+    from .results.schema import DEMO_SECTIONS
+
+    if not isinstance(name, str) or name not in DEMO_SECTIONS:
+        raise BiaslabError(f"demo section {str(name)[:40]!r} is not one of {', '.join(DEMO_SECTIONS)}; "
+                           "run `biaslab demo` again to regenerate the folder")
+    path = Path(run) / name
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise BiaslabError(f"demo section {path} is a symbolic link or not a folder; biaslab reads and writes only "
+                           "its own folders: remove it, or run `biaslab demo` again into a new folder")
+    if path.exists() and os.path.commonpath([os.path.realpath(path), os.path.realpath(run)]) != os.path.realpath(run):
+        raise BiaslabError(f"demo section {path} leads out of {run}; remove it or choose another folder")
+    return path
 
 
 def check_targets(out: Path, names: list[str] | tuple[str, ...]) -> None:
@@ -236,7 +275,9 @@ def save_outputs(result: Result, out_dir: str | Path, fmt: str = "png") -> Saved
     from .render.report import write_report
 
     check_format(fmt)
+    check_same_command(out_dir, result.command)  # never replace another command's run (and its figures)
     with locked_out_dir(out_dir) as out:
+        check_same_command(out, result.command)  # again under the lock: another run may have finished meanwhile
         stage = Path(tempfile.mkdtemp(prefix=".biaslab-staging-", dir=out))
         try:
             figures = render_figures(result, stage, fmt)
@@ -262,8 +303,12 @@ def save_demo(result: Result, parts: dict[str, Result], out_dir: str | Path, fmt
     from .render.demo import demo_report
 
     check_format(fmt)
+    check_same_command(out_dir, "demo")
     with locked_out_dir(out_dir) as out:
-        saved = {name: save_outputs(part, out / name, fmt) for name, part in parts.items()}
+        check_same_command(out, "demo")
+        for name in parts:
+            section_dir(out, name)  # before anything is written
+        saved = {name: save_outputs(part, section_dir(out, name), fmt) for name, part in parts.items()}
         # The explorer beside the report, on the demo's conv settings (camera at 256 pixels).
         explorer = write_explorer(out, max_size=256, seed=result.params.get("seed", 0))
         report = demo_report(result, parts, {n: s.figures for n, s in saved.items()}, out, explorer=explorer.name)
@@ -287,8 +332,16 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
     if len(results) == 1:
         result = results[0]
         out = out_dir_path(out_dir, "report") if out_dir is not None else Path(dirs[0])
+        check_same_command(out, result.command)
         if result.command == "demo":
-            parts = {name: load_results(Path(dirs[0]) / name) for name in result.sections}
+            parts = {}
+            for name in result.sections:
+                part = load_results(section_dir(Path(dirs[0]), name))
+                if part.command != name:
+                    raise BiaslabError(f"{Path(dirs[0]) / name} holds the results of `biaslab "
+                                       f"{part.command.replace('-', ' ')}`, not of the demo's {name} section; "
+                                       "run `biaslab demo` again to regenerate it")
+                parts[name] = part
             return save_demo(result, parts, out, fmt)
         return save_outputs(result, out, fmt)
     commands = sorted({r.command for r in results})
@@ -299,6 +352,9 @@ def rebuild(dirs: list[str | Path], out_dir: str | Path | None = None, fmt: str 
         )
     if commands[0] == "demo":
         raise BiaslabError("compare demo sections one command at a time: biaslab report DEMO1/ablate DEMO2/ablate")
-    with locked_out_dir(out_dir_path(out_dir, "report")) as out:
+    target = out_dir_path(out_dir, "report")
+    check_no_run(target)
+    with locked_out_dir(target) as out:
+        check_no_run(out)
         figures, report = compare_report(results, [Path(d) for d in dirs], out, fmt)
     return SavedOutputs(out, None, figures, report)

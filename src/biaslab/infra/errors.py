@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = [
     "BiaslabError", "EXIT_BUG", "EXIT_USER", "EXIT_INTERRUPTED", "describe", "one_line_errors", "check_stdout_open", "stdout_errors",
-    "ctrl_c_pressed", "exit_on_late_interrupt",
+    "ctrl_c_pressed", "exit_on_late_interrupt", "register_user_code", "user_frame", "user_code_line",
 ]
 
 class BiaslabError(ValueError):
@@ -56,6 +56,62 @@ _HINTS = {
     errno.EISDIR: "it is a folder; pass a file",
     errno.ENOENT: "check the path",
 }
+
+
+#: Real paths of the files of user code biaslab runs (model factories): their frames are the user's.
+_user_files: set[str] = set()
+_BIASLAB_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+
+def register_user_code(path: str | os.PathLike[str]) -> None:
+    """Note that the code in ``path`` is the user's (a factory file or module), so that whatever it
+    raises, at import, at call or in a forward pass many epochs later, is reported as theirs."""
+    _user_files.add(os.path.realpath(path))
+
+
+def user_frame(exc: BaseException) -> tuple[str, str, int] | None:
+    """(file, function, line) of the innermost frame of user code in ``exc``'s traceback, or None.
+
+    None too when biaslab's own code runs below that frame (a hook of ours called from the user's
+    forward): the error is then ours, not theirs.
+    """
+    if not _user_files:
+        return None
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        path = os.path.realpath(code.co_filename) if os.path.isabs(code.co_filename) else code.co_filename
+        if path in _user_files:
+            found = (path, code.co_name, tb.tb_lineno)
+        elif found is not None and path.startswith(_BIASLAB_DIR + os.sep):
+            found = None
+        tb = tb.tb_next
+    return found
+
+
+def user_code_line(exc: BaseException) -> str | None:
+    """One line for an exception raised by the user's code: its file and line, function and error; None
+    when the traceback holds no frame of user code (see :func:`user_frame`)."""
+    from .io import first_line
+
+    where = user_frame(exc)
+    if where is None:
+        return None
+    path, function, line = where
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:
+        shown = path
+    shown = path if shown.startswith("..") else shown
+    what = f"importing {shown} (line {line})" if function == "<module>" else f"{function}() in {shown}:{line}"
+    if isinstance(exc, SystemExit):
+        error = f"sys.exit({exc.code!r})"
+    else:
+        message = first_line(exc)[:200] if str(exc).strip() else ""
+        error = type(exc).__name__ + (f": {message}" if message and message != type(exc).__name__ else "")
+    note = " (no Ctrl-C was pressed)" if isinstance(exc, KeyboardInterrupt) else ""
+    return f"your code raised {error}{note}, in {what}; fix it and run again"
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
@@ -124,8 +180,15 @@ def _oserror_line(exc: OSError) -> str:
 
 def describe(exc: BaseException) -> tuple[int, str] | None:
     """The exit code and the one line for an exception that is the user's or the machine's; None for a bug."""
-    if isinstance(exc, KeyboardInterrupt):
+    real_ctrl_c = isinstance(exc, KeyboardInterrupt) and ctrl_c_pressed() is not False  # pressed, or no way to tell
+    if real_ctrl_c:
         return EXIT_INTERRUPTED, "biaslab: interrupted"
+    if not isinstance(exc, BiaslabError):
+        line = user_code_line(exc)  # the user's factory or forward raised it (any BaseException)
+        if line is not None:
+            return EXIT_USER, f"biaslab: error: {line}"
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_USER, "biaslab: error: code run by biaslab raised KeyboardInterrupt, though no Ctrl-C was pressed"
     if isinstance(exc, BiaslabError):
         return EXIT_USER, f"biaslab: error: {exc}"
     if isinstance(exc, SystemExit):

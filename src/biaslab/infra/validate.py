@@ -189,38 +189,47 @@ def factory_file(spec: str) -> Path | None:
     return path
 
 
-def call_user_code(fn: Callable[..., T], what: str, *args: Any, **kwargs: Any) -> T:
+def call_user_code(fn: Callable[..., T], what: str, *args: Any, _verb: str = "failed:", **kwargs: Any) -> T:
     """Call the user's code (a model factory, a forward pass) and turn its failures into :class:`BiaslabError`.
 
-    ``sys.exit(N)`` inside ``fn`` becomes "the {what} exited (sys.exit(N))" instead of silently
-    setting biaslab's exit code; a KeyboardInterrupt that ``fn`` raised itself (no Ctrl-C was
-    pressed) and any exception become one line naming ``what``. A real Ctrl-C passes through.
+    Any exception ``fn`` raises, ``BaseException`` subclasses included, becomes one line naming
+    ``what``, the error and, for code registered with :func:`biaslab.infra.errors.register_user_code`,
+    the user's function, file and line. ``sys.exit(N)`` inside ``fn`` becomes "the {what} exited
+    (sys.exit(N))" instead of silently setting biaslab's exit code; a KeyboardInterrupt that ``fn``
+    raised itself (no Ctrl-C was pressed) is the user's error too. A real Ctrl-C passes through.
 
     Parameters
     ----------
     fn : the user's callable.
     what : what it is, for the message, e.g. ``"model factory resnet.py:make"``.
     *args, **kwargs : passed to ``fn``.
+    _verb : ``"failed:"`` ("the forward pass failed: ValueError: ...") or ``"raised"``.
 
     Returns
     -------
     Whatever ``fn`` returns.
     """
+    from .errors import ctrl_c_pressed, user_frame
+
     try:
         return fn(*args, **kwargs)
-    except SystemExit as exc:
-        raise BiaslabError(f"the {what} exited (sys.exit({exc.code!r})) instead of returning") from None
-    except KeyboardInterrupt:
-        from .errors import ctrl_c_pressed
-
-        if ctrl_c_pressed() is not False:  # a real Ctrl-C, or no way to tell
-            raise
-        raise BiaslabError(f"the {what} raised KeyboardInterrupt (no Ctrl-C was pressed)") from None
     except BiaslabError:
         raise
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - the user's code: any exception, BaseException included
+        if isinstance(exc, (KeyboardInterrupt, GeneratorExit)) and ctrl_c_pressed() is not False:
+            raise  # a real Ctrl-C, or no way to tell
+        frame = user_frame(exc)
+        where = ""
+        if frame is not None:
+            name = os.path.basename(frame[0])
+            where = (f" (while importing {name}, line {frame[2]})" if frame[1] == "<module>"
+                     else f" (in {frame[1]}(), {name}:{frame[2]})")
+        if isinstance(exc, SystemExit):
+            raise BiaslabError(f"the {what} exited (sys.exit({exc.code!r})) instead of returning{where}") from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise BiaslabError(f"the {what} raised KeyboardInterrupt, though no Ctrl-C was pressed{where}") from None
         first = first_line(exc)[:200] if str(exc).strip() else ""
-        raise BiaslabError(f"the {what} failed: {type(exc).__name__}{': ' + first if first else ''}") from None
+        raise BiaslabError(f"the {what} {_verb} {type(exc).__name__}{': ' + first if first else ''}{where}") from None
 
 
 def parse_count(option: str, text: str | int, low: int, high: int) -> int:

@@ -32,8 +32,15 @@ def summary(result: Result) -> str:
 
 
 def render_figures(result: Result, out_dir: Path, fmt: str = "png") -> list[Path]:
-    """Write ``result``'s figures into ``out_dir``; return their paths."""
-    return renderer(result.command).figures(result, Path(out_dir), fmt)
+    """Write ``result``'s figures into ``out_dir``; return their paths.
+
+    Text in figures is drawn as typed: ``$...$`` is not TeX (names, sources and labels come from
+    results.json, which may be anyone's; ``$\\frac{$`` would otherwise fail to draw).
+    """
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return renderer(result.command).figures(result, Path(out_dir), fmt)
 
 
 def render_sections(result: Result, figures: list[Path]):

@@ -193,8 +193,12 @@ def plot_curves(res: AblateResult, out_dir: Path, fmt: str = "png") -> Path:
         acc_ax.set_title(f"{_title(cfg)}: test accuracy", fontsize=10)
         acc_ax.set_ylabel("test accuracy")
         loss_ax.set_title(f"{_title(cfg)}: training loss", fontsize=10)
-        loss_ax.set_ylabel("cross-entropy (log scale)")
-        loss_ax.set_yscale("log")
+        losses = np.concatenate([np.ravel(r.curve_bands["train_loss"].mean) for r in cfg.variants.values()])
+        if losses.size and np.all(np.isfinite(losses)) and np.all(losses > 0):  # else log scale cannot show them
+            loss_ax.set_ylabel("cross-entropy (log scale)")
+            loss_ax.set_yscale("log")
+        else:
+            loss_ax.set_ylabel("cross-entropy")
         for ax in (acc_ax, loss_ax):
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)

@@ -48,7 +48,9 @@ def capture_figures() -> Iterator[dict[str, "Figure"]]:
 
 
 def save_figure(fig: "Figure", out_dir: Path, name: str, fmt: str = "png", dpi: int = 110) -> Path:
-    """Save ``fig`` as ``out_dir/name.fmt`` atomically and return the path."""
+    """Save ``fig`` as ``out_dir/name.fmt`` atomically and return the path (``name`` is a plain file name)."""
+    if Path(name).name != name or name.startswith("."):
+        raise ValueError(f"figure name {name!r} is not a plain file name")
     captured = _captured.get()
     if captured is not None:
         captured[name] = fig

@@ -156,8 +156,14 @@ def render_html(title: str, sections: list[Section], meta: str = "", intro: str 
     return "\n".join(parts)
 
 
+def _md_text(text: str) -> str:
+    """``text`` for Markdown with no raw HTML: ``<`` and ``>`` as entities (they render the same),
+    so a ``<script>`` or ``<img onerror=...>`` from a results.json stays text."""
+    return str(text).replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_table(rows: list[dict[str, Any]]) -> str:
@@ -171,7 +177,7 @@ def md_claims(claims: list[Claim], links: dict[str, str] | None = None) -> str:
     """Claims as a Markdown table: verdict, text (linked to ``links[id]`` when given), evidence."""
     rows = []
     for c in claims:
-        statement = f"[{_statement(c)}](#{links[c.id]})" if links and c.id in links else _statement(c)
+        statement = f"[{_statement(c)}](#{anchor(links[c.id])})" if links and c.id in links else _statement(c)
         rows.append({"claim tested": statement, "verdict": c.verdict, "what was measured": c.text,
                      "evidence": _evidence(c)})
     return _md_table(rows)
@@ -179,18 +185,19 @@ def md_claims(claims: list[Claim], links: dict[str, str] | None = None) -> str:
 
 def render_markdown(title: str, sections: list[Section], base: Path, meta: str = "", intro: str = "") -> str:
     """Return a Markdown report; figures are linked relative to ``base``. ``intro`` is Markdown."""
-    out = [f"# {title}", ""]
+    out = [f"# {_md_escape(title)}", ""]
     if meta:
-        out += [f"_{meta}_", ""]
+        out += [f"_{_md_escape(meta)}_", ""]
     if intro:
         out += [intro, ""]
     if len(sections) > 1:
-        out += ["## Contents", ""] + [f"{i}. [{s.title}](#{s.anchor})" for i, s in enumerate(sections, 1)] + [""]
+        out += ["## Contents", ""] + [f"{i}. [{_md_escape(s.title)}](#{anchor(s.anchor)})"
+                                      for i, s in enumerate(sections, 1)] + [""]
     for s in sections:
-        out += [f'## <a id="{s.anchor}"></a>{s.title}', ""]
+        out += [f'## <a id="{anchor(s.anchor)}"></a>{_md_escape(s.title)}', ""]
         if s.claims:
             out += [md_claims(s.claims), ""]
-        out += [s.text.strip(), ""]
+        out += [_md_text(s.text.strip()), ""]
         if s.table:
             out += [_md_table(s.table), ""]
         out += [f"![{Path(f).stem}]({Path(os.path.relpath(f, base)).as_posix()})" for f in s.figures]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import math
 import numbers
 import os
@@ -163,11 +164,36 @@ def _encode_array(a: np.ndarray) -> dict[str, Any]:
 
 
 def _decode_array(d: dict[str, Any]) -> np.ndarray:
+    """The array of an ``{"__ndarray__": dtype, "shape": ..., "data" | "zlib": ...}`` record.
+
+    Never allocates more than the declared shape needs: ``zlib`` is inflated to at most
+    shape × itemsize bytes (+1 to see an excess), then refused if it holds more or less.
+    ValueError for any record that does not describe exactly one array of a plain dtype
+    (results are validated against their schema first; this is the last line of defence).
+    """
     dtype = np.dtype(d["__ndarray__"])
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise ValueError(f"array dtype {dtype} is not a plain bool, integer or float")
     shape = tuple(int(s) for s in d["shape"])
+    if any(s < 0 for s in shape):
+        raise ValueError(f"array shape {shape} is negative")
+    count = math.prod(shape)
     if "data" in d:
+        if len(d["data"]) != count:
+            raise ValueError(f"array shape {shape} needs {count} values, found {len(d['data'])}")
         return np.asarray(d["data"], dtype=dtype).reshape(shape)
-    raw = zlib.decompress(base64.b64decode(d["zlib"]))
+    nbytes = count * dtype.itemsize
+    try:
+        packed = base64.b64decode(d["zlib"], validate=True)
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(packed, nbytes + 1)
+        complete = inflate.eof
+    except (zlib.error, ValueError) as exc:
+        raise ValueError(f"array data is corrupt ({type(exc).__name__}: {exc})") from None
+    if len(raw) > nbytes:
+        raise ValueError(f"array data inflates to more than the {nbytes} bytes its shape {shape} needs")
+    if len(raw) < nbytes or not complete:
+        raise ValueError(f"array data is truncated ({len(raw)} of {nbytes} bytes for shape {shape})")
     return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 
 
@@ -212,6 +238,13 @@ def _decode_any(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=None)
+def _fields(tp: type) -> tuple[dict[str, Any], tuple[dataclasses.Field, ...]]:
+    """The type hints and stored init fields of dataclass ``tp`` (computed once: a file may hold 100,000 claims)."""
+    hints = typing.get_type_hints(tp, vars(sys.modules[tp.__module__]))
+    return hints, tuple(f for f in dataclasses.fields(tp) if f.init and f.metadata.get("stored", True))
+
+
 def decode(tp: Any, value: Any) -> Any:
     """Rebuild a value of type ``tp`` from :func:`encode`'s output."""
     if isinstance(value, dict) and "__ndarray__" in value:
@@ -224,9 +257,8 @@ def decode(tp: Any, value: Any) -> Any:
         options = [a for a in args if a is not type(None)]
         return decode(options[0], value) if len(options) == 1 else _decode_any(value)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp, vars(sys.modules[tp.__module__]))
-        kwargs = {f.name: decode(hints.get(f.name, Any), value[f.name])
-                  for f in dataclasses.fields(tp) if f.init and f.name in value and f.metadata.get("stored", True)}
+        hints, fields = _fields(tp)
+        kwargs = {f.name: decode(hints.get(f.name, Any), value[f.name]) for f in fields if f.name in value}
         return tp(**kwargs)
     if origin is list:
         return [decode(args[0] if args else Any, v) for v in value]

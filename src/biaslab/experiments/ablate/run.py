@@ -30,7 +30,7 @@ from ...infra.threads import available_cpus
 from ...infra.validate import bounded_int, call_user_code, factory_file, finite_number
 from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
-from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs
+from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs, usable_record
 from .shifts import check_shifts, shift_label, strongest
 from .variants import check_variants, parts_mask, removed_count, removed_parts
 
@@ -53,6 +53,8 @@ AUTO_MAX_SEEDS = 20
 #: Bounds that keep a typo from starting a week-long run.
 MAX_SEEDS = 1000
 MAX_EPOCHS = 10_000
+#: Largest |input offset|: beyond it float32 activations overflow (a 1e38 offset makes every logit inf).
+MAX_INPUT_OFFSET = 1e6
 #: The per-seed curves kept for the learning-curve figure.
 CURVES = ("train_loss", "test_loss", "test_acc")
 
@@ -138,6 +140,10 @@ def _prepare(spec: ModelSpec, ds: Dataset, source: str, variants: list[str], tra
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise BiaslabError(f"model {_label(spec)} maps a batch of 2 {ds.name} inputs {tuple(ds.in_shape)} to {got}; "
                            f"it must return logits of shape (2, {ds.n_classes})")
+    if not out.is_floating_point() or not bool(torch.isfinite(out).all()):
+        raise BiaslabError(f"model {_label(spec)} returns logits that are NaN, infinite or not floating point on "
+                           f"{ds.name} inputs (largest |input| {float(example.abs().max()):.3g}); fix the model, or "
+                           "use inputs of a smaller scale (input offset)")
     model.train()
     total, n_bias = count_parameters(model), count_biases(model)
     masks, params, biases = {}, {}, {}
@@ -297,6 +303,8 @@ def run_ablate(
                         ("--weight-decay", weight_decay)):
         if value is not None:
             finite_number(name, value)
+    if input_offset is not None:
+        finite_number("input offset", input_offset, -MAX_INPUT_OFFSET, MAX_INPUT_OFFSET)
     if not 0 < alpha < 1:
         raise BiaslabError(f"alpha must be in (0, 1) (got {alpha})")
     if engine not in ENGINES:
@@ -353,7 +361,7 @@ def run_ablate(
         if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
             raise BiaslabError(f"--out {runs_path.parent} is a file; pass a directory")
         done = read_runs(runs_path) if runs_path is not None else {}
-        before = set(done)
+        before = dict(done)
         if auto:
             family = len(configs) * (len(variant_list) - 1) * (
                 1 + sum(len(strongest(k, v)) for k, v in shift_grid.items()))
@@ -367,7 +375,8 @@ def run_ablate(
             seed_list = [seed + i for i in range(look)]
             todo = []
             for c in configs:
-                c.unit.runs = [(v, s) for v in variant_list for s in seed_list if (c.unit.key, v, s) not in done]
+                c.unit.runs = [(v, s) for v in variant_list for s in seed_list
+                               if not usable_record(done.get((c.unit.key, v, s)), c.unit.config.epochs, c.unit.shifts)]
                 if c.unit.runs:
                     todo.append(c.unit)
             trained += _train(todo, session, runs_path, done, show_progress)
@@ -383,7 +392,9 @@ def run_ablate(
                 break
         if auto:
             _apply(results, decided)
-        resumed = sum(1 for c in configs for v in variant_list for s in seed_list if (c.unit.key, v, s) in before)
+        resumed = sum(1 for c in configs for v in variant_list for s in seed_list
+                      if before.get((c.unit.key, v, s)) is done[(c.unit.key, v, s)])
+    _check_finite_runs(results)
     params = {"models": [s.name for s in specs], "datasets": [ds.name for ds in loaded.values()],
               "variants": variant_list, "seeds": seed_list, "alpha": alpha, "quick": quick, "seed": seed,
               "shifts": {k: list(v) for k, v in shift_grid.items()}, "engine": engine,
@@ -420,6 +431,16 @@ def _apply(results: list[ConfigResult], comps: dict[tuple, Any]) -> None:
             dataclasses.replace(s, comparison=comps.get((r.name, s.kind, s.index, s.comparison.a, s.comparison.b),
                                                         s.comparison))
             for s in r.shift_comparisons]
+
+
+def _check_finite_runs(results: list[ConfigResult]) -> None:
+    """Refuse, before any figure is drawn, runs whose loss or accuracy became NaN or infinite (training diverged)."""
+    for cfg in results:
+        for v, r in cfg.variants.items():
+            arrays = [r.test_acc, r.train_acc, r.test_loss, r.train_loss, *r.curves.values(), *r.shift.values()]
+            if not all(np.isfinite(a).all() for a in arrays):
+                raise BiaslabError(f"training {cfg.model} on {cfg.dataset} ({v}) diverged: its loss or accuracy became "
+                                   "NaN or infinite; lower the learning rate or the input offset, or fix the model")
 
 
 def _plan(specs: list[ModelSpec], loaded: dict[str, Dataset], variants: list[str], train_cfgs: dict, shifts,
@@ -461,7 +482,9 @@ def _train(todo: list[Unit], session, runs_path: Path | None,
                     done[(rec["config"], rec["variant"], rec["seed"])] = rec
                 trained += len(records)
     except KeyboardInterrupt:
-        if runs_path is None:
+        from ...infra.errors import ctrl_c_pressed
+
+        if runs_path is None or ctrl_c_pressed() is False:  # no Ctrl-C: the user's code raised it (one line)
             raise
         if trained == 0:
             raise AblationInterrupted("interrupted before any configuration finished; nothing new was saved") from None

@@ -8,15 +8,18 @@ resumes where it stopped; a line torn by a crash is ignored and that run is redo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RUNS_FILE", "RECORD_VERSION", "fingerprint", "config_key", "read_runs", "append_runs"]
+__all__ = ["RUNS_FILE", "RECORD_VERSION", "fingerprint", "config_key", "read_runs", "append_runs", "usable_record"]
 
 RUNS_FILE = "runs.jsonl"
 #: Version of a run record; records of another version are redone, not reused.
@@ -38,38 +41,92 @@ def config_key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _open_runs(path: Path, flags: int) -> int:
+    """``os.open`` of the runs file that never follows a symlink, and refuses anything but a regular file."""
+    from ...infra.io import BiaslabError
+
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BiaslabError(f"runs file {path} is a symbolic link; biaslab writes only its own files: remove "
+                               "the link or choose another --out") from None
+        if exc.errno == errno.EISDIR:
+            raise BiaslabError(f"runs file {path} is not a regular file; remove it or choose another location") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BiaslabError(f"runs file {path} is not a regular file; remove it or choose another location")
+    return fd
+
+
 def read_runs(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
     """Finished runs in ``path`` by (config key, variant, seed); a torn last line is ignored.
 
-    A ``path`` that is a folder, a device or not UTF-8 raises :class:`BiaslabError` (before any training).
+    A ``path`` that is a symlink, a folder, a device or not UTF-8 raises :class:`BiaslabError`
+    (before any training). Records are untrusted: :func:`usable_record` decides, per
+    configuration, whether one can stand in for a run.
     """
-    from ...infra.io import read_text
+    from ...infra.io import BiaslabError
 
     done: dict[tuple[str, str, int], dict[str, Any]] = {}
-    if not path.exists():
+    if not os.path.lexists(path):
         return done
-    for line in read_text(path, "runs file").splitlines():
+    fd = _open_runs(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BiaslabError(
+            f"runs file {path} is not UTF-8 text (byte {exc.start}); remove or rename it, or choose another location"
+        ) from None
+    for line in text.splitlines():
         try:
             rec = json.loads(line)
             key = (rec["config"], rec["variant"], int(rec["seed"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            hash(key)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, RecursionError):
             continue  # an interrupted write or a foreign line: that run is simply redone
         if rec.get("record_version") == RECORD_VERSION:
             done[key] = rec
     return done
 
 
+def _numbers(value: Any, n: int, low: float = -math.inf, high: float = math.inf) -> bool:
+    return (isinstance(value, list) and len(value) == n
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and (math.isnan(v) or low <= v <= high)
+                    for v in value))
+
+
+def usable_record(rec: dict[str, Any] | None, epochs: int, shifts: dict[str, Any]) -> bool:
+    """Whether a record read from runs.jsonl holds one finished run of a configuration trained for
+    ``epochs`` epochs and tested under ``shifts`` (kind → levels): the numbers and lengths the
+    results are built from. Anything else (a hand-edited or foreign line) is trained again."""
+    if not isinstance(rec, dict):
+        return False
+    curves, shift = rec.get("curves"), rec.get("shift")
+    fallback = rec.get("fallback")
+    return (all(_numbers([rec.get(k)], 1) for k in ("test_loss", "train_loss"))
+            and all(_numbers([rec.get(k)], 1, 0.0, 1.0) for k in ("test_acc", "train_acc"))
+            and isinstance(curves, dict) and all(_numbers(curves.get(k), epochs) for k in ("train_loss", "test_loss"))
+            and _numbers(curves.get("test_acc"), epochs, 0.0, 1.0)
+            and isinstance(shift, dict)
+            and all(_numbers(shift.get(kind), len(levels), 0.0, 1.0) for kind, levels in shifts.items())
+            and (fallback is None or (isinstance(fallback, str) and len(fallback) <= 10_000)))
+
+
 def append_runs(path: Path, records: list[dict[str, Any]]) -> None:
-    """Append records, one JSON line each, and flush them to disk."""
+    """Append records, one JSON line each, and flush them to disk; never through a symlink."""
     from ...results import encode
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        if fh.tell() > 0:  # make sure a torn line from a crash does not swallow our first record
-            with path.open("rb") as rb:
-                rb.seek(-1, os.SEEK_END)
-                if rb.read(1) != b"\n":
-                    fh.write("\n")
+    fd = _open_runs(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)  # read: the last byte, below
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        size = os.fstat(fd).st_size
+        if size > 0:  # make sure a torn line from a crash does not swallow our first record
+            if os.pread(fd, 1, size - 1) != b"\n":
+                fh.write("\n")
         for rec in records:
             fh.write(json.dumps(encode(rec, tag_arrays=False)) + "\n")
         fh.flush()

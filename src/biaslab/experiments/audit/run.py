@@ -101,6 +101,35 @@ def _example_input(model: nn.Module, shape: tuple[int, ...], ds: Any, g: torch.G
     return torch.randn(shape, generator=g, dtype=torch.float64).to(dev, dtype)
 
 
+def _check_output(model: nn.Module, example: Any, spec: str) -> None:
+    """One eval-mode forward pass of the user's model on the example: it must return tensors (not None)
+    whose values are finite, before anything is analysed or drawn."""
+    from torch.utils._pytree import tree_leaves
+
+    from ...infra.validate import call_user_code
+
+    args = example if isinstance(example, tuple) else (example,)
+    flags = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else ()
+            out = call_user_code(model, f"model {spec}", *args, _verb=f"fails on an example input of shape {shape}:")
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
+    try:
+        leaves = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+    except Exception:  # noqa: BLE001 - an output type pytree cannot walk
+        leaves = [out] if isinstance(out, torch.Tensor) else []
+    if not leaves:
+        raise BiaslabError(f"the forward pass of {spec} returned {type(out).__name__}, no tensor; its forward must "
+                           "return the output tensor (or a tuple/dict of tensors)")
+    if not all(bool(torch.isfinite(t).all()) for t in leaves if t.is_floating_point() or t.is_complex()):
+        raise BiaslabError(f"the forward pass of {spec} returns NaN or infinite values on an example input; "
+                           "fix the model (or its weights) before auditing it")
+
+
 def run_audit(
     target: str,
     arch: str | None = None,
@@ -200,6 +229,7 @@ def run_audit(
         g = torch.Generator().manual_seed(seed)
         example = (torch.randint(0, vocab, input_shape, generator=g).to(dev) if vocab is not None
                    else _example_input(model, input_shape, ds, g, dev))
+        _check_output(model, example, spec)
         X = y = None
         if data is not None:
             dtype = example.dtype

@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...infra.io import BiaslabError, first_line
-from ...infra.validate import factory_file
+from ...infra.errors import register_user_code
+from ...infra.io import BiaslabError
+from ...infra.validate import call_user_code, factory_file
 
 __all__ = ["CHECKPOINT_SUFFIXES", "is_checkpoint_path", "builtin_names", "default_input_shape",
            "build_target", "load_state"]
@@ -68,17 +69,19 @@ def _factory(spec: str) -> Any:
         loader = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(loader)
         sys.modules[mod_name] = module
+        register_user_code(path)
         try:
-            loader.loader.exec_module(module)
-        except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
+            call_user_code(loader.loader.exec_module, f"import of {path}", module, _verb="raised")
+        except BiaslabError:
             sys.modules.pop(mod_name, None)
-            raise BiaslabError(f"importing {path} raised {type(exc).__name__}: {first_line(exc)}") from None
+            raise
     else:
         try:
-            module = importlib.import_module(where)
-        except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
-            raise BiaslabError(f"cannot import module {where!r} ({type(exc).__name__}: {first_line(exc)}); "
-                               "pass package.module:factory or path/to/file.py:factory") from None
+            module = call_user_code(importlib.import_module, f"import of module {where!r}", where, _verb="raised")
+        except BiaslabError as exc:
+            raise BiaslabError(f"{exc}; pass package.module:factory or path/to/file.py:factory") from None
+        if getattr(module, "__file__", None):
+            register_user_code(module.__file__)
     if not hasattr(module, attr):
         raise BiaslabError(f"{where} has no attribute {attr!r}; name a function that returns an nn.Module")
     return getattr(module, attr)
@@ -102,10 +105,7 @@ def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: 
         factory = _factory(spec)
         if not callable(factory):
             raise BiaslabError(f"{spec} is not callable; name a function that returns an nn.Module")
-        try:
-            model = factory()
-        except Exception as exc:  # noqa: BLE001 - the user's code: report it in one line
-            raise BiaslabError(f"factory {spec} raised {type(exc).__name__}: {first_line(exc)}") from None
+        model = call_user_code(factory, f"factory {spec}", _verb="raised")
         if not isinstance(model, nn.Module):
             raise BiaslabError(f"factory {spec} returned a {type(model).__name__}, not a torch.nn.Module")
         return model

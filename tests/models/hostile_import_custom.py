@@ -1,0 +1,12 @@
+"""Raises a custom BaseException at import."""
+
+
+class Boom(BaseException):
+    pass
+
+
+raise Boom("import-time boom")
+
+
+def make():
+    return None
