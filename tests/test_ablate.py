@@ -243,11 +243,11 @@ def test_texts_have_no_raw_numbers(iris_tiny):
     ({"variants": ["with-bias", "half"]}, "unknown variant 'half'"),
     ({"variants": ["with-bias"]}, "at least two variants"),
     ({"seeds": 1}, "at least 2 for paired statistics"),
-    ({"seeds": 100_000_000}, "--seeds must be between 2 and 1000"),
-    ({"lr": math.inf}, "--lr must be a finite number"),
+    ({"seeds": 100_000_000}, "`seeds` must be between 2 and 1000"),
+    ({"lr": math.inf}, "`lr` must be a finite number"),
     ({"lr": -1.0}, "`lr` must be a positive"),
     ({"models": ["cnn"], "datasets": ["wine"]}, "needs images"),
-    ({"data_path": "x.npz", "datasets": ["wine"]}, "either --data"),
+    ({"data_path": "x.npz", "datasets": ["wine"]}, "either `data_path`"),
 ])
 def test_bad_input_fails_before_training(tmp_path, kwargs, match):
     with pytest.raises(BiaslabError, match=match):

@@ -78,10 +78,10 @@ def _names(values: list[str], allowed: tuple[str, ...] | None, what: str, flag: 
 
 
 def _check_models(models: list[str]) -> list[ModelSpec]:
-    models = _names(models, None, "model", "--model")
+    models = _names(models, None, "model", "`models`")
     for m in models:
         if ":" not in m and m not in MODEL_NAMES:
-            raise BiaslabError(f"unknown model {m!r} in --model; choose from {', '.join(MODEL_NAMES)} "
+            raise BiaslabError(f"unknown model {m!r} in `models`; choose from {', '.join(MODEL_NAMES)} "
                                "or pass your own as path/to/file.py:factory")
     specs = []
     for m in models:  # a factory file by its absolute path: Ray workers may start elsewhere
@@ -279,133 +279,193 @@ def run_ablate(
     before anything trains, :class:`AblationInterrupted` on Ctrl-C after saving every finished
     configuration.
     """
+    settings = check_settings(
+        models=models, datasets=datasets, data_path=data_path, variants=variants, drop=drop, seeds=seeds,
+        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum,
+        weight_decay=weight_decay, decay_bias=decay_bias, input_offset=input_offset, standardize=standardize,
+        quick=quick, max_train=max_train, shifts=shifts, shift_levels=shift_levels, device=device, threads=threads,
+        engine=engine, address=address, seed=seed, alpha=alpha, max_seeds=max_seeds, spending=spending)
+    with ExitStack() as stack:
+        session = _ray_session(stack, settings, show_progress, ray_background_shutdown) if engine == "ray" else None
+        # Load and check everything before training anything: a bad combination fails fast.
+        loaded, configs, skipped = plan_grid(settings)
+        for s in skipped:
+            if notify is not None:
+                notify(f"skipping {s.model} on {s.dataset}: {s.reason}")
+        runs_path = None if out_dir is None else Path(out_dir) / RUNS_FILE
+        if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
+            raise BiaslabError(f"`out_dir` {runs_path.parent} is a file; pass a directory")
+        done = read_runs(runs_path) if runs_path is not None else {}
+        before = dict(done)
+        results, seed_list, trained, design = train_and_compare(settings, configs, session, runs_path, done,
+                                                                show_progress)
+        resumed = sum(1 for c in configs for v in settings.variants for s in seed_list
+                      if before.get((c.unit.key, v, s)) is done[(c.unit.key, v, s)])
+    _check_finite_runs(results)
+    params = {"models": [s.name for s in settings.specs], "datasets": [ds.name for ds in loaded.values()],
+              "variants": settings.variants, "seeds": seed_list, "alpha": alpha, "quick": quick, "seed": seed,
+              "shifts": {k: list(v) for k, v in settings.shift_grid.items()}, "engine": engine,
+              "margin": DEFAULT_MARGIN, "family": sum(len(list(_keyed([r]))) for r in results), **design}
+    return AblateResult(
+        configurations=results, skipped=skipped, runs_file=None if runs_path is None else str(runs_path),
+        trained=trained, resumed=resumed, device=settings.device, engine=engine, claims=ablate_claims(results),
+        params=params,
+    )
+
+
+@dataclass
+class AblateSettings:
+    """A checked ablation: what to train (models, data, variants), how (one :class:`TrainConfig` per
+    model), on how many seeds (a number, or ``auto`` up to ``n_seeds`` with ``spending``) and where."""
+
+    specs: list[ModelSpec]
+    variants: list[str]
+    auto: bool
+    n_seeds: int
+    train: dict[ModelSpec, Any]
+    shift_grid: dict[str, Any]
+    dataset_names: list[str] | None
+    data_path: str | Path | None
+    device: str
+    threads: int | None
+    seed: int
+    alpha: float
+    spending: str
+    data_options: dict[str, Any]
+    engine: str
+    address: str | None
+
+
+def check_settings(*, models, datasets, data_path, variants, drop, seeds, epochs, lr, batch_size, optimizer,
+                   momentum, weight_decay, decay_bias, input_offset, standardize, quick, max_train, shifts,
+                   shift_levels, device, threads, engine, address, seed, alpha, max_seeds, spending) -> AblateSettings:
+    """Every input of :func:`run_ablate` checked before anything loads or trains (same parameters)."""
+    from ...infra.device import resolve_device
     from ...nets.train import TrainConfig
 
     specs = _check_models(["cnn"] if models is None else models)
     variant_list = check_variants(["with-bias", "no-bias"] if variants is None else variants, drop)
-    auto = isinstance(seeds, str)
-    if auto:
-        if seeds != "auto":
-            raise BiaslabError(f"seeds must be a number of seeds or 'auto' (got {seeds!r})")
-        n_seeds = bounded_int("max_seeds", AUTO_MAX_SEEDS if max_seeds is None else max_seeds, 4, MAX_SEEDS)
-        if spending not in ("pocock", "obrien-fleming"):
-            raise BiaslabError(f"unknown spending {spending!r}; choose pocock or obrien-fleming")
-    else:
-        n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
-        if n_seeds < 2:
-            raise BiaslabError(f"--seeds must be at least 2 for paired statistics (got {n_seeds})")
-        bounded_int("--seeds", n_seeds, 2, MAX_SEEDS)
-    for name, value, low, high in (("--epochs", epochs, 1, MAX_EPOCHS), ("--batch-size", batch_size, 1, 10**6),
-                                   ("--threads", threads, 1, available_cpus()), ("--max-train", max_train, 2, 10**9)):
+    n_seeds = _check_seeds(seeds, quick, max_seeds, spending)
+    for name, value, low, high in (("epochs", epochs, 1, MAX_EPOCHS), ("batch_size", batch_size, 1, 10**6),
+                                   ("threads", threads, 1, available_cpus()), ("max_train", max_train, 2, 10**9)):
         if value is not None:
             bounded_int(name, value, low, high)
-    for name, value in (("--lr", lr), ("--input-offset", input_offset), ("--momentum", momentum),
-                        ("--weight-decay", weight_decay)):
+    for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
         if value is not None:
             finite_number(name, value)
     if input_offset is not None:
-        finite_number("input offset", input_offset, -MAX_INPUT_OFFSET, MAX_INPUT_OFFSET)
+        finite_number("input_offset", input_offset, -MAX_INPUT_OFFSET, MAX_INPUT_OFFSET)
     if not 0 < alpha < 1:
-        raise BiaslabError(f"alpha must be in (0, 1) (got {alpha})")
+        raise BiaslabError(f"`alpha` must be in (0, 1) (got {alpha})")
     if engine not in ENGINES:
-        raise BiaslabError(f"unknown --engine {engine!r}; choose from {', '.join(ENGINES)}")
+        raise BiaslabError(f"unknown `engine` {engine!r}; choose from {', '.join(ENGINES)}")
     if address is not None and engine != "ray":
-        raise BiaslabError("--address joins a Ray cluster: use it with --engine ray")
+        raise BiaslabError("`address` joins a Ray cluster: use it with `engine` ray")
     if engine == "ray":
         from .ray_engine import check_ray
 
         check_ray()
     shift_grid = check_shifts(shifts, shift_levels)
     if data_path is not None and datasets is not None:
-        raise BiaslabError("use either --data (your files) or --dataset (built-in sets), not both")
-    from ...infra.device import resolve_device
-
+        raise BiaslabError("use either `data_path` (your files) or `datasets` (built-in sets), not both")
     dev = str(resolve_device(device))
-
-    train_cfgs = {}
+    train = {}
     for spec in specs:
         d = MODEL_DEFAULTS[spec.name if spec.builtin else "file"]
-        train_cfgs[spec] = TrainConfig(
+        train[spec] = TrainConfig(
             epochs=int(epochs if epochs is not None else d["quick_epochs"] if quick else d["epochs"]),
             lr=float(lr if lr is not None else d["lr"]),
             batch_size=int(batch_size if batch_size is not None else d["batch_size"]),
             optimizer=optimizer, momentum=float(momentum), weight_decay=float(weight_decay), decay_bias=decay_bias,
         )
     names = None if data_path is not None else _names(
-        ["digits"] if datasets is None else datasets, DATASETS, "dataset", "--dataset")
-    with ExitStack() as stack:
-        session = None
-        if engine == "ray":  # opened before the data load, so that its workers warm up meanwhile
-            from ...infra.progress import progress_bar
-            from .ray_engine import RaySession, cluster_address
+        ["digits"] if datasets is None else datasets, DATASETS, "dataset", "`datasets`")
+    return AblateSettings(
+        specs=specs, variants=variant_list, auto=isinstance(seeds, str), n_seeds=n_seeds, train=train,
+        shift_grid=shift_grid, dataset_names=names, data_path=data_path, device=dev, threads=threads, seed=seed,
+        alpha=alpha, spending=spending, engine=engine, address=address,
+        data_options={"standardize": standardize, "input_offset": input_offset, "max_train": max_train})
 
-            joining = cluster_address(address)
-            with progress_bar(1, f"joining Ray at {joining}" if joining else "starting Ray", show_progress) as advance:
-                session = stack.enter_context(RaySession(
-                    address, workers=len(specs) * (len(names) if names else 1),
-                    background_shutdown=ray_background_shutdown))
-                advance()
-        # Load and check everything before training anything: a bad combination fails fast.
-        if data_path is not None:
-            loaded = {str(Path(data_path).resolve()): load_data_path(
-                data_path, seed=seed, standardize=standardize, input_offset=input_offset, max_train=max_train)}
-        else:
-            loaded = {n: load_dataset(n, seed=seed, standardize=standardize, input_offset=input_offset,
-                                      max_train=max_train) for n in names}
-        extra = {"input_offset": float(input_offset), "standardize": bool(standardize), "max_train": max_train}
-        configs, skipped = _plan(specs, loaded, variant_list, train_cfgs, shift_grid, seed, dev, threads, extra)
-        for s in skipped:
-            if notify is not None:
-                notify(f"skipping {s.model} on {s.dataset}: {s.reason}")
-        runs_path = None if out_dir is None else Path(out_dir) / RUNS_FILE
-        if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
-            raise BiaslabError(f"--out {runs_path.parent} is a file; pass a directory")
-        done = read_runs(runs_path) if runs_path is not None else {}
-        before = dict(done)
-        if auto:
-            family = len(configs) * (len(variant_list) - 1) * (
-                1 + sum(len(strongest(k, v)) for k, v in shift_grid.items()))
-            looks = sequential_looks(n_seeds, alpha, family)
-            levels = look_alphas(looks, alpha, spending)
-        else:
-            looks, levels = [n_seeds], [alpha]
-        trained = 0
-        decided: dict[tuple, Any] = {}
-        for look, level in zip(looks, levels):
-            seed_list = [seed + i for i in range(look)]
-            todo = []
-            for c in configs:
-                c.unit.runs = [(v, s) for v in variant_list for s in seed_list
-                               if not usable_record(done.get((c.unit.key, v, s)), c.unit.config.epochs, c.unit.shifts)]
-                if c.unit.runs:
-                    todo.append(c.unit)
-            trained += _train(todo, session, runs_path, done, show_progress)
-            results = [_config_result(c, {v: [done[(c.unit.key, v, s)] for s in seed_list] for v in variant_list},
-                                      seed_list, variant_list, alpha) for c in configs]
-            _adjust(results, level if auto else None)
-            if not auto:
-                break
-            for key, comp in _keyed(results):
-                if comp.verdict != "inconclusive" and key not in decided:
-                    decided[key] = comp  # a decision stands at the look that made it
-            if all(key in decided for key, _ in _keyed(results)):
-                break
-        if auto:
-            _apply(results, decided)
-        resumed = sum(1 for c in configs for v in variant_list for s in seed_list
-                      if before.get((c.unit.key, v, s)) is done[(c.unit.key, v, s)])
-    _check_finite_runs(results)
-    params = {"models": [s.name for s in specs], "datasets": [ds.name for ds in loaded.values()],
-              "variants": variant_list, "seeds": seed_list, "alpha": alpha, "quick": quick, "seed": seed,
-              "shifts": {k: list(v) for k, v in shift_grid.items()}, "engine": engine,
-              "margin": DEFAULT_MARGIN, "family": sum(len(list(_keyed([r]))) for r in results)}
-    if auto:
-        params.update({"seeds_mode": "auto", "max_seeds": n_seeds, "looks": looks, "look_alphas": levels,
-                       "spending": spending, "stopped_at": len(seed_list)})
-    return AblateResult(
-        configurations=results, skipped=skipped, runs_file=None if runs_path is None else str(runs_path),
-        trained=trained, resumed=resumed, device=dev, engine=engine, claims=ablate_claims(results), params=params,
-    )
+
+def _check_seeds(seeds: int | str | None, quick: bool, max_seeds: int | None, spending: str) -> int:
+    """The number of seeds, or with ``seeds="auto"`` the last look."""
+    if isinstance(seeds, str):
+        if seeds != "auto":
+            raise BiaslabError(f"`seeds` must be a number of seeds or 'auto' (got {seeds!r})")
+        if spending not in ("pocock", "obrien-fleming"):
+            raise BiaslabError(f"unknown `spending` {spending!r}; choose pocock or obrien-fleming")
+        return bounded_int("max_seeds", AUTO_MAX_SEEDS if max_seeds is None else max_seeds, 4, MAX_SEEDS)
+    n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
+    if n_seeds < 2:
+        raise BiaslabError(f"`seeds` must be at least 2 for paired statistics (got {n_seeds})")
+    return bounded_int("seeds", n_seeds, 2, MAX_SEEDS)
+
+
+def _ray_session(stack: ExitStack, settings: AblateSettings, show_progress: bool | None, background: bool):
+    """Ray, opened before the data load so that its workers warm up meanwhile."""
+    from ...infra.progress import progress_bar
+    from .ray_engine import RaySession, cluster_address
+
+    joining = cluster_address(settings.address)
+    workers = len(settings.specs) * (len(settings.dataset_names) if settings.dataset_names else 1)
+    with progress_bar(1, f"joining Ray at {joining}" if joining else "starting Ray", show_progress) as advance:
+        session = stack.enter_context(RaySession(settings.address, workers=workers, background_shutdown=background))
+        advance()
+    return session
+
+
+def plan_grid(settings: AblateSettings) -> tuple[dict[str, Dataset], list["_Config"], list[SkippedPair]]:
+    """Load the data sets and plan every (model, data set) pair: prepared when it fits, else skipped."""
+    opts, seed = settings.data_options, settings.seed
+    if settings.data_path is not None:
+        loaded = {str(Path(settings.data_path).resolve()): load_data_path(settings.data_path, seed=seed, **opts)}
+    else:
+        loaded = {n: load_dataset(n, seed=seed, **opts) for n in settings.dataset_names}
+    extra = {"input_offset": float(opts["input_offset"]), "standardize": bool(opts["standardize"]),
+             "max_train": opts["max_train"]}
+    configs, skipped = _plan(settings.specs, loaded, settings.variants, settings.train, settings.shift_grid, seed,
+                             settings.device, settings.threads, extra)
+    return loaded, configs, skipped
+
+
+def train_and_compare(settings: AblateSettings, configs: list["_Config"], session, runs_path: Path | None,
+                      done: dict, show_progress: bool | None) -> tuple[list[ConfigResult], list[int], int, dict]:
+    """Train the runs still missing, then compare: once for a number of seeds; look by look, adding
+    seeds, for ``seeds="auto"`` (a decision stands at the look that made it). Returns the results,
+    the seeds used, how many runs trained, and the sequential design (empty for a fixed number)."""
+    alpha, variants = settings.alpha, settings.variants
+    if settings.auto:
+        family = len(configs) * (len(variants) - 1) * (
+            1 + sum(len(strongest(k, v)) for k, v in settings.shift_grid.items()))
+        looks = sequential_looks(settings.n_seeds, alpha, family)
+        levels = look_alphas(looks, alpha, settings.spending)
+    else:
+        looks, levels = [settings.n_seeds], [alpha]
+    trained = 0
+    decided: dict[tuple, Any] = {}
+    for look, level in zip(looks, levels):
+        seed_list = [settings.seed + i for i in range(look)]
+        todo = []
+        for c in configs:
+            c.unit.runs = [(v, s) for v in variants for s in seed_list
+                           if not usable_record(done.get((c.unit.key, v, s)), c.unit.config.epochs, c.unit.shifts)]
+            if c.unit.runs:
+                todo.append(c.unit)
+        trained += _train(todo, session, runs_path, done, show_progress)
+        results = [_config_result(c, {v: [done[(c.unit.key, v, s)] for s in seed_list] for v in variants},
+                                  seed_list, variants, alpha) for c in configs]
+        _adjust(results, level if settings.auto else None)
+        if not settings.auto:
+            return results, seed_list, trained, {}
+        for key, comp in _keyed(results):
+            if comp.verdict != "inconclusive" and key not in decided:
+                decided[key] = comp  # a decision stands at the look that made it
+        if all(key in decided for key, _ in _keyed(results)):
+            break
+    _apply(results, decided)
+    design = {"seeds_mode": "auto", "max_seeds": settings.n_seeds, "looks": looks, "look_alphas": levels,
+              "spending": settings.spending, "stopped_at": len(seed_list)}
+    return results, seed_list, trained, design
 
 
 def _keyed(results: list[ConfigResult]):
