@@ -30,6 +30,7 @@ import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from ...infra.io import BiaslabError, safe_torch_load
 from ...results.audit import Check, Finding
@@ -49,6 +50,12 @@ __all__ = [
 ]
 
 
+def _read_by_parent(layer: nn.Module) -> bool:
+    """Is ``layer`` ``nn.MultiheadAttention``'s ``out_proj``, whose bias the attention reads itself (its
+    fast path needs a tensor there)? Its bias is zeroed, never set to None."""
+    return isinstance(layer, NonDynamicallyQuantizableLinear)
+
+
 def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
     """Set the biases of ``findings`` to None in ``model`` (in place), correcting running means.
 
@@ -64,8 +71,8 @@ def drop_biases(model: nn.Module, findings: list[Finding]) -> nn.Module:
                 mean.sub_(torch.as_tensor(shift).to(mean))
             layer = model.get_submodule(f.module)
             attr = f.param.rsplit(".", 1)[-1]
-            if f.part is not None:
-                getattr(layer, attr).view(-1)[slice(*f.span)] = 0.0
+            if f.part is not None or _read_by_parent(layer):
+                getattr(layer, attr).view(-1)[slice(*f.span) if f.span else slice(None)] = 0.0
             else:
                 setattr(layer, attr, None)
     return model
@@ -270,7 +277,8 @@ def _fold_affine(model: nn.Module, f: Finding) -> None:
     owner = model.get_submodule(f.module)
     attr = f.param.rsplit(".", 1)[-1]
     with torch.no_grad():
-        if f.part is None and attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES)):
+        if f.part is None and attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES)) \
+                and not _read_by_parent(owner):
             setattr(owner, attr, None)
         else:
             getattr(owner, attr).view(-1)[slice(*f.span) if f.span else slice(None)] = 0.0
