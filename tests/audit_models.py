@@ -43,6 +43,10 @@ from biaslab.nets.biases import is_bias_parameter
 __all__ = ["Op", "Program", "ProgramNet", "programs", "ground_truth", "check_folds", "evaluate", "Report",
            "BATCH", "MAX_C"]
 
+#: Query and key weights are scaled up by this: with default initialisation the attention weights of such
+#: small layers are nearly uniform, every token comes out as nearly the same average, and a later bias is
+#: dead through that collapse rather than through a rule (a degenerate model).
+ATTENTION_GAIN = 4.0
 #: Samples per batch (training-mode normalisations need more than one).
 BATCH = 4
 #: Largest channel / feature count and spatial side. Layers output at least two channels / features: a
@@ -372,7 +376,27 @@ def _step(draw, kind: str, shape: tuple, saved: list, control_flow: str | None) 
         return op("cat", j=j, c=(saved[j][1][0] if kind == "img" else saved[j][1][-1]))
     if name == "branch":
         return draw(_branch(kind, shape, control_flow))
+    if name == "res":
+        return op("res", inner=draw(_residual_inner(kind, shape)))
     raise AssertionError(name)
+
+
+@st.composite
+def _residual_inner(draw, kind: str, shape: tuple) -> Op:
+    """The shape-keeping layer of a residual block ``h + layer(h)``."""
+    b = st.booleans()
+    if kind == "img":
+        k = draw(st.sampled_from([3, 1]))
+        return op("conv", out=shape[0], k=k, pad=k // 2, bias=draw(b), groups=1, mode="zeros")
+    if kind == "seq":
+        choice = draw(st.sampled_from(["linear", "attn"] if shape[0] > 1 else ["linear"]))
+        if choice == "attn":
+            variant = draw(st.sampled_from(["manual", "sdpa", "packed", "mha"]))
+            heads = draw(st.sampled_from([h for h in (1, 2) if shape[1] % h == 0])) if variant == "mha" else 1
+            rotary = variant != "mha" and shape[1] % 2 == 0 and draw(b)
+            return op("attn", variant=variant, heads=heads, rotary=rotary, q=True, k=True, v=True,
+                      out=True if variant == "mha" else draw(st.sampled_from([True, False])))
+    return op("linear", out=shape[-1], bias=draw(b))
 
 
 class _Saved(list):
@@ -400,9 +424,9 @@ def _cat_partners(kind: str, shape: tuple, saved: _Saved) -> list[int]:
 
 
 #: How often each op is drawn, relative to the others: layers with biases and what may cancel them most.
-_WEIGHT = {"conv": 5, "linear": 5, "conv1d": 2, "convT": 1, "attn": 4, "bn": 3, "ln": 3, "gn": 2, "in": 2, "rms": 1,
+_WEIGHT = {"conv": 5, "linear": 5, "conv1d": 2, "convT": 1, "attn": 6, "bn": 3, "ln": 3, "gn": 2, "in": 2, "rms": 1,
            "ln2d": 1, "bnact": 1, "maxpool": 3, "avgpool": 2, "adaptive": 2, "pool1d": 2, "save": 2, "add": 3,
-           "sub": 1, "cat": 2}
+           "sub": 1, "cat": 4, "res": 4}
 
 
 def _candidates(kind: str, shape: tuple, saved: list, control_flow: str | None) -> list[str]:
@@ -411,7 +435,7 @@ def _candidates(kind: str, shape: tuple, saved: list, control_flow: str | None) 
 
 
 def _valid(kind: str, shape: tuple, saved: list, control_flow: str | None) -> list[str]:
-    common = ["act", "scale", "save", "dropout"]
+    common = ["act", "scale", "save", "dropout", "res"]
     if _add_partners(kind, shape, saved):
         common += ["add", "sub"]
     if _cat_partners(kind, shape, saved):
@@ -460,12 +484,14 @@ def programs(draw, max_ops: int = 8, control_flow: str | None = "activations") -
     ops = []
     for _ in range(draw(st.integers(2, max_ops))):
         o = draw(_step(*state, saved, control_flow))
-        if o.name == "save":
-            saved.append((*state, saved.now))
-        else:
-            saved.now += 1
-        ops.append(o)
-        state = out_state(*state, o)
+        # a residual block is written out as its three ops: save, the layer, add
+        for o in ([op("save"), o["inner"], op("add", j=len(saved))] if o.name == "res" else [o]):
+            if o.name == "save":
+                saved.append((*state, saved.now))
+            else:
+                saved.now += 1
+            ops.append(o)
+            state = out_state(*state, o)
     return Program(kind, shape, tuple(ops), draw(st.integers(0, 2**16)))
 
 
@@ -622,6 +648,12 @@ class ProgramNet(nn.Module):
             for m in self.modules():
                 if isinstance(m, _NORMS) and getattr(m, "weight", None) is not None:
                     m.weight.uniform_(0.5, 1.5)
+            for m in self.modules():  # peaked attention: near-uniform weights average the tokens into one
+                if isinstance(m, Attention):
+                    for w in ([m.qkv.weight[:2 * m.dim]] if m.variant == "packed" else [m.q.weight, m.k.weight]):
+                        w.mul_(ATTENTION_GAIN)
+                elif isinstance(m, nn.MultiheadAttention):
+                    m.in_proj_weight[:2 * m.embed_dim].mul_(ATTENTION_GAIN)
             for name, t in self.named_buffers():
                 if name.endswith("running_mean"):
                     t.normal_()

@@ -50,6 +50,7 @@ def test_generated_models_match_the_ground_truth():
         assert not report.failed, report.explain()
 
     check()
+    print(tally.summary())
     assert tally.models >= 300, tally.summary()
     assert tally.truly_redundant >= 60, tally.summary()  # the recall below is over enough cases to mean something
     assert tally.recall >= 0.99, tally.summary() + "".join(
