@@ -132,19 +132,23 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-# A normalisation (or softmax) over a single element outputs a constant: everything before it is dead, a
-# degenerate model no rule is meant for. The generator never builds one: every op below averages over >= 2.
+# A normalisation (or softmax) over a single element outputs a constant, and one that subtracts the mean of
+# two elements outputs ±1 (up to its eps): everything before it is dead, or matters only through a sign — a
+# degenerate model no rule is meant for. The generator never builds one: a mean-subtracting normalisation
+# averages over at least LEAST elements, an RMSNorm or a softmax over at least two.
+LEAST = 3
 
-def _ln_axes(shape: tuple) -> list[int]:
-    """How many trailing axes a LayerNorm / RMSNorm may normalise (over at least two elements)."""
-    return [n for n in range(1, len(shape) + 1) if math.prod(shape[-n:]) >= 2]
+
+def _ln_axes(shape: tuple, least: int = LEAST) -> list[int]:
+    """How many trailing axes a LayerNorm (an RMSNorm, ``least=2``) may normalise."""
+    return [n for n in range(1, len(shape) + 1) if math.prod(shape[-n:]) >= least]
 
 
 def _gn_groups(kind: str, shape: tuple) -> list[int]:
-    """GroupNorm group counts that leave at least two elements per group."""
+    """GroupNorm group counts that leave at least LEAST elements per group."""
     chans = shape[0] if kind == "img" else shape[-1]
     per_channel = shape[1] * shape[2] if kind == "img" else shape[0]
-    return [g for g in _divisors(chans) if chans // g * per_channel >= 2]
+    return [g for g in _divisors(chans) if chans // g * per_channel >= LEAST]
 
 
 # Shape bookkeeping: a state is (kind, shape) with kind "img" (C, H, W), "seq" (L, D) or "vec" (D,).
@@ -230,7 +234,7 @@ def _arm_ok(name: str, kind: str, shape: tuple) -> bool:
     if name == "gn":
         return kind in ("img", "seq") and bool(_gn_groups(kind, shape))
     if name in ("ln", "rms"):
-        return shape[-1] >= 2
+        return shape[-1] >= (LEAST if name == "ln" else 2)
     if name == "conv_same":
         return kind == "img"
     if name == "linear_same":
@@ -304,7 +308,7 @@ def _step(draw, kind: str, shape: tuple, saved: list, control_flow: str | None) 
         if name == "ln2d":
             return op("ln2d")
         if name == "rms":
-            return op("rms", axes=draw(st.sampled_from(_ln_axes(shape))))
+            return op("rms", axes=draw(st.sampled_from(_ln_axes(shape, 2))))
         if name == "expand_as":
             return op("expand_as", dims=draw(st.sampled_from([(1,), (2, 3)])))
         if name == "to_vec":
@@ -328,7 +332,7 @@ def _step(draw, kind: str, shape: tuple, saved: list, control_flow: str | None) 
         if name == "ln":
             return op("ln", axes=draw(st.sampled_from(_ln_axes(shape))), functional=draw(b))
         if name == "rms":
-            return op("rms", axes=draw(st.sampled_from(_ln_axes(shape))))
+            return op("rms", axes=draw(st.sampled_from(_ln_axes(shape, 2))))
         if name == "attn":
             variant = draw(st.sampled_from(["manual", "sdpa", "packed", "mha"]))
             if variant == "mha":
@@ -446,23 +450,23 @@ def _valid(kind: str, shape: tuple, saved: list, control_flow: str | None) -> li
         c, h, w = shape
         names = ["conv", "bn", "maxpool", "avgpool", "adaptive", "gmean", "bnact", "perm", "expand_as", "to_vec"]
         names += [n for n in ("view_as", "reshape_as") if audit_supports(n)]
-        names += [n for n, ok in (("gn", _gn_groups(kind, shape)), ("ln", _ln_axes(shape)), ("rms", _ln_axes(shape)),
-                                  ("ln2d", c >= 2), ("in", h * w > 1)) if ok]
+        names += [n for n, ok in (("gn", _gn_groups(kind, shape)), ("ln", _ln_axes(shape)),
+                                  ("rms", _ln_axes(shape, 2)), ("ln2d", c >= LEAST), ("in", h * w >= LEAST)) if ok]
         if h < MAX_C and w < MAX_C:
             names.append("convT")
-        if h * w <= 16:
+        if 2 <= h * w <= 16:
             names.append("to_seq")
         return names + common
     if kind == "seq":
         l, d = shape
         names = ["linear", "bn", "conv1d", "pool1d", "expand_as", "to_vec"]
-        names += [n for n, ok in (("ln", _ln_axes(shape)), ("rms", _ln_axes(shape)), ("softmax", l * d > l + d - 1),
-                                  ("gn", _gn_groups(kind, shape)), ("in", l > 1), ("attn", l > 1)) if ok]
+        names += [n for n, ok in (("ln", _ln_axes(shape)), ("rms", _ln_axes(shape, 2)), ("softmax", l * d > l + d - 1),
+                                  ("gn", _gn_groups(kind, shape)), ("in", l >= LEAST), ("attn", l > 1)) if ok]
         if l <= MAX_C:
             names.append("perm")
         return names + common
     (d,) = shape
-    names = ["linear", "bn"] + (["ln", "rms", "softmax"] if d >= 2 else [])
+    names = ["linear", "bn"] + (["rms", "softmax"] if d >= 2 else []) + (["ln"] if d >= LEAST else [])
     if any(1 < r and d // r >= 2 for r in _divisors(d)):
         names.append("to_seq")
     return names + common

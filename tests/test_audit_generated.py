@@ -161,6 +161,8 @@ CASES = {
     "timm BatchNormAct2d, positive": (IMG, [conv(), op("bnact")], {"m0.bias": "redundant"}),
     "InstanceNorm with running statistics, positive": (IMG, [conv(), op("in", affine=True, track=True)],
                                                        {"m0.bias": "redundant"}),
+    "InstanceNorm with running statistics, negative": (
+        IMG, [conv(), conv(k=3, pad=1, bias=False), op("in", affine=True, track=True)], {"m0.bias": "active"}),
     "InstanceNorm over a sequence, negative": (SEQ, [linear(), op("perm"), op("in", affine=True, track=False)],
                                                {"m0.bias": "active"}),
     "GroupNorm, one channel per group, positive": (IMG, [conv(), op("gn", groups=4)], {"m0.bias": "redundant"}),
