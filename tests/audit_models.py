@@ -16,8 +16,17 @@ Differential testing of :func:`biaslab.experiments.audit.find_biases` (issue 21,
 * :func:`check_folds` — every ``foldable`` finding folded on its own (the affine fold with the
   audit's ``_fold_affine``; a BatchNorm folded into the layer before it with the textbook formula,
   written here) and compared with the original in eval mode.
+* :func:`check_removal` — the redundant biases removed as the audit removes them (running means
+  corrected), compared with the original in training and eval mode.
 * :func:`evaluate` — all of it for one program: which statuses are wrong, which redundant biases
-  were missed. Used by tests/test_audit_generated.py and benchmarks/fuzz_audit.py.
+  were missed (:class:`Report`); :class:`Tally` adds reports up. Used by tests/test_audit_generated.py
+  and benchmarks/fuzz_audit.py.
+
+Degenerate models are not generated: normalisations over one value (or a mean-subtracting one over
+two), one-wide bottlenecks, ``h - h``, attention that averages every token into the same one. In them a
+bias is dead through a coincidence of sizes or values that no structural rule is meant to see, and they
+would only blur the recall. A model whose output does not depend on its input at all is still possible;
+it is recognised (``Report.constant``) and left out of the recall.
 """
 
 from __future__ import annotations
@@ -40,8 +49,28 @@ from biaslab.experiments.audit.fix import _fold_affine, drop_biases
 from biaslab.experiments.audit.graph import PACKED
 from biaslab.nets.biases import is_bias_parameter
 
-__all__ = ["Op", "Program", "ProgramNet", "programs", "ground_truth", "check_folds", "evaluate", "Report",
-           "BATCH", "MAX_C"]
+__all__ = [
+    "BATCH",
+    "FOLD_TOL",
+    "MAX_C",
+    "MOVE_TOL",
+    "REMOVE_TOL",
+    "ZERO_TOL",
+    "Op",
+    "Program",
+    "ProgramNet",
+    "Report",
+    "Tally",
+    "audit_example",
+    "audit_supports",
+    "check_folds",
+    "check_removal",
+    "evaluate",
+    "ground_truth",
+    "op",
+    "programs",
+    "units",
+]
 
 #: Query and key weights are scaled up by this: with default initialisation the attention weights of such
 #: small layers are nearly uniform, every token comes out as nearly the same average, and a later bias is
@@ -420,9 +449,8 @@ def _cat_partners(kind: str, shape: tuple, saved: _Saved) -> list[int]:
     for j, (k2, s2, t) in enumerate(saved):
         if k2 != kind or t >= saved.now:
             continue
-        if kind == "img" and s2[1:] == shape[1:] and s2[0] + shape[0] <= MAX_C:
-            out.append(j)
-        elif kind != "img" and s2[:-1] == shape[:-1] and s2[-1] + shape[-1] <= MAX_C:
+        same = s2[1:] == shape[1:] if kind == "img" else s2[:-1] == shape[:-1]
+        if same and (s2[0] + shape[0] if kind == "img" else s2[-1] + shape[-1]) <= MAX_C:
             out.append(j)
     return out
 
@@ -487,9 +515,9 @@ def programs(draw, max_ops: int = 8, control_flow: str | None = "activations") -
     saved = _Saved()
     ops = []
     for _ in range(draw(st.integers(2, max_ops))):
-        o = draw(_step(*state, saved, control_flow))
+        step = draw(_step(*state, saved, control_flow))
         # a residual block is written out as its three ops: save, the layer, add
-        for o in ([op("save"), o["inner"], op("add", j=len(saved))] if o.name == "res" else [o]):
+        for o in ([op("save"), step["inner"], op("add", j=len(saved))] if step.name == "res" else [step]):
             if o.name == "save":
                 saved.append((*state, saved.now))
             else:
