@@ -86,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     print("  per op: models holding it / truly redundant biases in them / found / wrong statuses")
     for name, (models, truly, found, wrong) in sorted(tally.per_op.items(), key=lambda kv: -kv[1][0]):
         print(f"    {name:28s} {models:6d} {truly:6d} {found:6d} {wrong:4d}")
+    reasons: dict[str, int] = {}
+    for _, reason, _ in tally.misses:
+        key = reason.split(" (")[0][:70]
+        reasons[key] = reasons.get(key, 0) + 1
+    if reasons:
+        print("  missed redundant biases, by the audit's reason:")
+        for key, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            print(f"    {count:5d}  {key}")
     for r in tally.failures[:args.show]:
         print("\nFAILURE\n" + r.explain())
     shown: set[str] = set()
