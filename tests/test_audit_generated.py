@@ -311,6 +311,27 @@ def test_control_flow_that_scales_an_offset_differently_is_not_redundant():
     assert report.statuses["m0.bias"] != "redundant" and not report.failed, report.explain()
 
 
+#: Minimal reproducers from control_flow="any": a bias called foldable into a layer that one arm of a branch
+#: holds (the other arm has its own copy, or nothing), so the fold is wrong for inputs that take the other arm.
+FOLD_ON_ONE_ARM = [
+    Program("vec", (7,), (linear(), op("bn", affine=False, track=False),
+                          op("branch", then=(linear(bias=False), op("ln", axes=1, functional=False)),
+                             else_=(linear(bias=False), op("ln", axes=1, functional=False))),
+                          linear(out=5, bias=False)), seed=0),
+    Program("vec", (2,), (op("dropout", p=0.25), BN,
+                          op("branch", then=(), else_=(linear(2, bias=False), op("dropout", p=0.25))),
+                          op("bn", affine=False, track=True), op("rms", axes=1), op("bn", affine=False, track=False),
+                          op("branch", then=(), else_=(op("act", fn="relu"),))), seed=183),
+]
+
+
+@_CONTROL_FLOW_GAP
+@pytest.mark.parametrize("program", FOLD_ON_ONE_ARM, ids=["shift into a layer of one arm", "into the only arm"])
+def test_control_flow_folds_only_into_layers_every_path_holds(program):
+    report = evaluate(program)
+    assert not report.false_foldable, report.explain()
+
+
 @pytest.mark.parametrize(("after", "status"), [(linear(bias=False), "foldable"), (BN, "redundant")])
 def test_multihead_attention_out_proj_bias_folds_and_goes_without_breaking_the_attention(after, status):
     """Found by the generator: folding (or removing) nn.MultiheadAttention's out_proj.bias set it to None,
