@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from ...infra.io import BiaslabError, safe_torch_load
 from ...results.audit import Check, Finding
@@ -68,9 +69,15 @@ class HeldAtZero(nn.Module):
         return value * self.keep
 
 
+def _read_by_parent(layer: nn.Module) -> bool:
+    """Is ``layer`` ``nn.MultiheadAttention``'s ``out_proj``, whose bias the attention reads itself (its
+    fast path needs a tensor there)? Its bias is zeroed, never set to None."""
+    return isinstance(layer, NonDynamicallyQuantizableLinear)
+
+
 def _removes_whole(owner: nn.Module, attr: str) -> bool:
     """Can ``owner.<attr>`` be set to None (a layer that computes without its bias)?"""
-    return attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES))
+    return attr == "bias" and isinstance(owner, (nn.Linear, _ConvNd, *NORM_MODULES)) and not _read_by_parent(owner)
 
 
 def hold_at_zero(owner: nn.Module, attr: str, span: slice | None = None) -> None:
