@@ -16,7 +16,7 @@ from typing import Any
 from ..infra.io import atomic_write_text
 from ..infra.numfmt import fmt_num
 from ..results.census import STATUSES, CensusModel, CensusResult, failure_kind
-from .figures import new_figure, save_figure
+from .figures import save_figure
 from .report import Section
 
 __all__ = ["summary", "figures", "sections", "console_table", "write_csv", "write_html", "type_rows",
@@ -160,7 +160,10 @@ def write_html(res: CensusResult, path: Path) -> Path:
 def plot_census(res: CensusResult, out_dir: Path, fmt: str = "png") -> Path:
     """Left: the share of each type's default-size bias values per status (the most redundant first).
     Right: what happened to each type, and the time each took."""
-    fig = new_figure(figsize=(13, 9), layout="constrained")[0]
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(13, 9), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=[1.25, 1])
     ax = fig.add_subplot(grid[:, 0])
     sized = [m for m in res.audited if m.default_bias_params]
@@ -196,6 +199,7 @@ def plot_census(res: CensusResult, out_dir: Path, fmt: str = "png") -> Path:
     for i, b in enumerate(bars):
         ax2.text(b[1], i, f" {b[1]}", va="center", fontsize=8)
     ax2.set_xlabel("model types")
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_xlim(0, max([b[1] for b in bars] + [1]) * 1.15)
     ax2.set_title(f"{len(res.models)} model types of transformers {res.transformers_version}", fontsize=10)
 
@@ -209,6 +213,7 @@ def plot_census(res: CensusResult, out_dir: Path, fmt: str = "png") -> Path:
     t = res.timing()
     ax3.set_xlabel("seconds per model type (log scale)")
     ax3.set_ylabel("model types")
+    ax3.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax3.set_title(f"Time: {_s(res.seconds, 1)} s in all, {_s(t['mean_s'])} s per type on average, "
                   f"{res.jobs} at a time", fontsize=10)
     return save_figure(fig, out_dir, "census", fmt)
