@@ -114,7 +114,7 @@ def _half(model_type, seed, device, send=None):
     import time
 
     send({"model_type": model_type, "audited": True, "reason": None, "findings": [{"param": "a.bias",
-          "status": "active", "id": 0}], "seconds": 0.1, "timings": {}, "notes": []})
+          "status": "active", "id": 0}], "seconds": 0.1, "timings": {}, "notes": [], "stage": "verify"})
     time.sleep(120)
 
 
@@ -125,11 +125,11 @@ def test_a_hanging_or_dying_type_is_listed_not_fatal(monkeypatch):
     monkeypatch.setattr(engines, "audit_type", _die)
     [rec] = engines.run_local(["bert"], time_limit=30.0)
     assert rec["audited"] is False and "exit code 3" in rec["reason"]
-    # the audit arrived, the default-size counts did not: the audit is kept, with a note
+    # the audit arrived, the perturbation check did not finish: the audit is kept, with a note
     monkeypatch.setattr(engines, "audit_type", _half)
     [rec] = engines.run_local(["bert"], time_limit=1.0)
     assert rec["audited"] is True and rec["findings"] == [{"param": "a.bias", "status": "active"}]
-    assert rec["notes"] == ["default-size counts unavailable: timed out after 1 s"]
+    assert rec["notes"] == ["perturbation check unfinished: timed out after 1 s"]
 
 
 def test_tiny_overrides_shrink_generically():
@@ -167,7 +167,7 @@ def test_default_size_counts_follow_the_deepest_tiny_layer():
     findings = [_F("model.l.0.k.bias", "redundant", 4), _F("model.l.1.k.bias", "redundant", 4),
                 _F("model.l.0.qkv.bias", "active", 4, "query", (0, 4)), _F("model.l.0.qkv.bias", "redundant", 4, "key",
                                                                             (4, 8))]
-    rows, members = _rows(findings, {0: 0.0, 1: 0.0, 2: 0.5, 3: 0.3}, 1e-8)
+    rows, members, _ = _rows(findings, {0: 0.0, 1: 0.0, 2: 0.5, 3: 0.3}, 1e-8)
     assert [(r["param"], r["part"], r["layers"]) for r in rows] == [("l.*.k.bias", None, 2), ("l.*.qkv.bias", "query", 1),
                                                                     ("l.*.qkv.bias", "key", 1)]
     assert [r["verified"] for r in rows] == [True, True, False]  # the key part moves: perturbation disagrees

@@ -44,31 +44,49 @@ def _layer_key(name: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\.(\d+)(?=\.)", name))
 
 
-def _rows(findings: list, moved: dict[int, float | None], tolerance: float) -> tuple[list[dict], dict[str, list]]:
-    """Findings grouped by (name pattern, part, status, short reason): one row per kind of bias."""
+def _rows(findings: list, moved: dict[int, float], tolerance: float) -> tuple[list[dict], dict[str, list], list[dict]]:
+    """Findings grouped by (name pattern, part, status, general reason): one row per kind of bias.
+
+    Returns the rows, each row's members (tiny name, part, size) by row id, and each finding's row.
+    ``moved`` (finding index → relative output change when perturbed) sets ``moves`` and ``verified``."""
     from .build import pattern
 
     rows: dict[tuple, dict[str, Any]] = {}
-    members: dict[str, list] = {}  # row id -> [(tiny name, part fraction)]
-    for i, f in enumerate(findings):
+    members: dict[str, list] = {}  # row id -> [(tiny name, part, numel, whole)]
+    index: list[dict] = []
+    for f in findings:
         name = _strip(f.param)
         key = (pattern(name), f.part, f.status, _general(f.short_reason or f.reason))
         row = rows.get(key)
         if row is None:
             row = rows[key] = {"param": key[0], "part": f.part, "status": f.status, "reason": key[3],
-                               "detail": _general(f.reason), "layers": 0, "tiny_params": 0, "moves": None, "verified": None,
-                               "key_bias": key_bias(name, f.part), "not_analysed": f.reason.startswith("not analysed"),
+                               "detail": _general(f.reason), "layers": 0, "tiny_params": 0, "moves": None,
+                               "verified": None, "key_bias": key_bias(name, f.part),
+                               "not_analysed": f.reason.startswith("not analysed"),
                                "default_count": 0, "default_params": 0, "id": len(rows)}
         row["layers"] += 1
         row["tiny_params"] += f.numel
-        m = moved.get(i)
-        if m is not None:
-            row["moves"] = max(row["moves"] or 0.0, m)
-            agrees = (m <= tolerance) == (f.status == "redundant")
-            row["verified"] = agrees if row["verified"] is None else (row["verified"] and agrees)
-        whole = int(f.numel) if f.part is None else None
-        members.setdefault(str(row["id"]), []).append((name, f.part, f.numel, whole))
-    return list(rows.values()), members
+        index.append(row)
+        members.setdefault(str(row["id"]), []).append((name, f.part, f.numel, int(f.numel) if f.part is None else None))
+    _apply_moves(list(rows.values()), index, moved, tolerance)
+    return list(rows.values()), members, index
+
+
+def _apply_moves(rows: list[dict], index: list[dict], moved: dict[int, float], tolerance: float) -> None:
+    """Each row's largest output change under perturbation, and whether it agrees with the status
+    (``redundant``: within ``tolerance``; otherwise above it)."""
+    for row in rows:
+        row["moves"], row["verified"] = None, None
+    for i, m in moved.items():
+        row = index[i]
+        row["moves"] = max(row["moves"] or 0.0, m)
+        agrees = (m <= tolerance) == (row["status"] == "redundant")
+        row["verified"] = agrees if row["verified"] is None else (row["verified"] and agrees)
+
+
+def _copy(rec: dict[str, Any]) -> dict[str, Any]:
+    return dict(rec, findings=[dict(r) for r in rec["findings"]], notes=list(rec["notes"]),
+                timings=dict(rec["timings"]))
 
 
 def _default_counts(rows: list[dict], members: dict[str, list], tiny_sizes: dict[str, int],
@@ -103,7 +121,8 @@ def _default_counts(rows: list[dict], members: dict[str, list], tiny_sizes: dict
 def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
                send: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Audit ``model_type`` (a key of ``transformers``' model mapping); the record, also passed to
-    ``send`` after the audit and again after the default-size counts."""
+    ``send`` after the audit (stage ``default sizes``), after the default-size counts (stage
+    ``verify``) and when done (``final``)."""
     os.environ.update(OFFLINE_ENV)
     import torch
 
@@ -152,20 +171,7 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
                          and not str(w.message).startswith("torch.fx could not trace")][:3]
         rec["graph"] = source
         lap("audit")
-        rec["stage"] = "verify"
-        from ..audit.verify import output_moves
-
-        moved: dict[int, float | None] = {}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                moves = output_moves(call, args, seed)
-                for i, f in enumerate(findings):
-                    moved[i] = float(moves(f.param, slice(*f.span) if f.span is not None else None))
-        except Exception as exc:  # noqa: BLE001 - e.g. a model that refuses float64: statuses stay unverified
-            rec["notes"].append(f"perturbation check failed: {type(exc).__name__}: {first_line(exc)[:150]}")
-        lap("verify")
-        rows, members = _rows(findings, moved, VERIFY_TOLERANCE)
+        rows, members, index = _rows(findings, {}, VERIFY_TOLERANCE)
         tiny_sizes = {_strip(n): p.numel() for n, p in call.named_parameters()}
         rec.update(audited=True, findings=rows, stage="default sizes")
     except CensusSkip as exc:
@@ -179,7 +185,7 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
         rec["final"] = True
         send(rec)
         return rec
-    send(dict(rec, findings=[dict(r) for r in rec["findings"]]))
+    send(_copy(rec))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -190,6 +196,21 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
     except Exception as exc:  # noqa: BLE001 - counts stay unknown
         rec["notes"].append(f"default-size counts unavailable: {type(exc).__name__}: {first_line(exc)[:150]}")
     lap("default sizes")
+    rec["stage"] = "verify"
+    send(_copy(rec))
+    from ..audit.verify import output_moves
+
+    moved: dict[int, float] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            moves = output_moves(call, args, seed)
+            for i, f in enumerate(findings):
+                moved[i] = float(moves(f.param, slice(*f.span) if f.span is not None else None))
+    except Exception as exc:  # noqa: BLE001 - e.g. a model that refuses float64: statuses stay unverified
+        rec["notes"].append(f"perturbation check failed: {type(exc).__name__}: {first_line(exc)[:150]}")
+    _apply_moves(rows, index, moved, VERIFY_TOLERANCE)
+    lap("verify")
     for row in rec["findings"]:
         row.pop("id", None)
     rec["stage"] = "done"

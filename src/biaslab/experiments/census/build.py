@@ -78,6 +78,11 @@ def tiny_overrides(values: dict[str, Any], image: bool = True, widths: bool = Tr
     layer_counts = set()
     for k, v in values.items():
         low = k.lower()
+        if isinstance(v, dict) and v and all(str(i).isdigit() for i in v):  # per-layer settings by layer index
+            kept = {i: x for i, x in v.items() if int(i) < LAYERS}
+            if len(kept) < len(v):
+                out[k] = kept
+            continue
         if isinstance(v, dict) and (low.endswith("config") or "model_type" in v):
             sub = tiny_overrides(v, image, widths)
             if sub:
@@ -91,7 +96,7 @@ def tiny_overrides(values: dict[str, Any], image: bool = True, widths: bool = Tr
                     layer_counts.add(v)
             elif "experts" in low and "per_tok" not in low and "shared" not in low:
                 new = min(v, EXPERTS)
-            elif low in ("num_experts_per_tok", "moe_topk", "top_k"):
+            elif low in ("num_experts_per_tok", "moe_topk", "top_k", "moe_k"):
                 new = min(v, 2)
             elif low in ("n_group", "topk_group"):
                 new = 1
@@ -101,6 +106,8 @@ def tiny_overrides(values: dict[str, Any], image: bool = True, widths: bool = Tr
                 pass
             elif low in _HEAD_DIM_FIELDS:
                 new = min(v, 16)
+            elif low == "rotary_dim":
+                new = min(v, 8)
             elif _HEADS.search(low) and not low.endswith(("dim", "size")):
                 new = min(v, HEADS)
             elif low in _WIDTH_FIELDS:
@@ -310,9 +317,15 @@ def example_inputs(model: nn.Module, cfg: Any, seed: int = 0) -> list[tuple[str,
         if "decoder_input_ids" in params:
             out.append((f"pixel_values (2, {c}, {h}, {w}) and decoder_input_ids (2, 8)",
                         ["pixel_values", "decoder_input_ids"], (x, ids()), extra))
+    if "input_ids" in params and "pixel_values" in params:  # dual encoders (CLIP-like) want both
+        vcfg = _sub(cfg, "vision_config")
+        h, w = _image_size(vcfg)
+        c = getattr(vcfg, "num_channels", None) or 3
+        out.append((f"input_ids (2, 8) and pixel_values (2, {c}, {h}, {w})", ["input_ids", "pixel_values"],
+                    (ids(), torch.randn((2, c, h, w), generator=g)), extra))
     if main == "input_values" or "input_values" in params:
-        for n in (4000, 16000):
-            out.append((f"input_values (2, {n})", ["input_values"], (torch.randn((2, n), generator=g),), extra))
+        for shape in ((2, 4000), (2, 16000), (2, 1, 4000)):
+            out.append((f"input_values {shape}", ["input_values"], (torch.randn(shape, generator=g),), extra))
     if main == "input_features" or "input_features" in params:
         acfg = _sub(cfg, "audio_config", "encoder_config")
         mels = getattr(acfg, "num_mel_bins", None) or getattr(acfg, "feature_size", None) or 80

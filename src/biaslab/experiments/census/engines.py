@@ -62,9 +62,11 @@ def _prepare() -> None:
 def _finish(model_type: str, rec: dict[str, Any] | None, why: str, seconds: float) -> dict[str, Any]:
     if rec is None:
         return failed_record(model_type, why, round(seconds, 4))
-    if not rec.get("final"):  # the audit finished, the default-size counts did not
+    if not rec.get("final"):  # the audit finished; the default-size counts or the perturbation check did not
+        unfinished = {"default sizes": "default-size counts unavailable", "verify": "perturbation check unfinished"}
+        note = f"{unfinished.get(rec.get('stage'), 'unfinished')}: {why}"
         rec = dict(rec, stage="done", seconds=round(seconds, 4))
-        rec["notes"] = [*rec.get("notes", []), f"default-size counts unavailable: {why}"]
+        rec["notes"] = [*rec.get("notes", []), note]
     rec.pop("final", None)
     for row in rec.get("findings", []):
         row.pop("id", None)

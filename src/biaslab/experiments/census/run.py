@@ -30,7 +30,7 @@ def model_types() -> list[str]:
 
 
 def _select(only: list[str] | None, available: list[str]) -> list[str]:
-    if not only:
+    if only is None:
         return available
     known = set(available)
     chosen = list(dict.fromkeys(name.strip() for name in only if name.strip()))
