@@ -216,3 +216,17 @@ def test_census_of_a_larger_subset(tmp_path):
     assert res.claim("no_false_redundant").holds is True
     assert res.claim("rope_keeps_key_bias").holds is True
     assert all(m.reason and "\n" not in m.reason for m in res.failed)
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_records():
+    pytest.importorskip("ray")
+    from biaslab.experiments.census import run_census
+
+    def stable(res):
+        return [(m.model_type, m.audited, m.reason, [(f.param, f.part, f.status, f.default_params, f.verified)
+                                                     for f in m.findings]) for m in res.models]
+
+    local = run_census(only=["bert", "bros"])
+    on_ray = run_census(only=["bert", "bros"], engine="ray")
+    assert on_ray.engine == "ray" and stable(on_ray) == stable(local)
