@@ -6,7 +6,8 @@ child starts in milliseconds. It sends its record through a pipe (twice: audited
 default-size counts); the parent keeps the last record it received. A child still running at its
 time limit is killed, and its type is listed with the reason (or, when the audit had finished and
 only the default-size counts were missing, kept with a note). A child that dies (out of memory,
-a crash in native code) is listed with its exit code. Nothing a model does stops the census.
+a crash in native code) is listed with its exit code. Nothing a model does stops the census. On CUDA
+children are spawned instead (a forked child cannot re-initialise CUDA), each importing torch anew.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def _child(conn, model_type: str, seed: int, device: str, threads: int) -> None:
         os._exit(0)  # no atexit handlers, no flushing the parent's inherited buffers twice
 
 
-def _context():
+def _context(device: str = "cpu"):
+    """Fork where it is safe (CPU work, a POSIX system); spawn for CUDA, which a forked child cannot
+    re-initialise."""
     import multiprocessing as mp
 
-    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    fork = "fork" in mp.get_all_start_methods() and not device.startswith("cuda")
+    return mp.get_context("fork" if fork else "spawn")
 
 
 def _prepare() -> None:
@@ -79,7 +83,7 @@ def run_local(model_types: list[str], seed: int = 0, device: str = "cpu", thread
     from multiprocessing.connection import wait
 
     _prepare()
-    ctx = _context()
+    ctx = _context(device)
     queue = list(model_types)
     running: dict[Any, dict[str, Any]] = {}  # pipe end -> {type, process, start, record}
     results: list[dict[str, Any]] = []
