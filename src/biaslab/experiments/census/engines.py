@@ -2,10 +2,10 @@
 (``local``), or one Ray task per type (``ray``, through ablate's :class:`RaySession`).
 
 A child is forked from a parent that has imported torch and ``transformers`` but run nothing, so a
-child starts in milliseconds. It sends its record through a pipe (twice: audited, then with the
-default-size counts); the parent keeps the last record it received. A child still running at its
-time limit is killed, and its type is listed with the reason (or, when the audit had finished and
-only the default-size counts were missing, kept with a note). A child that dies (out of memory,
+child starts in milliseconds. It sends its record through a pipe three times (audited, with the
+default-size counts, with the perturbation check); the parent keeps the last record it received. A
+child still running at its time limit is killed, and its type is listed with the reason (or, when
+the audit had finished and only the counts or the check were missing, kept with a note). A child that dies (out of memory,
 a crash in native code) is listed with its exit code. Nothing a model does stops the census. On CUDA
 children are spawned instead (a forked child cannot re-initialise CUDA), each importing torch anew.
 """
