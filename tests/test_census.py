@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 
 from biaslab.experiments.census import engines  # noqa: E402
 from biaslab.experiments.census.audit_type import _default_counts, _rows, key_bias  # noqa: E402
-from biaslab.experiments.census.build import pattern, tiny_overrides, uses_rotary  # noqa: E402
+from biaslab.experiments.census.build import pattern, rotary_for, tiny_overrides, uses_rotary  # noqa: E402
 from biaslab.experiments.census.claims import census_claims  # noqa: E402
 
 
@@ -155,6 +155,9 @@ def test_names_patterns_and_rotary():
     assert not key_bias("h.*.attn.c_attn.bias", "query") and not key_bias("blocks.*.mlp.fc1.bias", None)
     assert uses_rotary({"rope_theta": 10000.0}) and uses_rotary({"text_config": {"rope_parameters": {"a": 1}}})
     assert not uses_rotary({"position_embedding_type": "absolute", "rope_theta": None})
+    vlm = {"rope_theta": 1e6, "vision_config": {"hidden_size": 32}, "text_config": {"rope_theta": 1e4}}
+    assert rotary_for("language_model.layers.*.k_proj.bias", vlm) and not rotary_for("vision_tower.k.bias", vlm)
+    assert not rotary_for("visual.blocks.*.k.bias", vlm) and rotary_for("layers.*.k_proj.bias", {"rope_theta": 1.0})
 
 
 class _F:
@@ -171,6 +174,7 @@ def test_default_size_counts_follow_the_deepest_tiny_layer():
     assert [(r["param"], r["part"], r["layers"]) for r in rows] == [("l.*.k.bias", None, 2), ("l.*.qkv.bias", "query", 1),
                                                                     ("l.*.qkv.bias", "key", 1)]
     assert [r["verified"] for r in rows] == [True, True, False]  # the key part moves: perturbation disagrees
+    assert _rows(findings, {0: float("nan")}, 1e-8)[0][0]["verified"] is None  # a NaN output decides nothing
     default = {f"l.{i}.k.bias": 16 for i in range(12)} | {f"l.{i}.qkv.bias": 48 for i in range(12)} | {"x.bias": 5}
     unmatched = _default_counts(rows, members, {"l.0.k.bias": 4, "l.1.k.bias": 4, "l.0.qkv.bias": 8}, default)
     assert unmatched == 5
@@ -186,20 +190,25 @@ def test_claims_follow_the_numbers():
     ok = _model("a", [CensusFinding("l.*.key.bias", "redundant", default_params=10, verified=True, key_bias=True),
                       CensusFinding("l.*.query.bias", "active", default_params=10, verified=True)])
     rope = _model("qwen2", [CensusFinding("l.*.k_proj.bias", "active", default_params=20, verified=True,
-                                          key_bias=True)], rotary=True)
+                                          key_bias=True, rotary=True, moves=0.03),
+                            CensusFinding("vision.*.k_proj.bias", "active", default_params=7, key_bias=True,
+                                          reached=False)], rotary=True)
     res = CensusResult(models=[ok, rope, CensusModel("c", False, reason="timed out after 60 s", seconds=60.0)],
                        available=3, seconds=62.0)
     claims = {c.id: c for c in census_claims(res)}
     assert claims["softmax_cancels_key_bias"].holds is True and claims["softmax_cancels_key_bias"].evidence["types"] == 1
-    assert claims["rope_keeps_key_bias"].holds is True and claims["rope_keeps_key_bias"].evidence["qwen2"] == "active"
+    assert claims["rope_keeps_key_bias"].holds is True and claims["rope_keeps_key_bias"].evidence["kinds"] == 1
+    assert claims["qwen2_key_bias_kept"].holds is True and "0.03 relative" in claims["qwen2_key_bias_kept"].text
     assert claims["no_false_redundant"].holds is True and claims["coverage"].holds is False
-    assert claims["redundant_biases"].evidence["pct"] == 25.0
+    assert claims["redundant_biases"].evidence["pct"] == 21.28  # 10 of 20 + 27 bias values
+    assert claims["all_reached"].holds is False and claims["all_reached"].evidence["params"] == 7
+    assert res.totals()["redundant"]["default_params"] == 10 and rope.default_by_status()["active"] == 20
     # a redundant status that perturbation refutes, and a rotary key bias called redundant, turn the verdicts
     ok.findings[0].verified = False
     rope.findings[0].status = "redundant"
     claims = {c.id: c for c in census_claims(res)}
     assert claims["no_false_redundant"].holds is False and "a: l.*.key.bias" in claims["no_false_redundant"].text
-    assert claims["rope_keeps_key_bias"].holds is False
+    assert claims["rope_keeps_key_bias"].holds is False and claims["qwen2_key_bias_kept"].holds is False
     assert res.failures() == {"timed out": 1}
 
 

@@ -7,7 +7,10 @@ self.key.bias``), the part of a packed bias, the status and its reason. ``layers
 model's biases in the row, ``default_count``/``default_params`` the default-size model's biases
 and values that the row stands for. ``moves`` is the largest relative output change when one of
 them is perturbed (float64, training mode), and ``verified`` says whether perturbation agrees with
-the status (``redundant``: the output does not move; ``foldable``/``active``: it does).
+the status (``redundant``: the output does not move; ``foldable``/``active``: it does). ``reached``
+is False for a bias the example input never uses (a vision tower of a model given text only): its
+status says nothing, and it is counted apart. ``rotary`` says, for an attention key bias, whether
+that part of the model uses rotary position embeddings.
 
 A type that could not be built or run offline has ``audited`` False and a one-line ``reason``.
 """
@@ -42,6 +45,8 @@ class CensusFinding:
     verified: bool | None = None
     key_bias: bool = False
     not_analysed: bool = False
+    reached: bool = True
+    rotary: bool | None = None
 
     @property
     def label(self) -> str:
@@ -72,12 +77,16 @@ class CensusModel:
     notes: list[str] = field(default_factory=list)
 
     def default_by_status(self) -> dict[str, int]:
-        """Bias values of the default-size model per status."""
-        return {s: sum(f.default_params for f in self.findings if f.status == s) for s in STATUSES}
+        """Bias values of the default-size model per status (biases the example input reaches)."""
+        return {s: sum(f.default_params for f in self.findings if f.status == s and f.reached) for s in STATUSES}
 
     def count_by_status(self) -> dict[str, int]:
-        """Kinds of bias (rows) per status."""
-        return {s: sum(f.status == s for f in self.findings) for s in STATUSES}
+        """Kinds of bias (rows) per status (biases the example input reaches)."""
+        return {s: sum(f.status == s and f.reached for f in self.findings) for s in STATUSES}
+
+    def default_unreached(self) -> int:
+        """Bias values of the default-size model that the example input never reaches."""
+        return sum(f.default_params for f in self.findings if not f.reached)
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> "CensusModel":
@@ -163,6 +172,9 @@ class CensusResult(Result):
             out[s] = {"default_params": sum(m.default_by_status()[s] for m in self.audited),
                       "types": sum(m.count_by_status()[s] > 0 for m in self.audited),
                       "kinds": sum(m.count_by_status()[s] for m in self.audited)}
+        out["unreached"] = {"default_params": sum(m.default_unreached() for m in self.audited),
+                            "types": sum(any(not f.reached for f in m.findings) for m in self.audited),
+                            "kinds": sum(not f.reached for m in self.audited for f in m.findings)}
         out["default_bias_params"] = sum(m.default_bias_params or 0 for m in self.audited)
         out["default_params"] = sum(m.default_params or 0 for m in self.audited)
         return out

@@ -8,6 +8,7 @@ a huge default model may be what runs out of time; the audit is kept even then).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -20,6 +21,9 @@ __all__ = ["audit_type", "key_bias", "OFFLINE_ENV"]
 #: Set in every process that builds models: nothing is downloaded from the Hugging Face hub.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
+
+#: The audit's reason for a bias the example input never reaches (a tower the input does not use).
+UNREACHED = "not analysed: the traced graph never uses it"
 
 _KEY = re.compile(r"(^|[._])(k|key|keys|k_proj|key_proj|k_lin|to_k|wk|k_linear|key_linear|k_net|kv_k)\.bias$")
 
@@ -62,6 +66,7 @@ def _rows(findings: list, moved: dict[int, float], tolerance: float) -> tuple[li
             row = rows[key] = {"param": key[0], "part": f.part, "status": f.status, "reason": key[3],
                                "detail": _general(f.reason), "layers": 0, "tiny_params": 0, "moves": None,
                                "verified": None, "key_bias": key_bias(name, f.part),
+                               "reached": not f.reason.startswith(UNREACHED), "rotary": None,
                                "not_analysed": f.reason.startswith("not analysed"),
                                "default_count": 0, "default_params": 0, "id": len(rows)}
         row["layers"] += 1
@@ -79,6 +84,8 @@ def _apply_moves(rows: list[dict], index: list[dict], moved: dict[int, float], t
         row["moves"], row["verified"] = None, None
     for i, m in moved.items():
         row = index[i]
+        if not math.isfinite(m):  # a NaN output decides nothing
+            continue
         row["moves"] = max(row["moves"] or 0.0, m)
         agrees = (m <= tolerance) == (row["status"] == "redundant")
         row["verified"] = agrees if row["verified"] is None else (row["verified"] and agrees)
@@ -128,7 +135,7 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
 
     from ...infra.io import BiaslabError, first_line
     from ...results.audit import VERIFY_TOLERANCE
-    from .build import CensusSkip, build_with_input, config_class_name, default_bias_counts, uses_rotary
+    from .build import CensusSkip, build_with_input, config_class_name, default_bias_counts, rotary_for, uses_rotary
 
     start = time.perf_counter()
     rec: dict[str, Any] = {"model_type": model_type, "audited": False, "reason": None, "stage": "configuration",
@@ -172,6 +179,9 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
         rec["graph"] = source
         lap("audit")
         rows, members, index = _rows(findings, {}, VERIFY_TOLERANCE)
+        values = cfg.to_dict()
+        for row in rows:
+            row["rotary"] = rotary_for(row["param"], values) if row["key_bias"] else None
         tiny_sizes = {_strip(n): p.numel() for n, p in call.named_parameters()}
         rec.update(audited=True, findings=rows, stage="default sizes")
     except CensusSkip as exc:

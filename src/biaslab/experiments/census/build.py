@@ -28,7 +28,7 @@ from torch import nn
 
 __all__ = ["MAX_TINY_PARAMS", "CensusSkip", "tiny_overrides", "tiny_models", "build_tiny", "build_with_input",
            "pick_input", "Call", "example_inputs",
-           "default_bias_counts", "uses_rotary", "config_class_name"]
+           "default_bias_counts", "uses_rotary", "rotary_for", "config_class_name"]
 
 #: Most parameters a "tiny" build may have; a configuration that does not shrink below this is skipped.
 MAX_TINY_PARAMS = 20_000_000
@@ -240,9 +240,22 @@ class Call(nn.Module):
         self.extra = dict(extra)
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        import random
+
+        import numpy as np
         from torch.utils._pytree import tree_leaves
 
-        out = self.model(**dict(zip(self.names, args)), **self.extra)
+        # Some models draw training-mode masks from NumPy or ``random`` (wav2vec2's SpecAugment):
+        # the same draws on every call, so that a perturbed run differs from the base run by the
+        # perturbation alone. The callers' generator states are restored.
+        np_state, py_state = np.random.get_state(), random.getstate()
+        np.random.seed(0)
+        random.seed(0)
+        try:
+            out = self.model(**dict(zip(self.names, args)), **self.extra)
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
         if hasattr(out, "to_tuple"):
             out = out.to_tuple()
         return tuple(t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and t.is_floating_point())
@@ -375,6 +388,20 @@ def uses_rotary(values: dict[str, Any]) -> bool:
         if low == "position_embedding_type" and isinstance(v, str) and "rotary" in v:
             return True
     return False
+
+
+def rotary_for(param: str, values: dict[str, Any]) -> bool:
+    """Does the part of the model that holds ``param`` use rotary embeddings? A parameter under a
+    tower named like a sub-configuration (``vision_tower`` → ``vision_config``) follows that
+    sub-configuration; any other follows the top level and ``text_config``."""
+    first = param.split(".")[0].lower()
+    first = "vision" if first.startswith("visual") else first
+    subs = {k[: -len("_config")]: v for k, v in values.items() if isinstance(v, dict) and k.endswith("_config")}
+    for stem, sub in subs.items():
+        if stem and stem != "text" and stem in first:
+            return uses_rotary(sub)
+    top = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    return uses_rotary(top) or ("text_config" in subs and uses_rotary(subs["text_config"]))
 
 
 def default_bias_counts(model_type: str) -> tuple[int, dict[str, int]]:
