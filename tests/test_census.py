@@ -157,7 +157,7 @@ def test_names_patterns_and_rotary():
     assert not uses_rotary({"position_embedding_type": "absolute", "rope_theta": None})
     vlm = {"rope_theta": 1e6, "vision_config": {"hidden_size": 32}, "text_config": {"rope_theta": 1e4}}
     assert rotary_for("language_model.layers.*.k_proj.bias", vlm) and not rotary_for("vision_tower.k.bias", vlm)
-    assert not rotary_for("visual.blocks.*.k.bias", vlm) and rotary_for("layers.*.k_proj.bias", {"rope_theta": 1.0})
+    assert not rotary_for("visual.blocks.*.k.bias", vlm) and rotary_for("layers.*.k_proj.bias", {"rope_parameters": {"rope_theta": 1.0}})
 
 
 class _F:

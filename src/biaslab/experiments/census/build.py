@@ -400,7 +400,7 @@ def rotary_for(param: str, values: dict[str, Any]) -> bool:
     for stem, sub in subs.items():
         if stem and stem != "text" and stem in first:
             return uses_rotary(sub)
-    top = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    top = {k: v for k, v in values.items() if not (isinstance(v, dict) and k.endswith("_config"))}
     return uses_rotary(top) or ("text_config" in subs and uses_rotary(subs["text_config"]))
 
 
