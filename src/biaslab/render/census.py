@@ -61,8 +61,9 @@ def type_rows(res: CensusResult) -> list[dict[str, Any]]:
             **{f"{s} values (default size)": d[s] if m.audited else None for s in STATUSES},
             "redundant share (%)": round(100 * d["redundant"] / bias, 2) if m.audited and bias else None,
             "bias values (default size)": m.default_bias_params, "parameters (default size)": m.default_params,
-            "verified": (all(f.verified for f in m.findings if f.verified is not None) if m.audited
-                         and any(f.verified is not None for f in m.findings) else None),
+            "unreached values (default size)": m.default_unreached() if m.audited else None,
+            "verified": (all(f.verified for f in m.findings if f.verified is not None and f.reached) if m.audited
+                         and any(f.verified is not None and f.reached for f in m.findings) else None),
             "rotary": m.rotary, "graph": m.graph, "input": m.input, "seconds": m.seconds,
             "reason": m.reason or "; ".join(m.notes) or "",
         })
