@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from biaslab.cli import app
 from biaslab.results import load_results, payload
-from biaslab.results.census import CensusFinding, CensusModel, CensusResult
+from biaslab.results.census import CensusFinding, CensusModel, CensusResult, failure_kind
 
 pytest.importorskip("transformers")
 
@@ -155,6 +155,8 @@ def test_names_patterns_and_rotary():
     assert not key_bias("h.*.attn.c_attn.bias", "query") and not key_bias("blocks.*.mlp.fc1.bias", None)
     assert uses_rotary({"rope_theta": 10000.0}) and uses_rotary({"text_config": {"rope_parameters": {"a": 1}}})
     assert not uses_rotary({"position_embedding_type": "absolute", "rope_theta": None})
+    assert not uses_rotary({"position_embeddings_type": "relative", "rotary_embedding_base": 10000})
+    assert uses_rotary({"position_embeddings_type": "rotary", "rotary_embedding_base": 10000})
     vlm = {"rope_theta": 1e6, "vision_config": {"hidden_size": 32}, "text_config": {"rope_theta": 1e4}}
     assert rotary_for("language_model.layers.*.k_proj.bias", vlm) and not rotary_for("vision_tower.k.bias", vlm)
     assert not rotary_for("visual.blocks.*.k.bias", vlm) and rotary_for("layers.*.k_proj.bias", {"rope_parameters": {"rope_theta": 1.0}})
@@ -210,6 +212,11 @@ def test_claims_follow_the_numbers():
     assert claims["no_false_redundant"].holds is False and "a: l.*.key.bias" in claims["no_false_redundant"].text
     assert claims["rope_keeps_key_bias"].holds is False and claims["qwen2_key_bias_kept"].holds is False
     assert res.failures() == {"timed out": 1}
+    assert [failure_kind(r) for r in ("cannot build a small model that runs (tiny: 9 parameters)",
+                                      "fails on every example input (input_ids (2, 8): ValueError: bbox)",
+                                      "cannot build a small model that runs (tiny: ImportError: X requires the natten "
+                                      "library but it was not found)", "audit failed: KeyError: 'x'")] == [
+        "cannot build small", "no example input runs", "needs a missing library", "fails in the audit"]
 
 
 @pytest.mark.slow

@@ -100,11 +100,10 @@ class CensusModel:
 #: Failure kinds, by the start of the reason (first match wins).
 _KINDS = (
     ("timed out", "timed out"),
-    ("process died", "crashed"),
-    ("requires the", "needs a missing library"),
+    ("its process died", "crashed"),
+    ("its Ray task failed", "crashed"),
     ("fails on every example input", "no example input runs"),
     ("takes ", "no example input runs"),
-    ("cannot build a small model that runs", "no example input runs"),
     ("cannot build a small model", "cannot build small"),
     ("its configuration cannot be created", "configuration refused"),
 )
@@ -116,7 +115,7 @@ def failure_kind(reason: str | None) -> str:
     if "requires the" in text and "library" in text:
         return "needs a missing library"
     for start, kind in _KINDS:
-        if start in text:
+        if text.startswith(start):
             return kind
     return "fails in the audit"
 

@@ -378,7 +378,12 @@ def pick_input(model: nn.Module, cfg: Any, seed: int = 0) -> tuple[Call, tuple, 
 
 
 def uses_rotary(values: dict[str, Any]) -> bool:
-    """Does a configuration (``to_dict()``) ask for rotary position embeddings?"""
+    """Does a configuration (``to_dict()``) ask for rotary position embeddings? A named choice of
+    position embedding (``position_embeddings_type: "relative"``) wins over rotary settings that
+    are merely present."""
+    for k in ("position_embedding_type", "position_embeddings_type"):
+        if isinstance(values.get(k), str):
+            return "rotary" in values[k] or "rope" in values[k]
     for k, v in values.items():
         low = k.lower()
         if isinstance(v, dict) and low.endswith("config") and uses_rotary(v):
