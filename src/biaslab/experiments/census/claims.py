@@ -99,12 +99,14 @@ def _rope_key(res: CensusResult) -> list[Claim]:
           "examples": ", ".join(kept_types[:_NAMED]) + (f" and {len(kept_types) - _NAMED} more"
                                                        if len(kept_types) > _NAMED else ""),
           "exceptions": "; ".join(f"{m.model_type}: {f.label} ({f.reason})" for m, f in cancelled[:4]) or "none",
-          "default_params": sum(f.default_params for _, f in kept)}
+          "default_params": sum(f.default_params for _, f in kept),
+          "confirmed": sum(bool(f.verified) for _, f in kept)}
     general = Claim.decide("rope_keeps_key_bias", (not cancelled) if rope else None, ev,
                            statement="next to rotary position embeddings the key bias is never cancelled",
                            true="all {kinds} key biases next to rotary embeddings, in {types} model types, are active "
-                                "and move the output ({default_params:,} values at default sizes): RoPE rotates the "
-                                "bias by position, so softmax does not remove it; {examples}",
+                                "({confirmed} of them confirmed by perturbation, the rest not checkable; "
+                                "{default_params:,} values at default sizes): RoPE rotates the bias by position, so "
+                                "softmax does not remove it; {examples}",
                            false="{cancelled} of {kinds} key biases next to rotary embeddings are cancelled after all: "
                                  "{exceptions}",
                            unknown="no audited model type has a key bias next to rotary embeddings")
