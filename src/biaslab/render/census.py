@@ -178,6 +178,9 @@ def plot_census(res: CensusResult, out_dir: Path, fmt: str = "png") -> Path:
             widths = [100 * m.default_by_status()[s] / m.default_bias_params for m in shown]
             ax.barh(y, widths, left=left, color=STATUS_COLORS[s], label=s)
             left = [a + b for a, b in zip(left, widths)]
+        widths = [100 * m.default_unreached() / m.default_bias_params for m in shown]
+        if any(widths):
+            ax.barh(y, widths, left=left, color="lightgrey", label="not reached by the input")
         ax.set_yticks(y, [m.model_type for m in shown], fontsize=8)
         ax.set_ylim(len(shown) - 0.5, -0.5)
         ax.set_xlim(0, 100)
@@ -187,7 +190,8 @@ def plot_census(res: CensusResult, out_dir: Path, fmt: str = "png") -> Path:
         ax.text(0.5, 0.5, "no model type audited with default sizes", ha="center", va="center",
                 transform=ax.transAxes)
         ax.set_axis_off()
-    ax.set_title(f"The {len(shown)} of {len(sized)} audited types with the largest redundant share", fontsize=10)
+    ax.set_title(f"The {len(shown)} of {len(sized)} audited types with biases, largest redundant share first "
+                 "(checked statuses)", fontsize=10)
 
     ax2 = fig.add_subplot(grid[0, 1])
     with_red = sum(m.count_by_status()["redundant"] > 0 for m in res.audited)

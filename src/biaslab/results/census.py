@@ -10,7 +10,8 @@ them is perturbed (float64, training mode), and ``verified`` says whether pertur
 the status (``redundant``: the output does not move; ``foldable``/``active``: it does). ``reached``
 is False for a bias the example input never uses (a vision tower of a model given text only): its
 status says nothing, and it is counted apart. ``rotary`` says, for an attention key bias, whether
-that part of the model uses rotary position embeddings.
+that part of the model uses rotary position embeddings. Counts per status use the *checked*
+status: a ``redundant`` that perturbation refutes counts as ``active`` (and a claim lists it).
 
 A type that could not be built or run offline has ``audited`` False and a one-line ``reason``.
 """
@@ -52,6 +53,11 @@ class CensusFinding:
     def label(self) -> str:
         return f"{self.param}[{self.part}]" if self.part else self.param
 
+    @property
+    def checked_status(self) -> str:
+        """The status, except that a ``redundant`` which perturbation refutes counts as ``active``."""
+        return "active" if self.status == "redundant" and self.verified is False else self.status
+
 
 @dataclass
 class CensusModel:
@@ -77,12 +83,13 @@ class CensusModel:
     notes: list[str] = field(default_factory=list)
 
     def default_by_status(self) -> dict[str, int]:
-        """Bias values of the default-size model per status (biases the example input reaches)."""
-        return {s: sum(f.default_params for f in self.findings if f.status == s and f.reached) for s in STATUSES}
+        """Bias values of the default-size model per checked status (biases the example input reaches)."""
+        return {s: sum(f.default_params for f in self.findings if f.checked_status == s and f.reached)
+                for s in STATUSES}
 
     def count_by_status(self) -> dict[str, int]:
-        """Kinds of bias (rows) per status (biases the example input reaches)."""
-        return {s: sum(f.status == s and f.reached for f in self.findings) for s in STATUSES}
+        """Kinds of bias (rows) per checked status (biases the example input reaches)."""
+        return {s: sum(f.checked_status == s and f.reached for f in self.findings) for s in STATUSES}
 
     def default_unreached(self) -> int:
         """Bias values of the default-size model that the example input never reaches."""
