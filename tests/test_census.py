@@ -254,3 +254,11 @@ def test_ray_engine_gives_the_local_records():
     local = run_census(only=["bert", "bros"])
     on_ray = run_census(only=["bert", "bros"], engine="ray")
     assert on_ray.engine == "ray" and stable(on_ray) == stable(local)
+
+
+def test_empty_out_and_empty_only_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["census", "--only", "bert", "--out", ""])
+    assert res.exit_code == 2 and "--out is empty" in res.stderr and list(tmp_path.iterdir()) == []
+    res = CliRunner().invoke(app, ["census", "--only", ",", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "only names no model type" in res.stderr  # not the whole zoo
