@@ -786,6 +786,44 @@ def audit(
     emit("audit", build, out, fmt, json_output, quiet)
 
 
+@app.command()
+def census(
+    only: Annotated[Optional[str], typer.Option(
+        help="Audit only these model types, comma-separated (e.g. bert,gpt2,vit) [default: every type "
+             "transformers can build with AutoModel].")] = None,
+    engine: Annotated[str, typer.Option(help="local (child processes here) or ray (one Ray task per model type).")] = "local",
+    address: Annotated[
+        Optional[str], typer.Option(help="With --engine ray: join the cluster at HOST:PORT [default: $RAY_ADDRESS, else a local Ray].")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="With --engine local: model types audited at once (1 to 64).")] = 1,
+    time_limit: Annotated[float, typer.Option(
+        help="Seconds one model type may take (1 to 3600); a type still running then is listed as timed out.")] = 60.0,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    fmt: FormatOpt = "png",
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Which biases in today's architectures do nothing? Audits every transformers model type, built
+    offline at a tiny size with random weights, checks each status by perturbation, and counts the
+    biases at the configuration's default size. Writes census.csv and a sortable census.html too."""
+
+    def note(line: str) -> None:
+        if not quiet:
+            print(f"biaslab: {line}", file=sys.stderr, flush=True)
+
+    def build():
+        from .experiments.census import run_census
+
+        return run_census(only=split_list(only) if only is not None else None, seed=seed, engine=engine, jobs=jobs,
+                          threads=threads, time_limit=time_limit, device=device, address=address,
+                          show_progress=False, notify=note, ray_background_shutdown=True)
+
+    emit("census", build, out, fmt, json_output, quiet)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run ``biaslab ARGV`` and return the exit code (see :mod:`biaslab.infra.errors`)."""
     # torch's OpenMP threads spin-wait by default, which costs several times the run time

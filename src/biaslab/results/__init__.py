@@ -29,6 +29,7 @@ RESULT_TYPES = {
     "denoise": "biaslab.results.denoise:DenoiseResult",
     "denoise-apply": "biaslab.results.denoise:DenoiseApplyResult",
     "audit": "biaslab.results.audit:AuditResult",
+    "census": "biaslab.results.census:CensusResult",
     "demo": "biaslab.results.demo:DemoResult",
 }
 
