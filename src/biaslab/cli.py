@@ -786,7 +786,7 @@ def audit(
     emit("audit", build, out, fmt, json_output, quiet)
 
 
-@app.command()
+@command()
 def census(
     only: Annotated[Optional[str], typer.Option(
         help="Audit only these model types, comma-separated (e.g. bert,gpt2,vit) [default: every type "
@@ -798,7 +798,7 @@ def census(
     jobs: Annotated[int, typer.Option(help="With --engine local: model types audited at once (1 to 64).")] = 1,
     time_limit: Annotated[float, typer.Option(
         help="Seconds one model type may take (1 to 3600); a type still running then is listed as timed out.")] = 60.0,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     seed: SeedOpt = 0,
     out: OutOpt = None,
