@@ -107,9 +107,9 @@ def load_results(path: str | Path) -> Result:
     if p.is_dir():
         p = p / "results.json"
     if p.exists() and not p.is_file():
-        raise BiaslabError(f"{p} is not a regular file; pass a directory written by a biaslab command (--out DIR)")
+        raise BiaslabError(f"{p} is not a regular file; pass a folder written by a biaslab command (it holds results.json)")
     if not p.is_file():
-        raise BiaslabError(f"{p} does not exist; pass a directory written by a biaslab command (--out DIR)")
+        raise BiaslabError(f"{p} does not exist; pass a folder written by a biaslab command (it holds results.json)")
     try:
         size = p.stat().st_size
         if size > MAX_RESULTS_BYTES:
@@ -124,7 +124,7 @@ def load_results(path: str | Path) -> Result:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError, a 5000-digit number
         if p.name != "results.json":  # a file given in place of a run's directory, not a damaged results.json
             raise BiaslabError(f"{p} is a file, not a run: pass a directory written by a biaslab command "
-                               "(its --out DIR, which holds results.json)") from None
+                               "(the output folder, which holds results.json)") from None
         what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:200]
         raise BiaslabError(f"{p} is not valid JSON ({what}); run the command again to regenerate it") from None
     return from_payload(data, str(p))

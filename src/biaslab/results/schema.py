@@ -335,7 +335,7 @@ def _result_base() -> type:
 
 #: Keys a command's results.json holds beside its dataclass fields (derived totals written by ``to_dict``).
 DERIVED: dict[str, dict[str, Any]] = {
-    "audit": {"bias_params": int, "bias_share": float, "counts": dict[str, dict[str, int]]},
+    "audit": {"bias_params": int, "bias_share": float, "counts": dict[str, dict[str, int]], "not_analysed": int},
     # census.CensusResult.to_dict: summaries for readers (from_dict drops them)
     "census": {"counts": dict[str, int], "timing": dict[str, float | None], "failures": dict[str, int],
                "totals": dict[str, Any]},

@@ -50,7 +50,7 @@ def _open_runs(path: Path, flags: int) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise BiaslabError(f"runs file {path} is a symbolic link; biaslab writes only its own files: remove "
-                               "the link or choose another --out") from None
+                               "the link or choose another output folder") from None
         if exc.errno == errno.EISDIR:
             raise BiaslabError(f"runs file {path} is not a regular file; remove it or choose another location") from None
         raise

@@ -45,7 +45,7 @@ def input_ids_arg(text: str | None) -> tuple[int, int] | None:
         return None
     shape = parse_shape("--input-ids", text, MAX_INPUT_ELEMENTS, "2,16")
     if len(shape) != 2:
-        raise BiaslabError(f"--input-ids takes two numbers N,L (sequences, tokens each), got {text!r}")
+        raise BiaslabError(f"`input_ids` takes two numbers N,L (sequences, tokens each), got {text!r}")
     return shape
 
 
@@ -82,7 +82,7 @@ def _make_fix(model: nn.Module, findings: list, example: torch.Tensor, path: Pat
         with atomic_path(path) as tmp:
             torch.save(plain_state_dict(fixed), tmp)
     except OSError as exc:
-        raise BiaslabError(f"cannot write --fix {path}: {exc.strerror or exc}; pass a writable file path") from None
+        raise BiaslabError(f"cannot write `fix` {path}: {exc.strerror or exc}; pass a writable file path") from None
     removed = [f.label for f in findings if f.status == "redundant"]
     load = f"model = {load_expr}; biaslab.experiments.audit.load_fixed(model, {str(path)!r})"
     if fold:
@@ -178,30 +178,30 @@ def run_audit(
 
     samples = samples_arg(samples)
     if config is not None and not is_hf(arch or target):
-        raise BiaslabError("--config applies to Hugging Face models only: pass hf:TYPE (e.g. hf:bert)")
+        raise BiaslabError("`config` applies to Hugging Face models only: pass hf:TYPE (e.g. hf:bert)")
     if input_ids is not None and (input_shape is not None or (data not in (None, "random"))):
-        raise BiaslabError("--input-ids makes random token ids: drop --input-shape and --data DATASET")
+        raise BiaslabError("`input_ids` makes random token ids: drop `input_shape` and `data` DATASET")
     if fold and fix is None:
-        raise BiaslabError("--fold needs --fix OUT.pt (where to write the folded model)")
+        raise BiaslabError("`fold` needs `fix` OUT.pt (where to write the folded model)")
     if fix is not None:
         if Path(fix).is_dir():
-            raise BiaslabError(f"cannot write --fix {fix}: it is a folder; pass a file path such as "
+            raise BiaslabError(f"cannot write `fix` {fix}: it is a folder; pass a file path such as "
                                f"{Path(fix) / 'fixed.pt'}")
         writable_file("--fix", fix)
     checkpoint = _is_checkpoint(target)
     if checkpoint and arch is None:
-        raise BiaslabError(f"{target} is a checkpoint: pass --arch (a built-in name or file.py:factory) to say "
+        raise BiaslabError(f"{target} is a checkpoint: pass `arch` (a built-in name or file.py:factory) to say "
                            "which architecture its state_dict belongs to")
     dev = resolve_device(device)
     ds = _load_data(data, seed) if data not in (None, "random") else None
     if ds is not None and input_shape is not None and tuple(input_shape[1:]) != tuple(ds.in_shape):
-        raise BiaslabError(f"--input-shape {','.join(map(str, input_shape))} does not match the data's input "
-                           f"shape {tuple(ds.in_shape)}; drop --input-shape")
+        raise BiaslabError(f"`input_shape` {','.join(map(str, input_shape))} does not match the data's input "
+                           f"shape {tuple(ds.in_shape)}; drop `input_shape`")
     spec = arch if checkpoint else target
     sample_shape = tuple(ds.in_shape) if ds is not None else (tuple(input_shape[1:]) if input_shape else None)
     if data is not None and input_shape is not None and samples * math.prod(input_shape[1:]) > MAX_INPUT_ELEMENTS:
-        raise BiaslabError(f"--samples {samples} inputs of shape {input_shape[1:]} hold more than "
-                           f"{MAX_INPUT_ELEMENTS:,} values; pass fewer --samples")
+        raise BiaslabError(f"`samples` {samples} inputs of shape {input_shape[1:]} hold more than "
+                           f"{MAX_INPUT_ELEMENTS:,} values; pass fewer `samples`")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_target(spec, sample_shape, ds.n_classes if ds is not None else 10, config)
@@ -222,7 +222,7 @@ def run_audit(
         elif input_shape is None:
             default = sample_shape or default_input_shape(spec) or _hf_shape(model, spec)
             if default is None:
-                raise BiaslabError(f"pass --input-shape N,C,... (e.g. 2,3,32,32) or --input-ids N,L: {spec} is a "
+                raise BiaslabError(f"pass `input_shape` N,C,... (e.g. 2,3,32,32) or `input_ids` N,L: {spec} is a "
                                    "factory, so the audit does not know what input it takes")
             input_shape = (2, *default)
         model = model.to(dev)

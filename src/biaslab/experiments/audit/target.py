@@ -112,9 +112,9 @@ def build_target(spec: str, in_shape: tuple[int, ...] | None = None, n_classes: 
     names = builtin_names()
     if spec not in names:
         if Path(spec).suffix in CHECKPOINT_SUFFIXES:
-            raise BiaslabError(f"{spec} is a checkpoint: also pass --arch (a built-in name or file.py:factory)")
+            raise BiaslabError(f"{spec} is a checkpoint: also pass `arch` (a built-in name or file.py:factory)")
         raise BiaslabError(f"unknown target {spec!r}; use file.py:factory, package.module:factory, "
-                           f"FILE.pt with --arch, or a built-in: {', '.join(names)}")
+                           f"FILE.pt with `arch`, or a built-in: {', '.join(names)}")
     return _builtin(spec, in_shape, n_classes)
 
 
@@ -139,6 +139,6 @@ def load_state(model: nn.Module, state: Any, source: str = "the checkpoint") -> 
                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped (file vs model)", shaped)) if keys]
     if problems:
         raise BiaslabError(f"{source} does not match the architecture — {'; '.join(problems)}; "
-                           "check --arch (and that the file is this model's state_dict)")
+                           "check `arch` (and that the file is this model's state_dict)")
     model.load_state_dict(state)
     return model
