@@ -75,7 +75,7 @@ def test_ablate_user_code_failures_are_one_line(tmp_path, capsys, function, word
 
 
 def test_an_extreme_input_offset_is_refused_before_any_figure(tmp_path, capsys):
-    one_line(capsys, ablate("linear", tmp_path, "--input-offset", "1e38"), "input offset")
+    one_line(capsys, ablate("linear", tmp_path, "--input-offset", "1e38"), "--input-offset must be in [−1e6, 1e6]")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 

@@ -157,7 +157,7 @@ def writable_file(name: str, path: str | os.PathLike[str]) -> Path:
     """
     import tempfile
 
-    p = Path(path)
+    p, name = Path(path), param(name)
     folder = p.parent
     if folder.exists() and not folder.is_dir():
         raise BiaslabError(f"{name} {p}: {folder} is not a folder")

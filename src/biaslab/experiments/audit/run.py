@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +174,49 @@ def run_audit(
     BiaslabError
         for bad input (checked before any work starts), or when a fix fails its check.
     """
-    from ...infra.device import resolve_device
     from ...infra.progress import progress_bar
 
     samples = samples_arg(samples)
+    _check_inputs(target, arch, input_shape, input_ids, config, data, fix, fold)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        plan = prepare_target(target, arch, input_shape, input_ids, config, data, samples, seed, device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            findings, source = analyse(plan.model, plan.example, plan.recorded)
+        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        if plan.adapted:
+            notes.append(f"{target} has no {', '.join(plan.adapted[:6])}{' ...' if len(plan.adapted) > 6 else ''} "
+                         "(removed or folded by --fix): the architecture was adapted and is audited without them")
+        result = AuditResult(
+            target=target, input_shape=list(plan.input_shape), biases=findings,
+            total_params=sum(p.numel() for p in plan.model.parameters()),
+            traced=source != "hooks", graph=source, warnings=notes,
+            initial_weights=not plan.checkpoint and (":" not in target or is_hf(target)),
+            params={"target": target, "arch": arch, "config": config, "input_shape": list(plan.input_shape),
+                    "input_ids": plan.token_ids, "data": data, "samples": samples, "fix": str(fix) if fix else None,
+                    "fold": fold, "verify": verify, "seed": seed, "device": str(plan.device)},
+        )
+        if plan.X is not None:
+            with progress_bar(len(findings), "zeroing each bias", show_progress) as advance:
+                result.contributions, result.baseline_accuracy = bias_contributions(
+                    plan.model, findings, plan.X, plan.y, advance=advance)
+            result.data, result.n_samples = (plan.ds.name if plan.ds is not None else "random"), len(plan.X)
+        if verify:
+            with progress_bar(1, "verifying redundant biases", show_progress) as advance:
+                verify_findings(plan.model, findings, plan.example, seed)
+                advance()
+            result.verified = True
+        if fix is not None:
+            load_expr = _load_expression(plan.spec, plan.sample_shape, plan.ds)
+            result.fix = _make_fix(plan.model, findings, plan.example, Path(fix), fold, load_expr, seed)
+    result.claims = [finding_claim(f) for f in findings]
+    return result
+
+
+def _check_inputs(target: str, arch: str | None, input_shape, input_ids, config: str | None, data: str | None,
+                  fix: str | Path | None, fold: bool) -> None:
+    """What :func:`run_audit` can refuse before loading anything."""
     if config is not None and not is_hf(arch or target):
         raise BiaslabError("`config` applies to Hugging Face models only: pass hf:TYPE (e.g. hf:bert)")
     if input_ids is not None and (input_shape is not None or (data not in (None, "random"))):
@@ -187,11 +227,39 @@ def run_audit(
         if Path(fix).is_dir():
             raise BiaslabError(f"cannot write `fix` {fix}: it is a folder; pass a file path such as "
                                f"{Path(fix) / 'fixed.pt'}")
-        writable_file("--fix", fix)
-    checkpoint = _is_checkpoint(target)
-    if checkpoint and arch is None:
+        writable_file("fix", fix)
+    if _is_checkpoint(target) and arch is None:
         raise BiaslabError(f"{target} is a checkpoint: pass `arch` (a built-in name or file.py:factory) to say "
                            "which architecture its state_dict belongs to")
+
+
+@dataclass
+class AuditPlan:
+    """The audited model on its device, its example input (``input_shape``, token ids or not), the
+    inputs its graph is also recorded from, and the data (``X``, ``y``) contributions are measured on."""
+
+    model: nn.Module
+    spec: str
+    checkpoint: bool
+    adapted: list[str]
+    device: Any
+    input_shape: tuple[int, ...]
+    token_ids: bool
+    example: torch.Tensor
+    recorded: list[torch.Tensor]
+    ds: Any
+    sample_shape: tuple[int, ...] | None
+    X: torch.Tensor | None
+    y: torch.Tensor | None
+
+
+def prepare_target(target: str, arch: str | None, input_shape, input_ids, config: str | None, data: str | None,
+                   samples: int, seed: int, device: str) -> AuditPlan:
+    """Build (or load) the model, choose its example input (the user's shape wins; token ids only
+    when asked for, or for a ``hf:`` text model) and draw the data; one forward pass checks its output."""
+    from ...infra.device import resolve_device
+
+    checkpoint = _is_checkpoint(target)
     dev = resolve_device(device)
     ds = _load_data(data, seed) if data not in (None, "random") else None
     if ds is not None and input_shape is not None and tuple(input_shape[1:]) != tuple(ds.in_shape):
@@ -202,80 +270,45 @@ def run_audit(
     if data is not None and input_shape is not None and samples * math.prod(input_shape[1:]) > MAX_INPUT_ELEMENTS:
         raise BiaslabError(f"`samples` {samples} inputs of shape {input_shape[1:]} hold more than "
                            f"{MAX_INPUT_ELEMENTS:,} values; pass fewer `samples`")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_target(spec, sample_shape, ds.n_classes if ds is not None else 10, config)
-        adapted: list[str] = []
-        if checkpoint:
-            before = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_modules()}
-            load_fixed(model, target)
-            after = {n for n, _ in model.named_parameters()} | {n for n, m in model.named_modules()
-                                                                 if not isinstance(m, nn.Identity)}
-            adapted = sorted(before - after)
-        # the user's input wins: token ids only when asked for, or for a hf: text model without --input-shape
-        wants_ids = input_ids is not None or (is_hf(spec) and input_shape is None and ds is None)
-        vocab = _vocabulary(model, spec) if wants_ids else None
-        if vocab is not None:
-            input_shape = input_ids or (2, DEFAULT_TOKENS)
-            if is_hf(spec):
-                check_sequence_length(model, input_shape[1])
-        elif input_shape is None:
-            default = sample_shape or default_input_shape(spec) or _hf_shape(model, spec)
-            if default is None:
-                raise BiaslabError(f"pass `input_shape` N,C,... (e.g. 2,3,32,32) or `input_ids` N,L: {spec} is a "
-                                   "factory, so the audit does not know what input it takes")
-            input_shape = (2, *default)
-        model = model.to(dev)
-        g = torch.Generator().manual_seed(seed)
-        example = (torch.randint(0, vocab, input_shape, generator=g).to(dev) if vocab is not None
-                   else _example_input(model, input_shape, ds, g, dev))
-        _check_output(model, example, spec)
-        X = y = None
-        if data is not None:
-            dtype = example.dtype
-            if ds is not None:
-                X = torch.as_tensor(ds.X_test[:samples]).to(dev, dtype)
-                y = torch.as_tensor(ds.y_test[:samples]).to(dev)
-            elif vocab is not None:
-                X = torch.randint(0, vocab, (samples, *input_shape[1:]), generator=g).to(dev)
-            else:
-                X = torch.randn((samples, *input_shape[1:]), generator=g, dtype=torch.float64).to(dev, dtype)
-        # where fx cannot trace, the graph is also recorded from batches of the data (control flow may differ)
-        batches = list(X.split(len(example))) if X is not None else []
-        data_inputs = [b for b in batches if len(b) == len(example)][:MAX_RECORDED_INPUTS - 3]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            findings, source = analyse(model, example, data_inputs)
-        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-        if adapted:
-            notes.append(f"{target} has no {', '.join(adapted[:6])}{' ...' if len(adapted) > 6 else ''} (removed or "
-                         "folded by --fix): the architecture was adapted and is audited without them")
-        result = AuditResult(
-            target=target, input_shape=list(input_shape), biases=findings,
-            total_params=sum(p.numel() for p in model.parameters()),
-            traced=source != "hooks", graph=source, warnings=notes,
-            initial_weights=not checkpoint and (":" not in target or is_hf(target)),
-            params={"target": target, "arch": arch, "config": config, "input_shape": list(input_shape),
-                    "input_ids": vocab is not None, "data": data,
-                    "samples": samples, "fix": str(fix) if fix else None, "fold": fold, "verify": verify,
-                    "seed": seed,
-                    "device": str(dev)},
-        )
-        if X is not None:
-            with progress_bar(len(findings), "zeroing each bias", show_progress) as advance:
-                result.contributions, result.baseline_accuracy = bias_contributions(model, findings, X, y,
-                                                                                     advance=advance)
-            result.data, result.n_samples = (ds.name if ds is not None else "random"), len(X)
-        if verify:
-            with progress_bar(1, "verifying redundant biases", show_progress) as advance:
-                verify_findings(model, findings, example, seed)
-                advance()
-            result.verified = True
-        if fix is not None:
-            load_expr = _load_expression(spec, sample_shape, ds)
-            result.fix = _make_fix(model, findings, example, Path(fix), fold, load_expr, seed)
-    result.claims = [finding_claim(f) for f in findings]
-    return result
+    model = build_target(spec, sample_shape, ds.n_classes if ds is not None else 10, config)
+    adapted: list[str] = []
+    if checkpoint:
+        before = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_modules()}
+        load_fixed(model, target)
+        after = {n for n, _ in model.named_parameters()} | {n for n, m in model.named_modules()
+                                                             if not isinstance(m, nn.Identity)}
+        adapted = sorted(before - after)
+    wants_ids = input_ids is not None or (is_hf(spec) and input_shape is None and ds is None)
+    vocab = _vocabulary(model, spec) if wants_ids else None
+    if vocab is not None:
+        input_shape = input_ids or (2, DEFAULT_TOKENS)
+        if is_hf(spec):
+            check_sequence_length(model, input_shape[1])
+    elif input_shape is None:
+        default = sample_shape or default_input_shape(spec) or _hf_shape(model, spec)
+        if default is None:
+            raise BiaslabError(f"pass `input_shape` N,C,... (e.g. 2,3,32,32) or `input_ids` N,L: {spec} is a "
+                               "factory, so the audit does not know what input it takes")
+        input_shape = (2, *default)
+    model = model.to(dev)
+    g = torch.Generator().manual_seed(seed)
+    example = (torch.randint(0, vocab, input_shape, generator=g).to(dev) if vocab is not None
+               else _example_input(model, input_shape, ds, g, dev))
+    _check_output(model, example, spec)
+    X = y = None
+    if data is not None:
+        if ds is not None:
+            X = torch.as_tensor(ds.X_test[:samples]).to(dev, example.dtype)
+            y = torch.as_tensor(ds.y_test[:samples]).to(dev)
+        elif vocab is not None:
+            X = torch.randint(0, vocab, (samples, *input_shape[1:]), generator=g).to(dev)
+        else:
+            X = torch.randn((samples, *input_shape[1:]), generator=g, dtype=torch.float64).to(dev, example.dtype)
+    # where fx cannot trace, the graph is also recorded from batches of the data (control flow may differ)
+    batches = list(X.split(len(example))) if X is not None else []
+    recorded = [b for b in batches if len(b) == len(example)][:MAX_RECORDED_INPUTS - 3]
+    return AuditPlan(model, spec, checkpoint, adapted, dev, tuple(input_shape), vocab is not None, example, recorded,
+                     ds, sample_shape, X, y)
 
 
 def _vocabulary(model: nn.Module, spec: str) -> int | None:
