@@ -135,7 +135,7 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
 
     from ...infra.io import BiaslabError, first_line
     from ...results.audit import VERIFY_TOLERANCE
-    from .build import CensusSkip, build_with_input, config_class_name, default_bias_counts, rotary_for, uses_rotary
+    from .build import CensusSkip, build_with_input, config_class_name, rotary_for, uses_rotary
 
     start = time.perf_counter()
     rec: dict[str, Any] = {"model_type": model_type, "audited": False, "reason": None, "stage": "configuration",
@@ -196,6 +196,26 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
         send(rec)
         return rec
     send(_copy(rec))
+    _count_default_sizes(rec, model_type, members, tiny_sizes)
+    lap("default sizes")
+    rec["stage"] = "verify"
+    send(_copy(rec))
+    _verify_by_perturbation(rec, rows, index, findings, call, args, seed)
+    lap("verify")
+    for row in rec["findings"]:
+        row.pop("id", None)
+    rec["stage"] = "done"
+    rec["seconds"] = round(time.perf_counter() - start, 4)
+    rec["final"] = True
+    send(rec)
+    return rec
+
+
+def _count_default_sizes(rec: dict[str, Any], model_type: str, members, tiny_sizes: dict[str, int]) -> None:
+    """The configuration's default-size parameter counts (built on the meta device), into ``rec``."""
+    from ...infra.io import first_line
+    from .build import default_bias_counts
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -205,9 +225,12 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
         rec["default_unmatched_params"] = _default_counts(rec["findings"], members, tiny_sizes, default)
     except Exception as exc:  # noqa: BLE001 - counts stay unknown
         rec["notes"].append(f"default-size counts unavailable: {type(exc).__name__}: {first_line(exc)[:150]}")
-    lap("default sizes")
-    rec["stage"] = "verify"
-    send(_copy(rec))
+
+
+def _verify_by_perturbation(rec: dict[str, Any], rows, index, findings, call, args, seed: int) -> None:
+    """Perturb every bias (and part) in float64 and record whether the output moved, beside its status."""
+    from ...infra.io import first_line
+    from ...results.audit import VERIFY_TOLERANCE
     from ..audit.verify import output_moves
 
     moved: dict[int, float] = {}
@@ -220,11 +243,3 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
     except Exception as exc:  # noqa: BLE001 - e.g. a model that refuses float64: statuses stay unverified
         rec["notes"].append(f"perturbation check failed: {type(exc).__name__}: {first_line(exc)[:150]}")
     _apply_moves(rows, index, moved, VERIFY_TOLERANCE)
-    lap("verify")
-    for row in rec["findings"]:
-        row.pop("id", None)
-    rec["stage"] = "done"
-    rec["seconds"] = round(time.perf_counter() - start, 4)
-    rec["final"] = True
-    send(rec)
-    return rec
