@@ -15,7 +15,7 @@ from typing import Any
 
 from ..infra.io import atomic_write_text
 from ..infra.numfmt import fmt_num
-from ..results.census import STATUSES, CensusModel, CensusResult, failure_kind
+from ..results.census import STATUSES, CensusResult, failure_kind
 from .figures import save_figure
 from .report import Section
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import Claim, Result
 
-__all__ = ["STATUSES", "VERIFY_TOLERANCE", "Finding", "Contribution", "Check", "FixRecord", "AuditResult", "finding_claim"]
+__all__ = ["STATUSES", "Finding", "Contribution", "Check", "FixRecord", "AuditResult"]
 
 #: The three verdicts, from "delete it" to "it matters".
 STATUSES = ("redundant", "foldable", "active")
@@ -23,9 +23,6 @@ STATUSES = ("redundant", "foldable", "active")
 #: Reasons that start with this prefix mean: no rule for that op, so the status is a default.
 NOT_ANALYSED = "not analysed"
 
-#: ``--verify``: a perturbed bias counts as cancelled when the output moves by at most this much
-#: relative to the largest output (float64 rounding through a deep network stays below 1e-12).
-VERIFY_TOLERANCE = 1e-8
 
 
 @dataclass
@@ -105,10 +102,7 @@ class Check:
     max_abs_diff: float
     max_rel_diff: float
     tolerance: float
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.max_rel_diff <= self.tolerance)
+    passed: bool | None = None  # decided by the check (max_rel_diff ≤ tolerance); None in older files
 
 
 @dataclass
@@ -184,22 +178,3 @@ class AuditResult(Result):
         """Per status: how many biases (or parts) and how many scalars."""
         return {s: {"biases": sum(f.status == s for f in self.biases),
                     "params": sum(f.numel for f in self.biases if f.status == s)} for s in STATUSES}
-
-
-def finding_claim(f: Finding) -> Claim:
-    """The claim about one bias: "can be removed (or folded) without changing the function".
-
-    ``holds`` is True for ``redundant`` and ``foldable``, False for ``active``, and None when no
-    rule covers an op on the bias's path (the status is then a cautious default, not a finding).
-    """
-    unknown = f.reason.startswith(NOT_ANALYSED)
-    holds = None if unknown else f.status != "active"
-    evidence = {"bias": f.label, "status": f.status, "reason": f.reason, "consumer": f.consumer,
-                "cancelled_fraction": f.cancelled_fraction, "zero_now": f.zero_now, "traced": f.traced,
-                "verified": f.verified}
-    if f.verified is not None:
-        evidence["verify_tolerance"] = VERIFY_TOLERANCE
-    return Claim.decide(f.label, holds, evidence,
-                        statement="{bias} can be removed or folded without changing what the model computes",
-                        true="{bias} is {status}: {reason}",
-                        false="{bias} is {status}: {reason}", unknown="{bias} is {status} ({reason})")

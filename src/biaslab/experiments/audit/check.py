@@ -149,8 +149,9 @@ def compare_outputs(original: nn.Module, fixed: nn.Module, inputs: list[tuple], 
                     max_abs = max(max_abs, float((a - b).abs().max()))
                     scale = max(scale, float(a.abs().max()))
     rel = max_abs / scale if scale > 0 else max_abs
-    return Check(what, mode, str(_dtype(original)).removeprefix("torch."), len(inputs), max_abs, rel,
-                 tolerance(original))
+    tol = tolerance(original)
+    return Check(what, mode, str(_dtype(original)).removeprefix("torch."), len(inputs), max_abs, rel, tol,
+                 passed=rel <= tol)
 
 
 def require_equivalent(original: nn.Module, fixed: nn.Module, inputs: list[tuple], mode: str, what: str,

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...infra.io import BiaslabError, atomic_path
-from ...results.audit import AuditResult, FixRecord, finding_claim
+from ...results.audit import AuditResult, FixRecord
+from .claims import finding_claim
 from ...infra.validate import parse_count, parse_shape, writable_file
 from .contrib import bias_contributions
 from .fix import fold_biases, load_fixed, plain_state_dict, remove_biases

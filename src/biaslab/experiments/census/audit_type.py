@@ -134,7 +134,7 @@ def audit_type(model_type: str, seed: int = 0, device: str = "cpu",
     import torch
 
     from ...infra.io import BiaslabError, first_line
-    from ...results.audit import VERIFY_TOLERANCE
+    from ..audit.verify import VERIFY_TOLERANCE
     from .build import CensusSkip, build_with_input, config_class_name, rotary_for, uses_rotary
 
     start = time.perf_counter()
@@ -230,7 +230,7 @@ def _count_default_sizes(rec: dict[str, Any], model_type: str, members, tiny_siz
 def _verify_by_perturbation(rec: dict[str, Any], rows, index, findings, call, args, seed: int) -> None:
     """Perturb every bias (and part) in float64 and record whether the output moved, beside its status."""
     from ...infra.io import first_line
-    from ...results.audit import VERIFY_TOLERANCE
+    from ..audit.verify import VERIFY_TOLERANCE
     from ..audit.verify import output_moves
 
     moved: dict[int, float] = {}
