@@ -123,7 +123,7 @@ def census_table(result=None) -> str:
     (``load_results(DIR)``) instead of a new one."""
     import transformers
 
-    from biaslab.infra.numfmt import fmt_num
+    from biaslab.infra.numfmt import fmt_fixed
 
     if result is None:
         from biaslab.experiments.census import run_census
@@ -136,7 +136,7 @@ def census_table(result=None) -> str:
     return "\n".join(rows) + (f"\n\n`biaslab census --jobs 2` (transformers {transformers.__version__}, seed 0): "
                               f"{counts['audited']} of {counts['types']} model types audited, "
                               f"{counts['failed']} listed with a one-line reason; "
-                              f"{fmt_num(result.seconds, 3)} s on 2 cores. A type past its time limit keeps its "
+                              f"{fmt_fixed(result.seconds, 0)} s on 2 cores (shared with other work). A type past its time limit keeps its "
                               "audit without the perturbation check, so this table depends on the machine's load "
                               "and is not --checked.")
 
