@@ -602,8 +602,16 @@ def _path_verdicts(model: nn.Module, graphs: list[_Graph]) -> tuple[Verdicts, se
     for _, more in results[1:]:
         relu |= more
 
+    def values(t: torch.Tensor | None) -> tuple:
+        """A tensor as a comparable tuple (rounded: the paths compute it in different orders)."""
+        return () if t is None else tuple(round(float(x), 9) for x in torch.as_tensor(t).double().flatten())
+
     def key(parts: list) -> tuple:
-        return tuple((part, v.status, v.consumer, v.short) for part, _, v in parts)
+        # the status alone is not enough: a removal's running-mean correction and a fold's value must
+        # be the same on every path too (a branch that scales the bias before BatchNorm changes them)
+        return tuple((part, v.status, v.consumer, v.short, values(v.fold_value),
+                      tuple(sorted((buf, values(vec)) for buf, vec in v.corrections.items())))
+                     for part, _, v in parts)
 
     for pname in verdicts:
         seen = [r[0].get(pname, []) for r in results]
