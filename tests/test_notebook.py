@@ -83,7 +83,7 @@ def test_a_saved_run_loads_and_shows_the_same(regression, tmp_path):
 
 
 def test_relu_shows_itself():
-    from biaslab.math.activations import run_relu
+    from biaslab.experiments.relu.run import run_relu
 
     relu = run_relu()
     html = relu._repr_html_()
