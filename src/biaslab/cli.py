@@ -58,7 +58,9 @@ def _format_options(command, ctx, formatter) -> None:
         record = param.get_help_record(ctx)
         if record is None:
             continue
-        panel = COMMON if param.name == "help" else getattr(param, "rich_help_panel", None) or "Options"
+        panel = getattr(param, "rich_help_panel", None) or "Options"
+        if param.name == "help" and any(getattr(q, "rich_help_panel", None) == COMMON for q in command.get_params(ctx)):
+            panel = COMMON  # beside the shared options, where the command has them
         panels.setdefault(panel, []).append(record)
     if args:
         with formatter.section("Arguments"):
