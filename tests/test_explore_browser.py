@@ -7,7 +7,6 @@ Set BIASLAB_SCREENSHOTS=DIR to keep the desktop and phone screenshots.
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +22,6 @@ from biaslab.experiments.regression.run import run_regression
 from biaslab.math.least_squares import fit_linear, mse
 from biaslab.infra.numfmt import fmt_fixed, fmt_num, fmt_signed
 
-CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set BIASLAB_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

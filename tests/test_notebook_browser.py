@@ -14,7 +14,6 @@ BIASLAB_SCREENSHOTS=DIR to keep the screenshot.
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,9 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CHROMIUM = os.environ.get("BIASLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = "biaslab-test-token"
 MAX_SIZE = 96  # the image side: small, so the sums travel fast
 
@@ -100,17 +96,6 @@ def lab(tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (extra 'browser')")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set BIASLAB_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _run_cell(page, index: int) -> None:
