@@ -312,6 +312,7 @@ def test_cli_grid_with_npz_images(tmp_path):
     (["--dataset", ","], "--dataset needs at least one dataset"),
     (["--lr", "inf"], "--lr must be a finite number"),
     (["--seeds", "100000000"], "--seeds must be between 2 and 1000"),
+    (["--seeds", "auto", "--max-seeds", "2"], "--max-seeds must be between 4 and 1000"),
     (["--format", "bmp"], "unknown figure format 'bmp'"),
     (["--data", "x.npz", "--dataset", "wine"], "use either --data"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),

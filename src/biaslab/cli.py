@@ -600,8 +600,6 @@ def ablate(
             raise BiaslabError(f"--seeds must be a whole number or 'auto' (got {seeds!r})") from None
     if max_seeds is not None and seed_count != "auto":
         raise BiaslabError("--max-seeds is the last look of --seeds auto; use it with --seeds auto")
-    if max_seeds is not None and not 4 <= max_seeds <= 1000:
-        raise BiaslabError(f"--max-seeds must be between 4 and 1000 (got {max_seeds})")
 
     def note(line: str) -> None:
         if not quiet:
