@@ -27,7 +27,7 @@ from ...nets.models import MODEL_NAMES
 from ...results.ablate import AblateResult, ConfigResult, ShiftComparison, SkippedPair, VariantRuns
 from ...math.stats import DEFAULT_MARGIN, adjust_family, ci_band, look_alphas, paired_comparison, sequential_looks, std_band, summarize
 from ...infra.threads import available_cpus
-from ...infra.validate import bounded_int, call_user_code, factory_file, finite_number
+from ...infra.validate import bounded_int, call_user_code, factory_file, finite_number, param
 from .claims import ablate_claims
 from .engines import ENGINES, ModelSpec, Unit
 from .runs import RUNS_FILE, append_runs, config_key, fingerprint, read_runs, usable_record
@@ -63,22 +63,23 @@ class AblationInterrupted(KeyboardInterrupt):
     """Ctrl-C during ``run_ablate``; the message says what is saved and how to resume."""
 
 
-def _names(values: list[str], allowed: tuple[str, ...] | None, what: str, flag: str) -> list[str]:
-    """Non-empty, known (unless ``allowed`` is None), no duplicates."""
+def _names(values: list[str], allowed: tuple[str, ...] | None, what: str, name: str) -> list[str]:
+    """The list parameter ``name``: non-empty, known (unless ``allowed`` is None), no duplicates."""
+    name = param(name)
     values = [v.strip() for v in values if v.strip()]
     if not values:
         choices = f"; choose from {', '.join(allowed)}" if allowed else ""
-        raise BiaslabError(f"{flag} needs at least one {what}{choices}")
+        raise BiaslabError(f"{name} needs at least one {what}{choices}")
     for v in values:
         if allowed is not None and v not in allowed:
-            raise BiaslabError(f"unknown {what} {v!r} in {flag}; choose from {', '.join(allowed)}")
+            raise BiaslabError(f"unknown {what} {v!r} in {name}; choose from {', '.join(allowed)}")
     if len(set(values)) != len(values):
-        raise BiaslabError(f"{flag} lists a {what} twice ({', '.join(values)})")
+        raise BiaslabError(f"{name} lists a {what} twice ({', '.join(values)})")
     return values
 
 
 def _check_models(models: list[str]) -> list[ModelSpec]:
-    models = _names(models, None, "model", "`models`")
+    models = _names(models, None, "model", "models")
     for m in models:
         if ":" not in m and m not in MODEL_NAMES:
             raise BiaslabError(f"unknown model {m!r} in `models`; choose from {', '.join(MODEL_NAMES)} "
@@ -379,7 +380,7 @@ def check_settings(*, models, datasets, data_path, variants, drop, seeds, epochs
             optimizer=optimizer, momentum=float(momentum), weight_decay=float(weight_decay), decay_bias=decay_bias,
         )
     names = None if data_path is not None else _names(
-        ["digits"] if datasets is None else datasets, DATASETS, "dataset", "`datasets`")
+        ["digits"] if datasets is None else datasets, DATASETS, "dataset", "datasets")
     return AblateSettings(
         specs=specs, variants=variant_list, auto=isinstance(seeds, str), n_seeds=n_seeds, train=train,
         shift_grid=shift_grid, dataset_names=names, data_path=data_path, device=dev, threads=threads, seed=seed,
