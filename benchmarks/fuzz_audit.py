@@ -1,8 +1,8 @@
 """Differential test of ``biaslab audit`` on many generated models (issue 21, item 5).
 
 Random small models (tests/audit_models.py: convs, linear layers, every pooling and normalisation,
-residuals, concatenation, reshapes, attention with and without rotary, branches on the input) are
-audited, and each status is compared with a float64 perturbation ground truth on fresh inputs in
+residuals, concatenation, reshapes, attention with and without rotary or a score bias, branches on
+the input) are audited, and each status is compared with a float64 perturbation ground truth on fresh inputs in
 training and eval mode; each ``foldable`` is folded and compared in eval mode; the redundant biases are
 removed as the audit removes them and compared in both modes.
 

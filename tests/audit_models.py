@@ -6,7 +6,8 @@ Differential testing of :func:`biaslab.experiments.audit.find_biases` (issue 21,
   a sequence ``(L, D)`` or a vector ``(D,)``) and a list of :class:`Op` drawn from the vocabulary the
   audit's rules cover (conv / linear with and without bias and with padding, every pooling, every
   normalisation, residual add, concatenation, reshapes and ``*_as``, softmax attention with and
-  without rotary, Python control flow on the data). A failing program shrinks and prints as a
+  without rotary and with a learned score bias — a relative-position table or a per-query bias, added
+  to the scores or passed as SDPA's ``attn_mask`` — and Python control flow on the data). A failing program shrinks and prints as a
   listing; :class:`ProgramNet` builds it as an ``nn.Module`` (float64, random biases).
 * :func:`ground_truth` — what perturbing each bias (each part of a packed bias) really does, in
   float64, on fresh inputs, in training mode and in eval mode. Eval mode runs on running statistics
@@ -138,7 +139,8 @@ class Program:
         """Every op name in the program, branch arms included."""
         out = set()
         for o in self.ops:
-            out.add(o.name if o.name != "attn" else f"attn-{o['variant']}{'-rotary' if o['rotary'] else ''}")
+            out.add(o.name if o.name != "attn" else f"attn-{o['variant']}{'-rotary' if o['rotary'] else ''}"
+                    f"{'-' + o.get('rel') if o.get('rel') else ''}")
             if o.name == "branch":
                 out |= {f"branch:{a.name}" for a in (*o["then"], *o["else_"])}
         return out
@@ -371,7 +373,7 @@ def _step(draw, kind: str, shape: tuple, saved: list, control_flow: str | None) 
             qkv = {"q": draw(b), "k": draw(st.booleans()), "v": draw(b)} if variant != "packed" else \
                 {"q": True, "k": True, "v": True}
             return op("attn", variant=variant, heads=1, rotary=rotary, **qkv,
-                      out=draw(st.sampled_from([None, True, False])))
+                      out=draw(st.sampled_from([None, True, False])), rel=draw(st.sampled_from(_RELATIVE)))
         if name == "softmax":
             return op("softmax", dim=draw(st.sampled_from([dim for dim in (2, 1) if shape[dim - 1] >= 2])))
         if name == "expand_as":
@@ -428,7 +430,8 @@ def _residual_inner(draw, kind: str, shape: tuple) -> Op:
             heads = draw(st.sampled_from([h for h in (1, 2) if shape[1] % h == 0])) if variant == "mha" else 1
             rotary = variant != "mha" and shape[1] % 2 == 0 and draw(b)
             return op("attn", variant=variant, heads=heads, rotary=rotary, q=True, k=True, v=True,
-                      out=True if variant == "mha" else draw(st.sampled_from([True, False])))
+                      out=True if variant == "mha" else draw(st.sampled_from([True, False])),
+                      rel=None if variant == "mha" else draw(st.sampled_from(_RELATIVE)))
     return op("linear", out=shape[-1], bias=draw(b))
 
 
@@ -569,12 +572,25 @@ class Rotary(nn.Module):
         return x * self.cos + torch.cat([-x2, x1], dim=-1) * self.sin
 
 
+#: The additive score biases an attention op may draw (None: none): a relative-position table indexed by
+#: the query-key distance (Swin, T5; it differs between keys, so it is active) or one bias per query
+#: (the same for every key: the softmax over keys cancels it).
+_RELATIVE = (None, None, "table", "query")
+
+
 class Attention(nn.Module):
-    """Single-head softmax attention over a (N, L, D) sequence: separate, packed or SDPA."""
+    """Single-head softmax attention over a (N, L, D) sequence: separate, packed or SDPA; ``rel`` adds a
+    learned bias to the scores (SDPA: as its ``attn_mask``)."""
 
     def __init__(self, o: Op, length: int, dim: int):
         super().__init__()
-        self.variant, self.dim = o["variant"], dim
+        self.variant, self.dim, self.rel = o["variant"], dim, o.get("rel")
+        if self.rel == "table":
+            self.rel_bias_table = nn.Parameter(torch.zeros(2 * length - 1))
+            pos = torch.arange(length)
+            self.register_buffer("rel_index", pos[:, None] - pos[None, :] + length - 1)
+        elif self.rel == "query":
+            self.query_bias = nn.Parameter(torch.zeros(length, 1))
         if self.variant == "packed":
             self.qkv = nn.Linear(dim, 3 * dim)
         else:
@@ -589,10 +605,16 @@ class Attention(nn.Module):
             q, k, v = self.q(x), self.k(x), self.v(x)
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
+        rel = None
+        if self.rel == "table":
+            rel = self.rel_bias_table[self.rel_index]
+        elif self.rel == "query":
+            rel = self.query_bias.expand(-1, x.shape[1])
         if self.variant == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=rel)
         else:
-            y = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.dim), dim=-1) @ v
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.dim)
+            y = torch.softmax(scores if rel is None else scores + rel, dim=-1) @ v
         return self.proj(y) if self.proj is not None else y
 
 

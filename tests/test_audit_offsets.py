@@ -297,3 +297,73 @@ def test_relative_position_table_has_a_constant_part_that_softmax_removes():
     with torch.no_grad():  # the constant part really cancels: subtract it and nothing changes
         moved.relative_position_bias_table -= table.mean()
     assert torch.allclose(moved(x), model(x), atol=1e-12)
+
+
+class MaskedAttention(RelativePositionAttention):
+    """Swin in transformers, wav2vec2-conformer: the score bias reaches SDPA as its additive ``attn_mask``."""
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k = self.qk(x).reshape(b, t, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        table = self.relative_position_bias_table[self.index].reshape(t, t, self.heads).permute(2, 0, 1)
+        return F.scaled_dot_product_attention(q, k, k, attn_mask=table.unsqueeze(0))
+
+
+def test_an_attention_mask_bias_is_active_and_only_its_constant_part_cancels():
+    """The census found this: the table that reaches SDPA as its mask was called "redundant (output unused)"
+    because the attention rule looked only at queries, keys and values."""
+    model = _double(MaskedAttention)
+    x = torch.randn(3, 4, 6, dtype=torch.float64)
+    f = {f.param: f for f in find_biases(model, x)}["relative_position_bias_table"]
+    assert f.status == "active" and not f.reason.startswith("not analysed"), f.reason
+    assert f.cancelled_fraction is not None and 0 < f.cancelled_fraction < 1
+    assert output_moves(model, x)("relative_position_bias_table", None) > VERIFY_TOLERANCE
+
+
+def test_a_rule_that_drops_an_offset_without_a_reason_gives_not_analysed(monkeypatch):
+    """The safety net under every rule: an op whose rule returns no offset and records no cancellation is
+    run on stand-ins with and without the offset; where the output moves, the bias is "not analysed",
+    never "redundant (output unused)"."""
+    from biaslab.experiments.audit import offsets
+
+    monkeypatch.setitem(offsets.RULES, "scaled_dot_product_attention", lambda call: None)  # the old rule's blind spot
+    model = _double(MaskedAttention)
+    x = torch.randn(3, 4, 6, dtype=torch.float64)
+    f = {f.param: f for f in find_biases(model, x)}["relative_position_bias_table"]
+    assert f.status == "active" and f.reason.startswith("not analysed") and "vanishes" in f.reason, f.reason
+
+
+def test_an_offset_sliced_away_is_still_unused():
+    """The safety net passes a true zero: the biased channels are sliced off before the output."""
+    model = _double(lambda: Fn(lambda s, x: torch.cat([s.a(x), s.b(x)], dim=-1)[..., :3], a=nn.Linear(6, 3),
+                               b=nn.Linear(6, 2)))
+    x = torch.randn(SEQ, dtype=torch.float64)
+    f = {f.param: f for f in find_biases(model, x)}
+    assert f["b.bias"].status == "redundant" and f["b.bias"].short_reason == "output unused", f["b.bias"].reason
+    assert f["a.bias"].status == "active"
+    assert output_moves(model, x)("b.bias", None) <= VERIFY_TOLERANCE
+
+
+def _difference_filter(channels: int) -> nn.Conv2d:
+    """A fixed horizontal difference per channel, no padding: it maps an offset constant over positions to zero."""
+    d = nn.Conv2d(channels, channels, (1, 2), groups=channels, bias=False)
+    with torch.no_grad():
+        d.weight.copy_(torch.tensor([1.0, -1.0]).expand_as(d.weight))
+    return d
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_an_offset_a_filter_removes_is_unused_only_without_dropout(dropout):
+    """The safety net models dropout as training does: a filter that removes a constant offset does not remove
+    it once dropout has masked it entry by entry."""
+    def forward(s, x):
+        h = s.c(x)
+        return s.d(F.dropout(h, 0.25, s.training) if dropout else h)
+
+    model = _double(lambda: Fn(forward, c=conv(), d=_difference_filter(4)))
+    x = torch.randn(IMG, dtype=torch.float64)
+    f = {f.param: f for f in find_biases(model, x)}["c.bias"]
+    torch.manual_seed(0)
+    moved = output_moves(model.train(), x)("c.bias", None) > VERIFY_TOLERANCE
+    assert moved == dropout
+    assert (f.status == "redundant") == (not dropout), f.reason

@@ -211,6 +211,38 @@ def test_runs_jsonl_is_never_followed_through_a_symlink(tmp_path):
         read_runs(out / "runs.jsonl")
 
 
+def test_runs_jsonl_is_read_line_by_line_within_bounds(tmp_path, monkeypatch):
+    """A shared runs.jsonl is untrusted: an over-long line is skipped (never held whole), the lines after it
+    are still read, and only records of the command's own configurations are kept, so memory is bounded by
+    the command's grid, not by the file."""
+    import tracemalloc
+
+    from biaslab.experiments.ablate import runs
+
+    def rec(config, seed):
+        return json.dumps({"config": config, "variant": "none", "seed": seed,
+                           "record_version": runs.RECORD_VERSION}) + "\n"
+
+    path = tmp_path / "runs.jsonl"
+    monkeypatch.setattr(runs, "MAX_RUN_LINE_BYTES", 4096)
+    path.write_text(rec("mine", 0) + '{"config": "' + "x" * 100_000 + '"}\n' + rec("mine", 1) + rec("other", 0))
+    assert set(runs.read_runs(path)) == {("mine", "none", 0), ("mine", "none", 1), ("other", "none", 0)}
+    assert set(runs.read_runs(path, {"mine"})) == {("mine", "none", 0), ("mine", "none", 1)}
+    path.write_bytes(rec("mine", 0).encode() + b"\xff\n")
+    with pytest.raises(BiaslabError, match=f"byte {len(rec('mine', 0))}"):
+        runs.read_runs(path)
+
+    with path.open("w") as fh:  # 10 MB of records of other configurations
+        fh.writelines(rec(f"other{i}", i) for i in range(120_000))
+    tracemalloc.start()
+    try:
+        assert runs.read_runs(path, {"mine"}) == {}
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert path.stat().st_size > 8e6 and peak < 2e6, peak
+
+
 def test_foreign_runs_records_are_trained_again_not_trusted():
     from biaslab.experiments.ablate.runs import usable_record
 

@@ -296,7 +296,7 @@ def run_ablate(
         runs_path = None if out_dir is None else Path(out_dir) / RUNS_FILE
         if runs_path is not None and runs_path.parent.exists() and not runs_path.parent.is_dir():
             raise BiaslabError(f"`out_dir` {runs_path.parent} is a file; pass a directory")
-        done = read_runs(runs_path) if runs_path is not None else {}
+        done = read_runs(runs_path, {c.unit.key for c in configs}) if runs_path is not None else {}
         before = dict(done)
         results, seed_list, trained, design = train_and_compare(settings, configs, session, runs_path, done,
                                                                 show_progress)

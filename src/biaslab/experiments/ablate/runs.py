@@ -14,12 +14,13 @@ import json
 import math
 import os
 import stat
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RUNS_FILE", "RECORD_VERSION", "fingerprint", "config_key", "read_runs", "append_runs", "usable_record"]
+__all__ = ["RUNS_FILE", "RECORD_VERSION", "fingerprint", "config_key", "read_runs", "append_runs", "MAX_RUN_LINE_BYTES", "usable_record"]
 
 RUNS_FILE = "runs.jsonl"
 #: Version of a run record; records of another version are redone, not reused.
@@ -60,36 +61,62 @@ def _open_runs(path: Path, flags: int) -> int:
     return fd
 
 
-def read_runs(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+#: A line of runs.jsonl longer than this is not a run record (one run of 10,000 epochs is well under
+#: 1 MiB); it is skipped, never held whole in memory.
+MAX_RUN_LINE_BYTES = 16 * 1024**2
+
+
+def _lines(fh, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(offset, line)`` for each line of ``fh``; ``line`` is None for one longer than ``limit`` bytes,
+    which is read past in bounded chunks."""
+    offset = 0
+    while True:
+        line = fh.readline(limit + 1)
+        if not line:
+            return
+        start, offset = offset, offset + len(line)
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield start, line
+            continue
+        while line and not line.endswith(b"\n"):  # the rest of an over-long line
+            line = fh.readline(1024**2)
+            offset += len(line)
+        yield start, None
+
+
+def read_runs(path: Path, configs: Collection[str] | None = None) -> dict[tuple[str, str, int], dict[str, Any]]:
     """Finished runs in ``path`` by (config key, variant, seed); a torn last line is ignored.
 
-    A ``path`` that is a symlink, a folder, a device or not UTF-8 raises :class:`BiaslabError`
-    (before any training). Records are untrusted: :func:`usable_record` decides, per
-    configuration, whether one can stand in for a run.
+    ``configs``: keep only the records of these configuration keys (the runs a command can reuse), so
+    memory is bounded by the command's own grid, whatever the file holds. The file is read line by
+    line; a line over :data:`MAX_RUN_LINE_BYTES` is skipped. A ``path`` that is a symlink, a folder, a
+    device or not UTF-8 raises :class:`BiaslabError` (before any training). Records are untrusted:
+    :func:`usable_record` decides, per configuration, whether one can stand in for a run.
     """
     from ...infra.io import BiaslabError
 
     done: dict[tuple[str, str, int], dict[str, Any]] = {}
     if not os.path.lexists(path):
         return done
+    wanted = None if configs is None else set(configs)
     fd = _open_runs(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as fh:
-        raw = fh.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BiaslabError(
-            f"runs file {path} is not UTF-8 text (byte {exc.start}); remove or rename it, or choose another location"
-        ) from None
-    for line in text.splitlines():
-        try:
-            rec = json.loads(line)
-            key = (rec["config"], rec["variant"], int(rec["seed"]))
-            hash(key)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, RecursionError):
-            continue  # an interrupted write or a foreign line: that run is simply redone
-        if rec.get("record_version") == RECORD_VERSION:
-            done[key] = rec
+        for offset, raw in _lines(fh, MAX_RUN_LINE_BYTES):
+            if raw is None:
+                continue  # far too long to be a run record: a foreign line
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BiaslabError(f"runs file {path} is not UTF-8 text (byte {offset + exc.start}); remove or "
+                                   "rename it, or choose another location") from None
+            try:
+                rec = json.loads(line)
+                key = (rec["config"], rec["variant"], int(rec["seed"]))
+                hash(key)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, RecursionError):
+                continue  # an interrupted write or a foreign line: that run is simply redone
+            if rec.get("record_version") == RECORD_VERSION and (wanted is None or key[0] in wanted):
+                done[key] = rec
     return done
 
 

@@ -5,8 +5,11 @@ through every op of the traced graph with the rules of :mod:`.offsets` — along
 every fork, adding up where branches meet — and decides:
 
 * ``redundant`` — no branch carries it to the output: each ends in a normalisation (or softmax)
-  that removes it (:mod:`.norms`). Removing the bias leaves the function unchanged in training
-  mode and, with the running means corrected, in eval mode;
+  that removes it (:mod:`.norms`), or in an op that drops it (a slice away from the biased
+  entries; checked by running that op with and without the offset, :func:`.offsets.vanishes`, so
+  a rule that overlooks an input gives "not analysed", never "redundant"). Removing the bias
+  leaves the function unchanged in training mode and, with the running means corrected, in eval
+  mode;
 * ``foldable`` — it matters, but in eval mode it can be merged into a neighbour: a BatchNorm with
   running statistics right after a conv / linear layer, or an offset that reaches, along one
   path of exact ops (reshapes, dropout, attention's row-stochastic weights), a linear layer or a
@@ -49,7 +52,7 @@ from ...results.audit import Finding
 from .check import kept_attributes
 from .hooks import confirm, hook_verdicts
 from .norms import NORM_MODULES, norm_call
-from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer
+from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer, vanishes
 from ...infra.io import first_line
 from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
@@ -223,7 +226,12 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             if op_name(node, g.modules) not in _FOLD_PASS and not adds_it:
                 return ctx, None, None
         try:
+            known = len(ctx.cancelled)
             out = transfer(node, offsets, ctx)
+            if _lost(node, out, offsets, ctx, known, g):
+                what = describe(node, g.modules)
+                return ctx, Stop(f"not analysed: {what}", f"not analysed: the offset vanishes at {what}"
+                                 f"{_where(node, g)}, and no rule says why", unknown=True), None
         except Stop as stop:
             stop.reason = f"{stop.reason}{_where(node, g)}"
             return ctx, stop, None
@@ -246,6 +254,18 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             if pending[node] == 0:
                 del pending[node]
     return ctx, None, None
+
+
+def _lost(node: fx.Node, out: Any, offsets: dict[fx.Node, Any], ctx: Context, known: int, g: _Graph) -> bool:
+    """Did a rule drop the offset without saying why? A rule that returns no offset has either recorded a
+    cancellation, or computed a zero offset (a slice away from the biased entries, a part of a packed
+    tensor the bias is not in); the latter is checked by running the op itself (:func:`vanishes`)."""
+    empty = out is None or (isinstance(out, list) and all(o is None for o in out))
+    if not empty or len(ctx.cancelled) > known or "shape" not in node.meta and "shapes" not in node.meta:
+        return False  # an offset, a recorded cancellation, or a non-tensor result (a size, a shape)
+    if op_name(node, g.modules) == "getitem" and isinstance(offsets.get(node.args[0]), list):
+        return False  # a part of a tuple whose offset was computed (and checked) with the tuple
+    return not vanishes(node, offsets, ctx)
 
 
 def _carries(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> bool:

@@ -20,16 +20,18 @@ Rules (:func:`transfer`), by what an op does to ``x + offset``:
 * **sums** — residual additions and subtractions add the offsets of their operands;
 * **products with the data** — ``o·y``, ``o @ y``: the offset becomes data-dependent; a softmax
   whose rows sum to one passes an offset constant along the rows it averages unchanged;
-* **shift-equivariant ops** — max pooling (any padding) passes an offset constant along the
-  pooled positions;
+* **shift-equivariant ops** — max pooling (any padding) passes an offset that is constant within
+  each window it compares;
 * **cancellations** — a mean-subtracting normalisation (:mod:`.norms`) or a softmax removes an
-  offset constant along what it averages; attention's softmax over keys removes a key offset;
+  offset constant along what it averages; attention's softmax over keys removes a key offset, or
+  an offset in its additive mask, that is the same for every key;
 * everything else — activations, RMSNorm, ops without a rule — stops the offset
   (:class:`Stop`): the bias is active there; "not analysed: <op>" when no rule exists.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +41,11 @@ from torch import fx, nn
 from torch.nn import functional as F
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.pooling import _AdaptiveAvgPoolNd, _AdaptiveMaxPoolNd, _AvgPoolNd, _MaxPoolNd
+from torch.utils._pytree import tree_flatten
 
 from .norms import NormCall, is_rms_norm, norm_call
 
-__all__ = ["Offset", "Stop", "Context", "transfer", "compact", "op_name", "describe", "PROBE_RTOL"]
+__all__ = ["Offset", "Stop", "Context", "transfer", "vanishes", "compact", "op_name", "describe", "PROBE_RTOL"]
 
 #: Two slices of a probe count as equal (the offset is constant along that axis) within this
 #: relative tolerance; probes are float64 and rules are linear, so real variation is far larger.
@@ -399,10 +402,15 @@ def _matmul(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropout: f
 
 
 def _attention(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropout: float) -> Offset | None:
-    """``F.scaled_dot_product_attention(q, k, v, ...)``: the key offset cancels in the softmax over keys
-    when it is the same for every key; a value offset the same for every key passes through."""
-    q, k, v = (_arg(node, i, n) for i, n in enumerate(("query", "key", "value")))
+    """``F.scaled_dot_product_attention(q, k, v, attn_mask)``: a key offset, or an offset in the additive
+    mask, cancels in the softmax over keys when it is the same for every key; a value offset the same
+    for every key passes through."""
+    q, k, v, mask = (_arg(node, i, n) for i, n in enumerate(("query", "key", "value", "attn_mask")))
     biased = set(_biased_inputs(node, offsets))
+    if biased - {q, k, v, mask}:
+        raise Stop("not analysed: scaled_dot_product_attention",
+                   "not analysed: the offset reaches scaled_dot_product_attention through an argument other "
+                   "than its queries, keys, values or mask", unknown=True)
     if q in biased:
         raise Stop("query offset", "the offset reaches attention's queries: it changes the attention weights")
     if k in biased and v in biased and k is v:
@@ -413,6 +421,12 @@ def _attention(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropout
         if off.dropout or _rank(k) - 2 in off.varies:
             raise Stop("key offset varies across keys", "the key offset differs between keys: the softmax over keys "
                        "does not remove it", partial=True)
+        ctx.cancelled.append(("softmax over keys", "softmax"))
+    if mask in biased:  # added to the scores q·kᵀ·scale before the softmax over keys (the last axis)
+        off = offsets[mask]
+        if off.dropout or _rank(mask) - 1 in off.varies:
+            raise Stop("mask offset varies across keys", "the offset reaches attention's additive mask and differs "
+                       "between keys: it changes the attention weights", partial=True)
         ctx.cancelled.append(("softmax over keys", "softmax"))
     if v in biased:
         off = offsets[v]
@@ -444,7 +458,7 @@ def _module_rule(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropo
     if isinstance(m, (_MaxPoolNd, _AdaptiveMaxPoolNd)):
         if getattr(m, "return_indices", False):
             raise Stop(f"not analysed: {label}", f"not analysed: {label} returns indices", unknown=True)
-        return _shift_equivariant(node, off, label, dropout)
+        return _shift_equivariant(node, src, off, label, dropout, m)
     if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
         _softmax(node, off, ctx, m.dim)
         return None
@@ -465,12 +479,19 @@ def _conv_no_bias(m: _ConvNd, x: torch.Tensor) -> torch.Tensor:
     return m._conv_forward(x, w, None)
 
 
-def _shift_equivariant(node: fx.Node, off: Offset, label: str, dropout: float) -> Offset | None:
-    """Max pooling: ``max(x + c) = max(x) + c`` when ``c`` is the same at every pooled position."""
-    if off.varies & frozenset(range(2, _rank(node))):
-        raise Stop(f"{label} mixes positions", f"the offset varies between the positions that {label} compares",
-                   partial=False)
-    out = compact(off.value, off.probe, _rank(node))
+def _shift_equivariant(node: fx.Node, src: fx.Node, off: Offset, label: str, dropout: float,
+                       pool: Callable[[torch.Tensor], torch.Tensor]) -> Offset | None:
+    """Max pooling: ``max(x + c) = max(x) + c`` when ``c`` is the same at every position of each window
+    ``pool`` compares (everywhere, or within each window: a kernel of one, windows of a nearest upsampling)."""
+    if not off.varies & frozenset(range(2, _rank(node))):
+        out = compact(off.value, off.probe, _rank(node))
+    else:
+        value, probe = (t.contiguous() if t is not None else None for t in off.full(_shape(src)))
+        high, low = pool(probe), -pool(-probe)  # the largest and the smallest offset in each window
+        if not bool(((high - low).abs() <= PROBE_RTOL * float(probe.abs().max())).all()):
+            raise Stop(f"{label} mixes positions", f"the offset varies between the positions that {label} compares",
+                       partial=False)
+        out = compact(pool(value) if value is not None else None, high, _rank(node))
     if out is not None:
         out.dropout = dropout
     return out
@@ -496,6 +517,9 @@ def _sum(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, dr
             value = None
         scale += float(off.probe.abs().max())
     if float(probe.abs().max()) <= PROBE_RTOL * scale:  # e.g. pool(x) - x of an offset that pooling keeps
+        if dropout:
+            raise Stop("Dropout before a difference", f"Dropout(p={dropout:g}) rescales the offset at random in "
+                       "training, position by position, so the two branches of the difference do not cancel")
         ctx.cancelled.append(("the difference of two branches", "difference"))
         return None
     out = compact(value, probe, rank)
@@ -607,6 +631,8 @@ def _identity_rule(c: _Call) -> Any:
 
 
 def _dropout_rule(c: _Call) -> Offset:
+    if not c.only_first:
+        return _not_analysed(c)
     off = c.offsets[c.first]
     return Offset(off.value, off.probe, max(c.dropout, float(_const(_arg(c.node, 1, "p", 0.5)))))
 
@@ -654,7 +680,12 @@ def _max_pool_rule(c: _Call) -> Offset | None:
         return _not_analysed(c)
     if _const(_arg(c.node, 5 if "adaptive" not in c.name else 2, "return_indices", False)):
         raise Stop(f"not analysed: {c.name}", f"not analysed: {c.name} with indices", unknown=True)
-    return _shift_equivariant(c.node, c.offsets[c.first], c.name, c.dropout)
+    if c.name.endswith("_with_indices") or c.node.op != "call_function":
+        return _not_analysed(c)
+    rest = [_const(a) for a in c.node.args[1:]]
+    options = {k: _const(v) for k, v in c.node.kwargs.items()}
+    return _shift_equivariant(c.node, c.first, c.offsets[c.first], c.name, c.dropout,
+                              lambda t: c.node.target(t, *rest, **options))
 
 
 def _linear_rule(c: _Call) -> Any:
@@ -717,6 +748,58 @@ RULES: dict[str, Callable[[_Call], Any]] = {
     "rms_norm": _rms_norm_rule,
     **_rules(_NORM_FUNCTIONS, _norm_function_rule),
 }
+
+
+def vanishes(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, tol: float = 1e-7) -> bool:
+    """Does the op really remove the offset? A check, independent of the rules, for an op whose rule
+    returned no offset without recording a cancellation: the op is run twice on random stand-ins for
+    its data, once with the offset's probe added to the biased inputs (masked at random where it went
+    through dropout, as in training); True when the outputs agree (False also when the op cannot be
+    run on stand-ins)."""
+    if any(not isinstance(offsets[a], Offset) for a in _biased_inputs(node, offsets)):
+        return False
+    seed = int(torch.randint(2**31 - 1, (), generator=ctx.generator))
+    masks = torch.Generator().manual_seed(seed + 1)
+
+    def offset(a: fx.Node) -> torch.Tensor:
+        """The probe as the op sees it; after dropout, in training, kept or dropped entry by entry."""
+        off = offsets[a]
+        probe = off.full(_shape(a))[1]
+        if off.dropout:
+            keep = torch.rand(probe.shape, generator=masks, dtype=torch.float64) >= off.dropout
+            probe = probe * keep / (1.0 - off.dropout)
+        return probe
+
+    def run(with_offset: bool) -> Any:
+        gen = torch.Generator().manual_seed(seed)
+
+        def sub(a: Any) -> Any:
+            if not isinstance(a, fx.Node):
+                return a
+            if a.op == "get_attr":
+                return ctx.constant(str(a.target)).clone()
+            if "shape" not in a.meta:
+                return a.meta.get("value")
+            x = torch.rand(_shape(a), generator=gen, dtype=torch.float64) + 0.5
+            return x + offset(a) if with_offset and a in offsets else x
+
+        args, kwargs = fx.node.map_aggregate(node.args, sub), fx.node.map_aggregate(node.kwargs, sub)
+        if node.op == "call_method":
+            return getattr(args[0], "reshape" if node.target == "view" else node.target)(*args[1:], **kwargs)
+        if node.op == "call_module":
+            return copy.deepcopy(ctx.modules[node.target]).double()(*args, **kwargs)
+        return node.target(*args, **kwargs)
+
+    def peak(t: torch.Tensor) -> float:
+        return float(t.abs().max()) if t.numel() else 0.0
+
+    try:
+        with torch.no_grad():
+            pairs = list(zip(*(tree_flatten(run(w))[0] for w in (False, True))))
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+        return False
+    tensors = [(a, b) for a, b in pairs if isinstance(a, torch.Tensor) and a.is_floating_point()]
+    return bool(tensors) and all(a.shape == b.shape and peak(a - b) <= tol * (1.0 + peak(a)) for a, b in tensors)
 
 
 def transfer(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> Any:
