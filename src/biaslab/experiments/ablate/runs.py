@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RUNS_FILE", "RECORD_VERSION", "fingerprint", "config_key", "read_runs", "append_runs", "MAX_RUN_LINE_BYTES", "usable_record"]
+__all__ = ["RUNS_FILE", "RECORD_VERSION", "MAX_RUN_LINE_BYTES", "fingerprint", "config_key", "read_runs", "append_runs",
+           "usable_record"]
 
 RUNS_FILE = "runs.jsonl"
 #: Version of a run record; records of another version are redone, not reused.

@@ -69,19 +69,37 @@ _FOLD_PASS = {"Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "Alp
 
 
 class _Recorder(fx.Interpreter):
-    """Runs the graph once; stores each node's output shape (``meta["shape"]``, ``meta["shapes"]`` for
-    tuples of tensors) or, for small non-tensor values (sizes, ints), the value (``meta["value"]``)."""
+    """Runs the graph once; stores each node's output shape and type (``meta["shape"]``,
+    ``meta["dtype"]``; ``meta["shapes"]`` for tuples of tensors) or, for small non-tensor values (sizes,
+    ints), the value (``meta["value"]``), marked ``meta["data"]`` when it was read from a tensor's values
+    (``.item()``): it holds for this input only."""
 
     def run_node(self, n: fx.Node) -> Any:
         result = super().run_node(n)
         if isinstance(result, torch.Tensor):
-            n.meta["shape"] = tuple(result.shape)
+            n.meta["shape"], n.meta["dtype"] = tuple(result.shape), result.dtype
         elif isinstance(result, (tuple, list)) and result and all(isinstance(t, torch.Tensor) for t in result):
             n.meta["shapes"] = [tuple(t.shape) for t in result]
         elif isinstance(result, (int, float, bool, str, slice, type(None), torch.Size, torch.dtype)) or (
                 isinstance(result, (tuple, list)) and all(isinstance(v, (int, float, bool)) for v in result)):
             n.meta["value"] = result
+            n.meta["data"] = _from_values(n)
         return result
+
+
+def _from_values(n: fx.Node) -> bool:
+    """Was this non-tensor value read from a tensor's values (not its shape)?"""
+    if n.op == "placeholder" or any(a.meta.get("data") for a in n.all_input_nodes):
+        return True
+    if (n.op == "call_method" and n.target in _SIZE_QUERIES) or (
+            getattr(n.target, "__name__", "") == "getattr" and len(n.args) > 1 and n.args[1] in _SIZE_QUERIES):
+        return False
+    return any("shape" in a.meta for a in n.all_input_nodes if a.op != "get_attr")
+
+
+#: Methods and attributes that read a tensor's shape, never its values.
+_SIZE_QUERIES = {"size", "dim", "numel", "shape", "ndim", "ndimension", "nelement", "dtype", "device",
+                 "is_contiguous", "stride"}
 
 
 @dataclass
@@ -95,6 +113,7 @@ class _Graph:
     attrs: dict[str, list[fx.Node]]
     value_dependent: str | None = None  # a recorded pass: how the input's values could steer it (None: no way)
     float64: dict[str, torch.Tensor] = field(default_factory=dict)  # tensors converted once for every bias
+    norm_uses: dict[str, int] | None = None  # running-mean buffer → normalisation calls using it (computed once)
 
 
 def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
@@ -174,22 +193,34 @@ def _seeds(g: _Graph, pname: str, p: torch.Tensor, gen: torch.Generator, span: s
         keep[span] = 1.0
         value, probe = value * keep, probe * keep
     value, probe = value.reshape(p.shape), probe.reshape(p.shape)
-    mname, attr = _owner(pname), pname.rsplit(".", 1)[-1]
     seeds: dict[fx.Node, Offset] = {}
-    if attr == "bias" and mname in g.calls:
-        m = g.modules[mname]
-        for node in g.calls[mname]:
-            shape = node.meta.get("shape")
-            axes = bias_axes(m, len(shape)) if shape is not None else None
-            if axes is None:
-                return None
-            placed = [1] * len(shape)
-            for a, s in zip(axes, p.shape):
-                placed[a] = s
-            seeds[node] = compact(value.reshape(placed), probe.reshape(placed), len(shape))
-    for node in g.attrs.get(pname, []):
-        seeds[node] = compact(value, probe, p.dim())
+    for name in _aliases(g, pname, p):
+        mname, attr = _owner(name), name.rsplit(".", 1)[-1]
+        if attr == "bias" and mname in g.calls:
+            m = g.modules[mname]
+            for node in g.calls[mname]:
+                shape = node.meta.get("shape")
+                axes = bias_axes(m, len(shape)) if shape is not None else None
+                if axes is None:
+                    return None
+                placed = [1] * len(shape)
+                for a, s in zip(axes, p.shape):
+                    placed[a] = s
+                seeds[node] = compact(value.reshape(placed), probe.reshape(placed), len(shape))
+        for node in g.attrs.get(name, []):
+            seeds[node] = compact(value, probe, p.dim())
     return {n: o for n, o in seeds.items() if o is not None} or None
+
+
+def _aliases(g: _Graph, pname: str, p: torch.Tensor) -> list[str]:
+    """``pname`` and every other name the graph reads the same parameter by (a bias tied between two
+    layers: ``b.bias = a.bias``), so that every use of it is followed."""
+    def same(name: str) -> bool:
+        owner, _, attr = name.rpartition(".")
+        return getattr(g.modules.get(owner), attr, None) is p
+
+    names = [pname] + [f"{m}.bias" for m in g.calls if m and same(f"{m}.bias")] + [a for a in g.attrs if same(a)]
+    return list(dict.fromkeys(names))
 
 
 def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
@@ -201,7 +232,13 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
     layer that the offset reaches along one path of exact ops with the offset at its input (None if
     it forks or stops first).
     """
-    ctx = Context(g.modules, g.tensors, gen, [], [], {}, g.float64)
+    if g.norm_uses is None:
+        g.norm_uses = {}
+        for n in g.order:
+            norm = norm_call(n, g.modules) if n.op in ("call_module", "call_function") else None
+            if norm is not None and norm.running_mean is not None:
+                g.norm_uses[norm.running_mean] = g.norm_uses.get(norm.running_mean, 0) + 1
+    ctx = Context(g.modules, g.tensors, gen, [], [], {}, g.float64, g.norm_uses)
     offsets: dict[fx.Node, Any] = dict(seeds)
     pending = {n: len(n.users) for n in seeds}
     start = min(g.index[n] for n in seeds)
@@ -228,6 +265,10 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
         try:
             known = len(ctx.cancelled)
             out = transfer(node, offsets, ctx)
+            if not _mutation_is_local(g, node):  # (a Stop above is safe either way: the bias matters there)
+                what = describe(node, g.modules)
+                return ctx, Stop(f"not analysed: in-place {what}", f"not analysed: {what}{_where(node, g)} changes a "
+                                 "tensor in place that is read elsewhere too", unknown=True), None
             if _lost(node, out, offsets, ctx, known, g):
                 what = describe(node, g.modules)
                 return ctx, Stop(f"not analysed: {what}", f"not analysed: the offset vanishes at {what}"
@@ -254,6 +295,57 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             if pending[node] == 0:
                 del pending[node]
     return ctx, None, None
+
+
+#: Ops whose result may share memory with their first argument: an in-place change to one is seen by the other.
+_VIEWS = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "transpose", "swapaxes", "swapdims",
+          "permute", "movedim", "moveaxis", "t", "T", "mT", "expand", "expand_as", "view_as", "reshape_as", "narrow",
+          "select", "getitem", "chunk", "split", "tensor_split", "unbind", "diagonal", "as_strided", "detach",
+          "contiguous", "unfold", "real", "imag", "alias", "identity", "to", "type_as", "float", "double"}
+_IN_PLACE_FUNCTIONS = {"iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "imatmul", "iand", "ior",
+                       "ixor", "ilshift", "irshift", "setitem"}
+
+
+def _mutated(g: _Graph, node: fx.Node) -> Any:
+    """The tensor ``node`` changes in place (its first argument, or its ``out=``), or None."""
+    if "out" in node.kwargs:
+        return node.kwargs["out"]
+    raw = str(node.target) if node.op == "call_method" else getattr(node.target, "__name__", "")
+    if node.op == "call_module":
+        in_place = bool(getattr(g.modules[node.target], "inplace", False))
+    else:
+        in_place = (raw.endswith("_") and not raw.startswith("_")) or raw.strip("_") in _IN_PLACE_FUNCTIONS or (
+            node.kwargs.get("inplace") is True)
+    return node.args[0] if in_place and node.args else None
+
+
+def _mutation_is_local(g: _Graph, node: fx.Node) -> bool:
+    """Is an in-place change by ``node`` seen only through ``node`` itself? Not when the changed tensor, or
+    any view of the same memory, is read after ``node``, or is a parameter, buffer or input (it outlives
+    the call); the rules follow values, not memory."""
+    target = _mutated(g, node)
+    if not isinstance(target, fx.Node):
+        return True
+    base = target
+    while base.op in ("call_method", "call_function") and op_name(base, g.modules) in _VIEWS and base.args \
+            and isinstance(base.args[0], fx.Node):
+        base = base.args[0]
+    if base.op in ("placeholder", "get_attr"):
+        return False
+    here, seen, todo = g.index[node], set(), [base]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        for u in n.users:
+            if u is node:
+                continue
+            if g.index[u] > here:
+                return False
+            if u.op in ("call_method", "call_function") and op_name(u, g.modules) in _VIEWS:
+                todo.append(u)
+    return True
 
 
 def _lost(node: fx.Node, out: Any, offsets: dict[fx.Node, Any], ctx: Context, known: int, g: _Graph) -> bool:
@@ -295,7 +387,8 @@ def _fold_target(g: _Graph, node: fx.Node, ins: list[fx.Node], offsets: dict[fx.
     rank = off.probe.dim()
     if (isinstance(m, nn.Linear) or is_conv1d(m)) and off.varies <= {rank - 1}:
         return name
-    if isinstance(m, _ConvNd) and not m.transposed and off.varies <= {1}:
+    batched = isinstance(m, _ConvNd) and rank == len(m.kernel_size) + 2  # not (C, *spatial)
+    if batched and not m.transposed and off.varies <= {1}:
         padding = m.padding if isinstance(m.padding, tuple) else (m.padding,)
         if m.padding == "valid" or all(p == 0 for p in padding if isinstance(p, int)):
             return name
@@ -308,7 +401,8 @@ def _layer_of(g: _Graph, node: fx.Node) -> tuple[str, nn.Module] | None:
     module's (as in a recorded graph)."""
     if node.op == "call_module":
         name = str(node.target)
-        return (name, g.modules[name]) if len(g.calls[name]) == 1 else None
+        read_elsewhere = any(g.attrs.get(f"{name}.{k}") for k in ("weight", "bias"))
+        return (name, g.modules[name]) if len(g.calls[name]) == 1 and not read_elsewhere else None
     kind = op_name(node, g.modules)
     if kind not in ("linear", "conv1d", "conv2d", "conv3d", "addmm") or len(node.args) < (3 if kind == "addmm" else 2):
         return None
@@ -316,7 +410,14 @@ def _layer_of(g: _Graph, node: fx.Node) -> tuple[str, nn.Module] | None:
     if not isinstance(weight, fx.Node) or weight.op != "get_attr" or len(weight.users) != 1:
         return None
     name = _owner(str(weight.target))
+    bias = node.args[0] if kind == "addmm" else (node.args[2] if len(node.args) > 2 else node.kwargs.get("bias"))
     m = g.modules.get(name)
+    own = isinstance(bias, fx.Node) and bias.op == "get_attr" and str(bias.target) == f"{name}.bias" \
+        and len(bias.users) == 1 and len(g.attrs.get(f"{name}.bias", [])) == 1
+    # without a bias, the fold creates one: only the layer's own forward (as recorded) would add it
+    created = bias is None and getattr(m, "bias", None) is None and node.meta.get("module") == name
+    if not (own or created):
+        return None  # the fold goes into this layer's own bias: the call must add it, and only it
     ok = is_conv1d(m) if kind == "addmm" else isinstance(m, (nn.Linear, _ConvNd))
     return (name, m) if ok and str(weight.target).endswith("weight") else None
 

@@ -39,7 +39,8 @@ class NormCall:
     ``kind`` is ``batch``, ``instance``, ``group`` or ``layer``; ``label`` names it for reasons;
     ``running_mean`` is the qualified name of the buffer that holds its running mean (None when it
     normalises with batch statistics in eval mode too); ``groups`` (group norm) and ``n_axes``
-    (layer norm: how many trailing axes) say what it averages over.
+    (layer norm: how many trailing axes) say what it averages over. ``frozen`` and ``unbatched`` mark
+    calls whose cancellation the rules do not claim.
     """
 
     kind: str
@@ -48,6 +49,8 @@ class NormCall:
     running_mean: str | None = None
     groups: int = 1
     n_axes: int = 0
+    frozen: bool = False  # a functional batch norm called with training=False: running statistics only
+    unbatched: bool = False  # an instance norm module on an input without a batch axis
 
 
 def _value(arg: Any) -> Any:
@@ -59,12 +62,13 @@ def _arg(node: fx.Node, i: int, key: str, default: Any = None) -> Any:
     return node.args[i] if len(node.args) > i else node.kwargs.get(key, default)
 
 
-def _module_norm(m: nn.Module, name: str) -> NormCall | None:
+def _module_norm(m: nn.Module, name: str, rank: int | None) -> NormCall | None:
     label = f"{type(m).__name__} '{name}'"
     if isinstance(m, _BatchNorm):
         return NormCall("batch", label, name, f"{name}.running_mean" if m.running_mean is not None else None)
     if isinstance(m, _InstanceNorm):
-        return NormCall("instance", label, name, f"{name}.running_mean" if m.running_mean is not None else None)
+        return NormCall("instance", label, name, f"{name}.running_mean" if m.running_mean is not None else None,
+                        unbatched=rank is None or rank == m._get_no_batch_dim())
     if isinstance(m, nn.GroupNorm):
         return NormCall("group", label, name, groups=m.num_groups)
     if isinstance(m, nn.LayerNorm):
@@ -72,7 +76,7 @@ def _module_norm(m: nn.Module, name: str) -> NormCall | None:
     return None
 
 
-def _function_norm(node: fx.Node) -> NormCall | None:
+def _function_norm(node: fx.Node, modules: dict[str, nn.Module]) -> NormCall | None:
     name = getattr(node.target, "__name__", "")
     kind = _FUNCTIONS.get(name)
     if kind is None:
@@ -89,7 +93,12 @@ def _function_norm(node: fx.Node) -> NormCall | None:
         buffer = str(mean.target) if isinstance(mean, fx.Node) and mean.op == "get_attr" else None
         if buffer is None and isinstance(mean, fx.Node):
             return None  # a running mean computed on the fly: not a normalisation we can reason about
-        return NormCall(kind, label, owner or label, None if use_input_stats and kind == "instance" else buffer)
+        # a norm module's own call follows its train/eval flag; any other call with training=False (a
+        # constant) uses the running statistics alone, in training too
+        frozen = (kind == "batch" and buffer is not None and _value(_arg(node, 5, "training", False)) is False
+                  and not isinstance(modules.get(buffer.rpartition(".")[0]), (_BatchNorm, _InstanceNorm)))
+        return NormCall(kind, label, owner or label, None if use_input_stats and kind == "instance" else buffer,
+                        frozen=frozen)
     if kind == "group":
         return NormCall(kind, label, owner or label, groups=int(_value(_arg(node, 1, "num_groups"))))
     shape = _value(_arg(node, 1, "normalized_shape"))
@@ -99,9 +108,11 @@ def _function_norm(node: fx.Node) -> NormCall | None:
 def norm_call(node: fx.Node, modules: dict[str, nn.Module]) -> NormCall | None:
     """The normalisation ``node`` computes on its first argument, or None if it is not one."""
     if node.op == "call_module":
-        return _module_norm(modules[node.target], str(node.target))
+        first = node.args[0] if node.args else None
+        rank = len(first.meta["shape"]) if isinstance(first, fx.Node) and "shape" in first.meta else None
+        return _module_norm(modules[node.target], str(node.target), rank)
     if node.op == "call_function":
-        return _function_norm(node)
+        return _function_norm(node, modules)
     return None
 
 

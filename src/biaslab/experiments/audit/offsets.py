@@ -32,6 +32,7 @@ Rules (:func:`transfer`), by what an op does to ``x + offset``:
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,7 +63,8 @@ _ACTIVATION_MODULES = (
     nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus, nn.Softsign, nn.GLU,
     nn.LogSigmoid, nn.Tanhshrink, nn.Threshold,
 )
-_IDENTITY = {"contiguous", "clone", "detach", "float", "double", "half", "bfloat16", "to", "type_as", "identity"}
+_IDENTITY = {"contiguous", "clone", "detach", "float", "double", "half", "bfloat16", "to", "type_as", "type",
+             "identity"}
 _DROPOUT = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"}
 #: Ops linear in their tensor arguments: replaying them on the offset gives the output offset.
 _LINEAR = {
@@ -136,6 +138,7 @@ class Context:
     via: list[str]
     corrections: dict[str, tuple[str, torch.Tensor]]
     float64: dict[str, torch.Tensor] = field(default_factory=dict)  # parameters and buffers as rules read them
+    norm_uses: dict[str, int] = field(default_factory=dict)  # running-mean buffer → normalisation calls using it
 
     def constant(self, name: str) -> torch.Tensor:
         """The parameter or buffer ``name`` as the rules use it (:func:`_constant`), converted once."""
@@ -320,6 +323,13 @@ def _cancel(norm: NormCall, node: fx.Node, off: Offset, ctx: Context) -> None:
     rank = len(shape)
     varies = off.varies
     spatial = frozenset(range(2, rank))
+    if norm.frozen:
+        raise Stop(f"{norm.label} uses running statistics",
+                   f"{norm.label} is called with training=False: it subtracts its running mean, not the batch's, so "
+                   "it does not cancel the offset")
+    if norm.unbatched:
+        raise Stop(f"not analysed: {norm.label} on an unbatched input",
+                   f"not analysed: {norm.label} on an unbatched input", unknown=True)
     if off.dropout:
         raise Stop(f"Dropout before {norm.label}",
                    f"Dropout(p={off.dropout:g}) before {norm.label} rescales the offset at random in training, "
@@ -352,6 +362,11 @@ def _cancel(norm: NormCall, node: fx.Node, off: Offset, ctx: Context) -> None:
                        f"{norm.label} subtracts the mean over its last {norm.n_axes} axes, but the offset varies "
                        "along them: only its mean cancels, the rest shifts features relative to each other",
                        partial=True)
+    uses = ctx.norm_uses.get(norm.running_mean, 1) if norm.running_mean is not None else 1
+    if uses > 1:
+        raise Stop(f"{norm.label} is called {uses} times",
+                   f"{norm.label} is called {uses} times with one running mean: removing the bias could not be "
+                   "corrected in eval mode for every call")
     ctx.cancelled.append((norm.label, norm.consumer))
     if norm.running_mean is not None and off.value is not None:
         vector = off.value.expand(1, shape[1], *([1] * (rank - 2))).reshape(shape[1])
@@ -483,7 +498,10 @@ def _shift_equivariant(node: fx.Node, src: fx.Node, off: Offset, label: str, dro
                        pool: Callable[[torch.Tensor], torch.Tensor]) -> Offset | None:
     """Max pooling: ``max(x + c) = max(x) + c`` when ``c`` is the same at every position of each window
     ``pool`` compares (everywhere, or within each window: a kernel of one, windows of a nearest upsampling)."""
-    if not off.varies & frozenset(range(2, _rank(node))):
+    dims = re.search(r"(\d)d", label)
+    rank = _rank(node)
+    pooled = frozenset(range(rank - int(dims.group(1)), rank)) if dims else frozenset(range(rank))
+    if not off.varies & pooled:
         out = compact(off.value, off.probe, _rank(node))
     else:
         value, probe = (t.contiguous() if t is not None else None for t in off.full(_shape(src)))
@@ -538,16 +556,18 @@ def _scale(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, 
     if name == "div" and src is not a:
         raise Stop("divides by the offset", "the offset is in a denominator (non-linear)")
     other = b if src is a else a
-    if not isinstance(other, fx.Node) or other.op == "get_attr" or "value" in other.meta:
+    constant = not isinstance(other, fx.Node) or other.op == "get_attr" or (
+        "value" in other.meta and not other.meta.get("data"))  # a number, a parameter, a size (not an .item())
+    if constant:
         return _linear_replay(node, offsets, ctx, dropout)
     return _data_dependent(node, offsets[src], src, offsets, ctx, dropout)
 
 
-def _broadcast_shift(off: Offset, node: fx.Node, channel_axis: bool, dropout: float) -> Offset | None:
-    """A shift argument (1-D over channels for ``channel_axis``, else right-aligned) as the output offset."""
+def _broadcast_shift(off: Offset, node: fx.Node, channel_axis: int | None, dropout: float) -> Offset | None:
+    """A shift argument (1-D along ``channel_axis``; right-aligned if None) as the output offset."""
     rank = _rank(node)
-    if channel_axis:
-        shape = (1, -1) + (1,) * (rank - 2)
+    if channel_axis is not None:
+        shape = (1,) * channel_axis + (-1,) + (1,) * (rank - channel_axis - 1)
         value = off.value.reshape(shape) if off.value is not None else None
         out = compact(value, off.probe.reshape(shape), rank)
     else:
@@ -564,7 +584,7 @@ def _shift_argument(node: fx.Node, norm: NormCall, offsets: dict[fx.Node, Any], 
     if biased != [shift]:
         raise Stop(f"not analysed: {norm.label}", f"not analysed: the offset reaches {norm.label} as a weight",
                    unknown=True)
-    return _broadcast_shift(offsets[shift], node, norm.kind != "layer", dropout)
+    return _broadcast_shift(offsets[shift], node, 1 if norm.kind != "layer" else None, dropout)
 
 
 def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str, biased: list[fx.Node],
@@ -581,7 +601,9 @@ def _affine(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, name: str,
         raise Stop("product of two biased tensors", "both factors of a product carry the offset (a bilinear term)")
     src = biased[0]
     if src is shift:
-        return _broadcast_shift(offsets[src], node, name.startswith("conv"), dropout)
+        # a convNd's channels are the axis before its n spatial ones (axis 1, or 0 for an unbatched input)
+        channels = _rank(node) - int(name[4]) - 1 if name.startswith("conv") else None
+        return _broadcast_shift(offsets[src], node, channels, dropout)
     if src is not x:
         raise Stop(f"not analysed: {name}", f"not analysed: the offset reaches {name} as a weight", unknown=True)
     if not (isinstance(weight, fx.Node) and weight.op == "get_attr"):
@@ -626,8 +648,28 @@ def _not_analysed(c: _Call) -> Any:
     raise Stop(f"not analysed: {what}", f"not analysed: {what}", unknown=True)
 
 
+_CASTS = {"float", "double", "half", "bfloat16", "to", "type_as", "type"}
+
+
 def _identity_rule(c: _Call) -> Any:
-    return c.offsets[c.first] if c.only_first else _not_analysed(c)
+    if not c.only_first:
+        return _not_analysed(c)
+    if c.name in _CASTS:
+        _check_cast(c.node, c.first)
+    return c.offsets[c.first]
+
+
+def _check_cast(node: fx.Node, src: Any) -> None:
+    """A cast passes the offset unchanged only to a floating type at least as precise as its input's:
+    rounding to integers (or to float16) is non-linear."""
+    before, after = (n.meta.get("dtype") if isinstance(n, fx.Node) else None for n in (src, node))
+    if before is None or after is None:
+        raise Stop(f"not analysed: .{node.target}()" if node.op == "call_method" else f"not analysed: {node.name}",
+                   "not analysed: a cast whose types were not recorded", unknown=True)
+    if not after.is_floating_point:
+        raise Stop(f"cast to {after}", f"a cast to {after} rounds the offset (non-linear)")
+    if before.is_floating_point and torch.finfo(after).eps > torch.finfo(before).eps:
+        raise Stop(f"cast to {after}", f"a cast from {before} to {after} rounds the offset (non-linear)")
 
 
 def _dropout_rule(c: _Call) -> Offset:
@@ -655,6 +697,8 @@ def _sum_rule(c: _Call) -> Offset | None:
 
 
 def _scale_rule(c: _Call) -> Any:
+    if c.name == "div" and _const(c.node.kwargs.get("rounding_mode")) is not None:
+        raise Stop("rounded division", "a division that rounds its result (non-linear)")
     return _scale(c.node, c.offsets, c.ctx, c.name, c.dropout)
 
 
@@ -823,4 +867,12 @@ def transfer(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> Any:
         return _module_rule(node, offsets, ctx, dropout)
     if name == "getitem" and isinstance(offsets.get(node.args[0]), list):
         return offsets[node.args[0]][_const(node.args[1])]
-    return RULES.get(name, _not_analysed)(_Call(node, offsets, ctx, name, biased, dropout))
+    rule = RULES.get(name, _not_analysed) if node.op != "call_function" or _library(node.target) else _not_analysed
+    return rule(_Call(node, offsets, ctx, name, biased, dropout))
+
+
+def _library(fn: Any) -> bool:
+    """Is ``fn`` torch's (or Python's ``operator``) own? A user's function that fx keeps whole may share
+    a name with one (a helper called ``clone``), and the rules are looked up by name."""
+    module = getattr(fn, "__module__", None)
+    return module is None or module.split(".")[0] in ("torch", "_operator", "operator", "builtins")

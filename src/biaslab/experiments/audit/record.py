@@ -19,6 +19,7 @@ gradients (no autograd graph is built) and still records the ops they stand for.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,7 @@ class _Recorder(TorchFunctionMode):
         self.tensors = tensors
         self.nodes: dict[int, tuple[torch.Tensor, fx.Node]] = {}
         self.tainted: set[fx.Node] = set()  # nodes computed from the inputs
+        self.modules: list[str] = []  # the modules whose forward is running, innermost last
         self.value_dependent: str | None = None
 
     def _from_inputs(self, values: Any) -> bool:
@@ -105,12 +107,12 @@ class _Recorder(TorchFunctionMode):
             name = f"_constant_{len(self.tensors)}"
             self.tensors[name] = t.detach()
         node = self.graph.get_attr(name)
-        node.meta["shape"] = tuple(t.shape)
+        node.meta["shape"], node.meta["dtype"] = tuple(t.shape), t.dtype
         self.nodes[id(t)] = (t, node)
         return node
 
     def bind(self, t: torch.Tensor, node: fx.Node) -> None:
-        node.meta["shape"] = tuple(t.shape)
+        node.meta["shape"], node.meta["dtype"] = tuple(t.shape), t.dtype
         self.nodes[id(t)] = (t, node)
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -140,6 +142,7 @@ class _Recorder(TorchFunctionMode):
             node = self.graph.call_method(name, tuple(nodes_args), dict(nodes_kwargs))
         else:
             node = self.graph.call_function(func, tuple(nodes_args), dict(nodes_kwargs))
+        node.meta["module"] = self.modules[-1] if self.modules else None  # whose forward made the call
         if any(a in self.tainted for a in node.all_input_nodes):
             self.tainted.add(node)
         if isinstance(out, torch.Tensor):
@@ -194,10 +197,22 @@ def record(model: nn.Module, example: tuple) -> Recording:
         inputs.append(node)
     flags = {m: m.training for m in model.modules()}
     model.eval()
+    hooks = []
+
+    def enter(name: str) -> Callable[..., None]:
+        return lambda *_: recorder.modules.append(name)
+
+    def leave(*_: Any) -> None:  # a forward hook that returned a value would replace the output
+        recorder.modules.pop()
+
+    for name, m in model.named_modules():
+        hooks += [m.register_forward_pre_hook(enter(name)), m.register_forward_hook(leave)]
     try:
         with torch.no_grad(), recorder:
             out = model(*example)
     finally:
+        for h in hooks:
+            h.remove()
         for m, flag in flags.items():
             m.training = flag
     leaves, _ = tree_flatten(out if not hasattr(out, "to_tuple") else out.to_tuple())

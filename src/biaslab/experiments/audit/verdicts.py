@@ -25,6 +25,10 @@ def bias_axes(module: nn.Module, rank: int) -> tuple[int, ...] | None:
         return (rank - 1,)
     if isinstance(module, nn.LayerNorm):
         return tuple(range(rank - len(module.normalized_shape), rank))
+    if isinstance(module, _ConvNd) and rank == len(module.kernel_size) + 1:
+        return (0,)  # an unbatched input: (C, *spatial)
+    if isinstance(module, _InstanceNorm) and rank == module._get_no_batch_dim():
+        return (0,)
     if isinstance(module, (_ConvNd, _BatchNorm, _InstanceNorm, nn.GroupNorm)):
         return (1,) if rank >= 2 else None
     return None

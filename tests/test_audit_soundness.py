@@ -1,0 +1,146 @@
+"""Traps for the audit, found by an adversarial review: models in which a bias matters although a rule,
+read naively, would remove it. Each bias here moves the output when perturbed (the ground truth, checked
+in the test), so the audit must not call it ``redundant`` or ``foldable``.
+
+The traps: in-place ops (the rules follow values, not memory), unbatched inputs (the channel axis is 0),
+non-linear casts and rounding, a user's function sharing a rule's name, a BatchNorm called more than
+once or with ``training=False``, a scalar read from the input's values, a bias tied between two layers,
+and fold targets whose bias the call does not add, or reads twice.
+"""
+
+import pytest
+import torch
+import torch.fx
+from torch import nn
+from torch.nn import functional as F
+
+from biaslab.experiments.audit import find_biases
+from biaslab.experiments.audit.verify import VERIFY_TOLERANCE, output_moves
+
+
+@torch.fx.wrap
+def clone(t):  # a user's helper that shares the name of an identity rule
+    return torch.relu(t)
+
+
+class Net(nn.Module):
+    """``forward = fn(self, x)`` over ``lin`` (Linear(4, 4)), ``bn`` (BatchNorm1d(4)) and any other layers."""
+
+    def __init__(self, fn, **layers):
+        super().__init__()
+        self.fn = fn
+        self.lin, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+        for k, v in layers.items():
+            setattr(self, k, v)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def _in_place_through_a_view(s, x):
+    h = s.lin(x)
+    if bool(torch.isfinite(x).all()):  # fx cannot trace this: the graph is recorded
+        h = h + 0.0
+    v = h[:, :2]
+    v.mul_(x[:, :2])
+    return s.bn(h)
+
+
+def _out_argument(s, x):
+    buf = torch.empty_like(x)
+    torch.mul(s.lin(x), 2.0, out=buf)
+    return s.bn(s.lin(x)) + buf
+
+
+def _tied(s, x):
+    return s.bn(s.lin(x)) + s.other(x)
+
+
+def _tied_net():
+    net = Net(_tied, other=nn.Linear(4, 4))
+    net.other.bias = net.lin.bias
+    return net
+
+
+def _buffers_net():
+    net = Net(lambda s, x: F.batch_norm(s.lin(x), s.rm, s.rv, training=False))
+    net.register_buffer("rm", torch.randn(4))
+    net.register_buffer("rv", torch.rand(4) + 0.5)
+    return net
+
+
+#: name → (model factory, input shape, the bias that matters)
+TRAPS = {
+    "in-place product, the tensor read again": (lambda: Net(lambda s, x: (lambda h: (h.mul_(x), s.bn(h))[1])(s.lin(x))),
+                                    (8, 4), "lin.bias"),
+    "in-place add into a buffer": (
+        lambda: Net(lambda s, x: (lambda h, b: (b.add_(h), s.bn(h) + b)[1])(s.lin(x), torch.zeros_like(x))),
+        (8, 4), "lin.bias"),
+    "out= argument": (lambda: Net(_out_argument), (8, 4), "lin.bias"),
+    "in-place through a view (recorded graph)": (lambda: Net(_in_place_through_a_view), (8, 4), "lin.bias"),
+    "InstanceNorm1d on an unbatched input": (
+        lambda: Net(lambda s, x: s.norm(s.fc(x)), fc=nn.Linear(6, 6), norm=nn.InstanceNorm1d(4)), (4, 6), "fc.bias"),
+    "MaxPool1d on an unbatched input": (
+        lambda: Net(lambda s, x: (lambda h: s.pool(h) - h)(s.fc(x)), fc=nn.Linear(6, 6), pool=nn.MaxPool1d(3, 1, 1)),
+        (4, 6), "fc.bias"),
+    "MaxPool2d on an unbatched input": (
+        lambda: Net(lambda s, x: (lambda h: s.pool(h) - h)(s.fc(x.transpose(1, 2)).transpose(1, 2)),
+                    fc=nn.Linear(5, 5), pool=nn.MaxPool2d(3, 1, 1)), (3, 5, 6), "fc.bias"),
+    "Conv1d on an unbatched input": (
+        lambda: Net(lambda s, x: (lambda h: h - h.mean(0, keepdim=True))(s.conv(x)), conv=nn.Conv1d(5, 5, 1)),
+        (5, 5), "conv.bias"),
+    "fold into a Conv1d on an unbatched input": (
+        lambda: Net(lambda s, x: s.conv(s.fc(x)), fc=nn.Linear(6, 6), conv=nn.Conv1d(4, 4, 3)), (4, 6), "fc.bias"),
+    "rounded division": (lambda: Net(lambda s, x: s.bn(torch.div(s.lin(x), 0.3, rounding_mode="floor"))),
+                         (8, 4), "lin.bias"),
+    "cast to integers": (lambda: Net(lambda s, x: s.bn(s.lin(3 * x).to(torch.int64).double())), (8, 4), "lin.bias"),
+    "cast to float16": (lambda: Net(lambda s, x: s.bn(s.lin(x).half().double())), (8, 4), "lin.bias"),
+    "a user's function named clone": (lambda: Net(lambda s, x: s.bn(clone(s.lin(x)))), (8, 4), "lin.bias"),
+    "one BatchNorm called twice": (lambda: Net(lambda s, x: (lambda h: s.bn(h) + s.bn(2 * h))(s.lin(x))),
+                                   (8, 4), "lin.bias"),
+    "one BatchNorm, a second call without the bias": (lambda: Net(lambda s, x: s.bn(s.lin(x)) * s.bn(x)),
+                                                      (8, 4), "lin.bias"),
+    "batch_norm with training=False": (_buffers_net, (8, 4), "lin.bias"),
+    "a scale read from the input's values": (lambda: Net(lambda s, x: s.bn(s.lin(x) * x.mean().item())),
+                                             (8, 4), "lin.bias"),
+    "a bias tied between two layers": (_tied_net, (8, 4), "lin.bias"),
+    "a fold target whose call adds another bias": (
+        lambda: Net(lambda s, x: F.linear(s.lin(x), s.fc.weight) + 2 * s.fc.bias, fc=nn.Linear(4, 4)),
+        (8, 4), "lin.bias"),
+    "a fold target whose bias is read again": (
+        lambda: Net(lambda s, x: s.fc(s.lin(x)) * s.fc.bias, fc=nn.Linear(4, 4)), (8, 4), "lin.bias"),
+}
+
+
+def _double(factory):
+    torch.manual_seed(0)
+    model = factory().double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "bias" in name:
+                p.uniform_(-1.0, 1.0)
+    return model
+
+
+@pytest.mark.parametrize("trap", list(TRAPS))
+def test_a_bias_that_matters_is_never_called_redundant_or_foldable(trap):
+    factory, shape, param = TRAPS[trap]
+    model = _double(factory)
+    x = torch.randn(shape, dtype=torch.float64)
+    moves = output_moves(model, x, modes=("train", "eval"))(param, None)
+    assert moves > VERIFY_TOLERANCE, f"not a trap: perturbing {param} leaves the output unchanged"
+    found = {f.param: f for f in find_biases(model, x)}[param]
+    assert found.status == "active", f"{param} called {found.status}: {found.reason}"
+
+
+def test_an_in_place_residual_add_still_lets_a_norm_cancel():
+    """``out += identity`` (ResNet) is followed as before: the mutated tensor is read nowhere else."""
+    def forward(s, x):
+        out = s.bn(s.lin(x))
+        out += x
+        return s.norm(out)
+
+    model = _double(lambda: Net(forward, norm=nn.BatchNorm1d(4)))
+    found = {f.param: f for f in find_biases(model, torch.randn(8, 4, dtype=torch.float64))}
+    assert found["lin.bias"].status == "redundant", found["lin.bias"].reason
+    assert found["bn.bias"].status == "redundant", found["bn.bias"].reason
