@@ -5,7 +5,9 @@ in the test), so the audit must not call it ``redundant`` or ``foldable``.
 The traps: in-place ops (the rules follow values, not memory), unbatched inputs (the channel axis is 0),
 non-linear casts and rounding, a user's function sharing a rule's name, a BatchNorm called more than
 once or with ``training=False``, a scalar read from the input's values, a bias tied between two layers,
-and fold targets whose bias the call does not add, or reads twice.
+fold targets whose bias the call does not add, or reads twice; then forward hooks, branches on
+``self.training``, buffers the forward changes, values that leave the graph through Python or numpy,
+and a layer called again on its own output.
 """
 
 import pytest
@@ -110,6 +112,67 @@ TRAPS = {
     "a fold target whose bias is read again": (
         lambda: Net(lambda s, x: s.fc(s.lin(x)) * s.fc.bias, fc=nn.Linear(4, 4)), (8, 4), "lin.bias"),
 }
+
+
+def _hooked_net():
+    net = Net(lambda s, x: s.bn(s.lin(x)))
+    net.lin.register_forward_hook(lambda module, args, out: torch.relu(out))
+    return net
+
+
+class FrozenBatchNorm(nn.BatchNorm1d):
+    """Detectron-style: a BatchNorm that always normalises with its running statistics."""
+
+    def forward(self, x):
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+def _frozen_subclass_net():
+    net = Net(lambda s, x: s.bn(s.lin(x)))
+    net.bn = FrozenBatchNorm(4)
+    return net
+
+
+def _changing_buffer_net():
+    def forward(s, x):
+        s.scale.copy_(x.std().reshape(1))
+        return s.bn(s.lin(x) * s.scale)
+
+    net = Net(forward)
+    net.register_buffer("scale", torch.ones(1))
+    return net
+
+
+def _sdpa_value_dropout(s, x):
+    q, k, v = (t.reshape(2, 4, 1, 4).transpose(1, 2) for t in (x, x, s.drop(s.lin(x))))
+    return s.bn(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(8, 4))
+
+
+#: found by a second review
+TRAPS.update({
+    "a forward hook": (_hooked_net, (8, 4), "lin.bias"),
+    "a branch on self.training": (lambda: Net(lambda s, x: s.bn(torch.tanh(s.lin(x)) if s.training else s.lin(x))),
+                                  (8, 4), "lin.bias"),
+    "a fold into a conv padded 'same'": (
+        lambda: Net(lambda s, x: s.c2(s.c1(x)), c1=nn.Conv2d(2, 3, 1), c2=nn.Conv2d(3, 4, 3, padding="same")),
+        (2, 2, 5, 5), "c1.bias"),
+    "a buffer the forward changes, as a scale": (_changing_buffer_net, (8, 4), "lin.bias"),
+    "a BatchNorm subclass on running statistics": (_frozen_subclass_net, (8, 4), "lin.bias"),
+    "a slice start read with .item()": (
+        lambda: Net(lambda s, x: F.pad(s.lin(x), (0, 3)).narrow(-1, int((x.mean() > 0).long().item()) * 3, 3)
+                    + x[:, :3]), (8, 4), "lin.bias"),
+    "a sum rounded to float16": (lambda: Net(lambda s, x: s.bn(s.lin(x).sum(-1, keepdim=True, dtype=torch.float16)
+                                                             .double().expand(8, 4))), (8, 4), "lin.bias"),
+    "a value read into Python (recorded graph)": (
+        lambda: Net(lambda s, x: s.bn(s.lin(x)) * float(s.lin.bias[0])), (8, 4), "lin.bias"),
+    "a value through numpy (recorded graph)": (
+        lambda: Net(lambda s, x: (lambda h: s.bn(h) + torch.from_numpy(h.detach().numpy().copy()))(s.lin(x))),
+        (8, 4), "lin.bias"),
+    "dropout on SDPA's values": (lambda: Net(_sdpa_value_dropout, drop=nn.Dropout(0.3)), (8, 4), "lin.bias"),
+    "a layer called again on its output": (lambda: Net(lambda s, x: s.bn(s.lin(s.lin(x) * x[:, :1]))),
+                                           (8, 4), "lin.bias"),
+    "a layer called twice in a row": (lambda: Net(lambda s, x: s.bn(s.lin(s.lin(x)))), (8, 4), "lin.bias"),
+})
 
 
 def _double(factory):

@@ -112,6 +112,9 @@ class _Graph:
     calls: dict[str, list[fx.Node]]
     attrs: dict[str, list[fx.Node]]
     value_dependent: str | None = None  # a recorded pass: how the input's values could steer it (None: no way)
+    train: bool = False  # traced in training mode (fx); recorded passes run in eval mode
+    changed: frozenset[str] | None = None  # parameters and buffers the forward changes in place (computed once)
+    aliases: dict[int, list[str]] | None = None  # id of a parameter → the names the graph reads it by
     float64: dict[str, torch.Tensor] = field(default_factory=dict)  # tensors converted once for every bias
     norm_uses: dict[str, int] | None = None  # running-mean buffer → normalisation calls using it (computed once)
 
@@ -149,13 +152,29 @@ def symbolic_trace(model: nn.Module) -> fx.GraphModule:
 
 
 def _fx_graph(model: nn.Module, example: tuple) -> _Graph:
-    """The symbolic torch.fx graph, shapes recorded on one run."""
-    gm = symbolic_trace(model)
-    _Recorder(gm).run(*example)
+    """The symbolic torch.fx graph, traced in training mode (a forward that reads ``self.training`` takes
+    its training path, as statuses are about training first), shapes recorded on one eval-mode run whose
+    buffer updates are undone."""
+    flags = {m: m.training for m in model.modules()}
+    model.train()
+    try:
+        gm = symbolic_trace(model)
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
+    buffers = [(b, b.detach().clone()) for b in gm.buffers()]
+    try:
+        _Recorder(gm).run(*example)
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
     # the model's own modules: the GraphModule keeps only the called ones (and empty stand-ins for their
     # parents), so a BatchNorm subclass fx traces into would not be recognised as one
-    return _index(gm.graph, {**dict(gm.named_modules()), **dict(model.named_modules())},
-                  {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
+    g = _index(gm.graph, {**dict(gm.named_modules()), **dict(model.named_modules())},
+               {**dict(gm.named_parameters()), **dict(gm.named_buffers())})
+    g.train = True
+    return g
 
 
 def _recorded_graph(model: nn.Module, example: tuple) -> _Graph:
@@ -215,12 +234,15 @@ def _seeds(g: _Graph, pname: str, p: torch.Tensor, gen: torch.Generator, span: s
 def _aliases(g: _Graph, pname: str, p: torch.Tensor) -> list[str]:
     """``pname`` and every other name the graph reads the same parameter by (a bias tied between two
     layers: ``b.bias = a.bias``), so that every use of it is followed."""
-    def same(name: str) -> bool:
-        owner, _, attr = name.rpartition(".")
-        return getattr(g.modules.get(owner), attr, None) is p
-
-    names = [pname] + [f"{m}.bias" for m in g.calls if m and same(f"{m}.bias")] + [a for a in g.attrs if same(a)]
-    return list(dict.fromkeys(names))
+    if g.aliases is None:
+        g.aliases = {}
+        names = [f"{m}.bias" for m in g.calls if m] + list(g.attrs)
+        for name in names:
+            owner, _, attr = name.rpartition(".")
+            t = getattr(g.modules.get(owner), attr, None)
+            if isinstance(t, torch.Tensor):
+                g.aliases.setdefault(id(t), []).append(name)
+    return list(dict.fromkeys([pname, *g.aliases.get(id(p), [])]))
 
 
 def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
@@ -238,16 +260,23 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
             norm = norm_call(n, g.modules) if n.op in ("call_module", "call_function") else None
             if norm is not None and norm.running_mean is not None:
                 g.norm_uses[norm.running_mean] = g.norm_uses.get(norm.running_mean, 0) + 1
-    ctx = Context(g.modules, g.tensors, gen, [], [], {}, g.float64, g.norm_uses)
+    if g.changed is None:
+        g.changed = _changed(g)
+    ctx = Context(g.modules, g.tensors, gen, [], [], {}, g.float64, g.norm_uses, g.train, g.changed)
     offsets: dict[fx.Node, Any] = dict(seeds)
     pending = {n: len(n.users) for n in seeds}
     start = min(g.index[n] for n in seeds)
     if fold and len(seeds) != 1:
         return ctx, None, None
     for node in g.order[start:]:
-        if node in seeds:
-            continue
         ins = [a for a in node.all_input_nodes if a in offsets]
+        if node in seeds:
+            if ins:  # the layer is called again on what its bias already shifted
+                what = describe(node, g.modules)
+                return ctx, Stop(f"not analysed: {what} called on its own output",
+                                 f"not analysed: {what}{_where(node, g)} adds the bias again to an input that "
+                                 "already carries it", unknown=True), None
+            continue
         if not ins:
             continue
         if node.op == "output":
@@ -390,7 +419,7 @@ def _fold_target(g: _Graph, node: fx.Node, ins: list[fx.Node], offsets: dict[fx.
     batched = isinstance(m, _ConvNd) and rank == len(m.kernel_size) + 2  # not (C, *spatial)
     if batched and not m.transposed and off.varies <= {1}:
         padding = m.padding if isinstance(m.padding, tuple) else (m.padding,)
-        if m.padding == "valid" or all(p == 0 for p in padding if isinstance(p, int)):
+        if m.padding == "valid" or all(isinstance(p, int) and p == 0 for p in padding):
             return name
     return None
 
@@ -670,6 +699,9 @@ def _graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Grap
     """The fx graph; where fx fails, or keeps a biased layer whole, the graphs recorded from the example and
     each of ``inputs`` (one per distinct path through the model's control flow)."""
     try:
+        hooked = _hooked(model)
+        if hooked:
+            raise RuntimeError(f"{hooked} has forward hooks, which torch.fx does not see")
         with kept_attributes(model):
             g = _fx_graph(model, example)
     except Exception as exc:  # noqa: BLE001 - tracing failures have many types
@@ -687,6 +719,31 @@ def _graphs(model: nn.Module, example: tuple, inputs: list[tuple]) -> list[_Grap
         warnings.warn(f"torch.fx could not trace the model ({first}); {how}", stacklevel=3)
         return graphs
     return _recorded_graphs(model, example, inputs) if _opaque(g, model) else [g]
+
+
+def _hooked(model: nn.Module) -> str | None:
+    """A module with forward hooks (or any global ones), whose work a symbolic trace would miss."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return "the model"
+    for name, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            return f"'{name}'" if name else "the model"
+    return None
+
+
+def _changed(g: _Graph) -> frozenset[str]:
+    """Parameters and buffers the forward changes in place (a running value it keeps): not constants."""
+    out = set()
+    for n in g.order:
+        target = _mutated(g, n) if n.op in ("call_method", "call_function", "call_module") else None
+        while isinstance(target, fx.Node) and target.op != "get_attr" and target.args and \
+                op_name(target, g.modules) in _VIEWS and isinstance(target.args[0], fx.Node):
+            target = target.args[0]
+        if isinstance(target, fx.Node) and target.op == "get_attr":
+            out.add(str(target.target))
+    return frozenset(out)
 
 
 def _signature(g: _Graph) -> tuple:

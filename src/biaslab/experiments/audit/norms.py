@@ -50,6 +50,7 @@ class NormCall:
     groups: int = 1
     n_axes: int = 0
     frozen: bool = False  # a functional batch norm called with training=False: running statistics only
+    training: bool | None = None  # a functional batch norm's training argument, when it is a constant
     unbatched: bool = False  # an instance norm module on an input without a batch axis
 
 
@@ -97,8 +98,9 @@ def _function_norm(node: fx.Node, modules: dict[str, nn.Module]) -> NormCall | N
         # constant) uses the running statistics alone, in training too
         frozen = (kind == "batch" and buffer is not None and _value(_arg(node, 5, "training", False)) is False
                   and not isinstance(modules.get(buffer.rpartition(".")[0]), (_BatchNorm, _InstanceNorm)))
+        training = _value(_arg(node, 5, "training", False)) if kind == "batch" else None
         return NormCall(kind, label, owner or label, None if use_input_stats and kind == "instance" else buffer,
-                        frozen=frozen)
+                        frozen=frozen, training=training if isinstance(training, bool) else None)
     if kind == "group":
         return NormCall(kind, label, owner or label, groups=int(_value(_arg(node, 1, "num_groups"))))
     shape = _value(_arg(node, 1, "normalized_shape"))

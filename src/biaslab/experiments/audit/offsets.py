@@ -139,6 +139,8 @@ class Context:
     corrections: dict[str, tuple[str, torch.Tensor]]
     float64: dict[str, torch.Tensor] = field(default_factory=dict)  # parameters and buffers as rules read them
     norm_uses: dict[str, int] = field(default_factory=dict)  # running-mean buffer → normalisation calls using it
+    train: bool = False  # the graph was traced in training mode: a norm called with training=False is frozen
+    changed: frozenset[str] = frozenset()  # parameters and buffers the forward changes in place
 
     def constant(self, name: str) -> torch.Tensor:
         """The parameter or buffer ``name`` as the rules use it (:func:`_constant`), converted once."""
@@ -323,7 +325,7 @@ def _cancel(norm: NormCall, node: fx.Node, off: Offset, ctx: Context) -> None:
     rank = len(shape)
     varies = off.varies
     spatial = frozenset(range(2, rank))
-    if norm.frozen:
+    if norm.frozen or (ctx.train and norm.training is False):
         raise Stop(f"{norm.label} uses running statistics",
                    f"{norm.label} is called with training=False: it subtracts its running mean, not the batch's, so "
                    "it does not cancel the offset")
@@ -451,6 +453,8 @@ def _attention(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, dropout
                        "the value offset differs between keys (or attention dropout is on): attention mixes it")
         shape = _shape(node)
         result = compact(off.value, off.probe, len(shape))
+        if result is not None:
+            result.dropout = off.dropout
     return result
 
 
@@ -859,6 +863,7 @@ def transfer(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> Any:
     name = op_name(node, ctx.modules)
     if name in _SHAPE_ONLY or (name == "getattr" and _const(node.args[1]) in _SHAPE_ONLY):
         return None
+    _check_inputs(node, biased, ctx, name)
     if node.op == "call_module":
         norm = norm_call(node, ctx.modules)
         if norm is not None and node.args and node.args[0] in offsets and biased == [node.args[0]]:
@@ -869,6 +874,30 @@ def transfer(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> Any:
         return offsets[node.args[0]][_const(node.args[1])]
     rule = RULES.get(name, _not_analysed) if node.op != "call_function" or _library(node.target) else _not_analysed
     return rule(_Call(node, offsets, ctx, name, biased, dropout))
+
+
+def _check_inputs(node: fx.Node, biased: list[fx.Node], ctx: Context, name: str) -> None:
+    """What no rule may take for a constant: a number read from the input's values (``.item()``, valid for
+    this input only; a product with it is data-dependent, see :func:`_scale`), a parameter or buffer the
+    forward changes in place; and a result less precise than the offset (``sum(dtype=float16)``)."""
+    for a in node.all_input_nodes:
+        if a in biased:
+            continue
+        if a.meta.get("data") and "shape" not in a.meta and name not in _MUL:
+            read = "a number computed from the input's values"
+        elif a.op == "get_attr" and str(a.target) in ctx.changed:
+            read = f"'{a.target}', which the forward changes in place"
+        else:
+            continue
+        what = describe(node, ctx.modules)
+        raise Stop(f"not analysed: {what}", f"not analysed: {what} reads {read}", unknown=True)
+    after = node.meta.get("dtype")
+    for a in biased:
+        before = a.meta.get("dtype")
+        if after is not None and before is not None and before.is_floating_point and (
+                not after.is_floating_point or torch.finfo(after).eps > torch.finfo(before).eps):
+            raise Stop(f"rounds to {after}", f"the result is {after}, less precise than the offset's {before}: it "
+                       "rounds the offset (non-linear)")
 
 
 def _library(fn: Any) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch.nn import functional as F
+from torch.nn.modules.conv import _ConvNd
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
@@ -72,7 +73,7 @@ class _Recorder(TorchFunctionMode):
         self.tensors = tensors
         self.nodes: dict[int, tuple[torch.Tensor, fx.Node]] = {}
         self.tainted: set[fx.Node] = set()  # nodes computed from the inputs
-        self.modules: list[str] = []  # the modules whose forward is running, innermost last
+        self.modules: list[str] = []  # the linear / conv layers whose forward is running, innermost last
         self.value_dependent: str | None = None
 
     def _from_inputs(self, values: Any) -> bool:
@@ -126,6 +127,10 @@ class _Recorder(TorchFunctionMode):
                 return out
             name = getattr(getattr(func, "__self__", None), "__name__", "property")
         self._note(name, args, kwargs, out)
+        if name in _TO_PYTHON and args and isinstance(args[0], torch.Tensor):
+            # the values leave the graph (a Python number, a numpy array): a node marks where, so that an
+            # offset reaching it stops there instead of vanishing
+            self.graph.call_method(name, (self.node_for(args[0]),))
         if name in _META:
             return out
         flat_in, _ = tree_flatten((args, kwargs))
@@ -205,8 +210,9 @@ def record(model: nn.Module, example: tuple) -> Recording:
     def leave(*_: Any) -> None:  # a forward hook that returned a value would replace the output
         recorder.modules.pop()
 
-    for name, m in model.named_modules():
-        hooks += [m.register_forward_pre_hook(enter(name)), m.register_forward_hook(leave)]
+    for name, m in model.named_modules():  # the layers a fold can go into: whose forward made a linear call
+        if isinstance(m, (nn.Linear, _ConvNd)) or type(m).__name__ == "Conv1D":
+            hooks += [m.register_forward_pre_hook(enter(name)), m.register_forward_hook(leave)]
     try:
         with torch.no_grad(), recorder:
             out = model(*example)
