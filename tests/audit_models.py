@@ -794,6 +794,18 @@ class Unit:
         return f"{self.param}[{self.part}]" if self.part else self.param
 
 
+def double_with_random_biases(factory) -> nn.Module:
+    """``factory()`` (seeded) in float64, every parameter named like a bias drawn from U(-1, 1): non-trivial
+    biases, so nothing cancels by accident in a hand-written rule case."""
+    torch.manual_seed(0)
+    model = factory().double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "bias" in name:
+                p.uniform_(-1.0, 1.0)
+    return model
+
+
 def units(model: nn.Module) -> list[Unit]:
     """Every bias; a packed attention bias as its three parts."""
     out = []

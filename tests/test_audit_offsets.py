@@ -7,6 +7,7 @@ import copy
 
 import pytest
 import torch
+from audit_models import double_with_random_biases
 from torch import nn
 from torch.nn import functional as F
 
@@ -209,20 +210,10 @@ CASES = {
 }
 
 
-def _double(factory):
-    torch.manual_seed(0)
-    model = factory().double()
-    with torch.no_grad():  # non-trivial biases and affine parameters, so nothing cancels by accident
-        for name, p in model.named_parameters():
-            if "bias" in name:
-                p.uniform_(-1.0, 1.0)
-    return model
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_rule_matches_the_numeric_ground_truth(case):
     factory, shape, expected = CASES[case]
-    model = _double(factory)
+    model = double_with_random_biases(factory)
     x = torch.randn(shape, dtype=torch.float64)
     findings = {f.param: f for f in find_biases(model, x)}
     assert all(f.traced for f in findings.values())
@@ -243,7 +234,7 @@ def test_each_rule_matches_the_numeric_ground_truth(case):
 def test_mixer_norm_bias_is_not_foldable_into_the_token_linear():
     """After the transpose the token Linear mixes the axis the bias is constant along: W·b would be an
     outer product, not a bias. A fold into it would change the output."""
-    model = _double(CASES["Mixer token MLP"][0]).eval()
+    model = double_with_random_biases(CASES["Mixer token MLP"][0]).eval()
     x = torch.randn(SEQ, dtype=torch.float64)
     f = {f.param: f for f in find_biases(model, x)}["norm.bias"]
     assert f.status == "active" and f.consumer is None
@@ -257,7 +248,7 @@ def test_mixer_norm_bias_is_not_foldable_into_the_token_linear():
 @pytest.mark.parametrize("case", ["functional avg pool", "residual add into a later norm", "timm BatchNormAct2d"])
 def test_statuses_do_not_depend_on_the_bias_values(case):
     factory, shape, _ = CASES[case]
-    model = _double(factory)
+    model = double_with_random_biases(factory)
     x = torch.randn(shape, dtype=torch.float64)
     before = {f.param: f.status for f in find_biases(model, x)}
     with torch.no_grad():
@@ -287,7 +278,7 @@ class RelativePositionAttention(nn.Module):
 
 
 def test_relative_position_table_has_a_constant_part_that_softmax_removes():
-    model = _double(RelativePositionAttention)
+    model = double_with_random_biases(RelativePositionAttention)
     x = torch.randn(3, 4, 6, dtype=torch.float64)
     f = {f.param: f for f in find_biases(model, x)}["relative_position_bias_table"]
     table = model.relative_position_bias_table.detach()
@@ -312,7 +303,7 @@ class MaskedAttention(RelativePositionAttention):
 def test_an_attention_mask_bias_is_active_and_only_its_constant_part_cancels():
     """The census found this: the table that reaches SDPA as its mask was called "redundant (output unused)"
     because the attention rule looked only at queries, keys and values."""
-    model = _double(MaskedAttention)
+    model = double_with_random_biases(MaskedAttention)
     x = torch.randn(3, 4, 6, dtype=torch.float64)
     f = {f.param: f for f in find_biases(model, x)}["relative_position_bias_table"]
     assert f.status == "active" and not f.reason.startswith("not analysed"), f.reason
@@ -327,7 +318,7 @@ def test_a_rule_that_drops_an_offset_without_a_reason_gives_not_analysed(monkeyp
     from biaslab.experiments.audit import offsets
 
     monkeypatch.setitem(offsets.RULES, "scaled_dot_product_attention", lambda call: None)  # the old rule's blind spot
-    model = _double(MaskedAttention)
+    model = double_with_random_biases(MaskedAttention)
     x = torch.randn(3, 4, 6, dtype=torch.float64)
     f = {f.param: f for f in find_biases(model, x)}["relative_position_bias_table"]
     assert f.status == "active" and f.reason.startswith("not analysed") and "vanishes" in f.reason, f.reason
@@ -335,7 +326,7 @@ def test_a_rule_that_drops_an_offset_without_a_reason_gives_not_analysed(monkeyp
 
 def test_an_offset_sliced_away_is_still_unused():
     """The safety net passes a true zero: the biased channels are sliced off before the output."""
-    model = _double(lambda: Fn(lambda s, x: torch.cat([s.a(x), s.b(x)], dim=-1)[..., :3], a=nn.Linear(6, 3),
+    model = double_with_random_biases(lambda: Fn(lambda s, x: torch.cat([s.a(x), s.b(x)], dim=-1)[..., :3], a=nn.Linear(6, 3),
                                b=nn.Linear(6, 2)))
     x = torch.randn(SEQ, dtype=torch.float64)
     f = {f.param: f for f in find_biases(model, x)}
@@ -360,7 +351,7 @@ def test_an_offset_a_filter_removes_is_unused_only_without_dropout(dropout):
         h = s.c(x)
         return s.d(F.dropout(h, 0.25, s.training) if dropout else h)
 
-    model = _double(lambda: Fn(forward, c=conv(), d=_difference_filter(4)))
+    model = double_with_random_biases(lambda: Fn(forward, c=conv(), d=_difference_filter(4)))
     x = torch.randn(IMG, dtype=torch.float64)
     f = {f.param: f for f in find_biases(model, x)}["c.bias"]
     torch.manual_seed(0)

@@ -13,6 +13,7 @@ and a layer called again on its own output.
 import pytest
 import torch
 import torch.fx
+from audit_models import double_with_random_biases
 from torch import nn
 from torch.nn import functional as F
 
@@ -175,20 +176,10 @@ TRAPS.update({
 })
 
 
-def _double(factory):
-    torch.manual_seed(0)
-    model = factory().double()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "bias" in name:
-                p.uniform_(-1.0, 1.0)
-    return model
-
-
 @pytest.mark.parametrize("trap", list(TRAPS))
 def test_a_bias_that_matters_is_never_called_redundant_or_foldable(trap):
     factory, shape, param = TRAPS[trap]
-    model = _double(factory)
+    model = double_with_random_biases(factory)
     x = torch.randn(shape, dtype=torch.float64)
     moves = output_moves(model, x, modes=("train", "eval"))(param, None)
     assert moves > VERIFY_TOLERANCE, f"not a trap: perturbing {param} leaves the output unchanged"
@@ -203,7 +194,7 @@ def test_an_in_place_residual_add_still_lets_a_norm_cancel():
         out += x
         return s.norm(out)
 
-    model = _double(lambda: Net(forward, norm=nn.BatchNorm1d(4)))
+    model = double_with_random_biases(lambda: Net(forward, norm=nn.BatchNorm1d(4)))
     found = {f.param: f for f in find_biases(model, torch.randn(8, 4, dtype=torch.float64))}
     assert found["lin.bias"].status == "redundant", found["lin.bias"].reason
     assert found["bn.bias"].status == "redundant", found["bn.bias"].reason

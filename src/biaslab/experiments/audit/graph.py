@@ -39,6 +39,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -52,7 +53,7 @@ from ...results.audit import Finding
 from .check import kept_attributes
 from .hooks import confirm, hook_verdicts
 from .norms import NORM_MODULES, norm_call
-from .offsets import Context, Offset, Stop, compact, describe, op_name, transfer, vanishes
+from .offsets import SHAPE_QUERIES, Context, Offset, Stop, compact, describe, op_name, transfer, vanishes
 from ...infra.io import first_line
 from .verdicts import RELU, Verdict, Verdicts, bias_axes
 
@@ -98,8 +99,7 @@ def _from_values(n: fx.Node) -> bool:
 
 
 #: Methods and attributes that read a tensor's shape, never its values.
-_SIZE_QUERIES = {"size", "dim", "numel", "shape", "ndim", "ndimension", "nelement", "dtype", "device",
-                 "is_contiguous", "stride"}
+_SIZE_QUERIES = SHAPE_QUERIES | {"ndimension", "nelement"}
 
 
 @dataclass
@@ -113,10 +113,35 @@ class _Graph:
     attrs: dict[str, list[fx.Node]]
     value_dependent: str | None = None  # a recorded pass: how the input's values could steer it (None: no way)
     train: bool = False  # traced in training mode (fx); recorded passes run in eval mode
-    changed: frozenset[str] | None = None  # parameters and buffers the forward changes in place (computed once)
-    aliases: dict[int, list[str]] | None = None  # id of a parameter → the names the graph reads it by
     float64: dict[str, torch.Tensor] = field(default_factory=dict)  # tensors converted once for every bias
-    norm_uses: dict[str, int] | None = None  # running-mean buffer → normalisation calls using it (computed once)
+
+    @cached_property
+    def norm_uses(self) -> dict[str, int]:
+        """Running-mean buffer → the normalisation calls that use it."""
+        uses: dict[str, int] = {}
+        for n in self.order:
+            norm = norm_call(n, self.modules) if n.op in ("call_module", "call_function") else None
+            if norm is not None and norm.running_mean is not None:
+                uses[norm.running_mean] = uses.get(norm.running_mean, 0) + 1
+        return uses
+
+    @cached_property
+    def changed(self) -> frozenset[str]:
+        """Parameters and buffers the forward changes in place (a running value it keeps): not constants."""
+        bases = (_memory_base(self, _mutated(self, n)) for n in self.order
+                 if n.op in ("call_method", "call_function", "call_module"))
+        return frozenset(str(b.target) for b in bases if isinstance(b, fx.Node) and b.op == "get_attr")
+
+    @cached_property
+    def aliases(self) -> dict[int, list[str]]:
+        """id of a parameter or buffer → the names the graph reads it by (a module's bias, a ``get_attr``)."""
+        out: dict[int, list[str]] = {}
+        for name in [f"{m}.bias" for m in self.calls if m] + list(self.attrs):
+            owner, _, attr = name.rpartition(".")
+            t = getattr(self.modules.get(owner), attr, None)
+            if isinstance(t, torch.Tensor):
+                out.setdefault(id(t), []).append(name)
+        return out
 
 
 def _index(graph: fx.Graph, modules: dict[str, nn.Module], tensors: dict[str, torch.Tensor],
@@ -234,14 +259,6 @@ def _seeds(g: _Graph, pname: str, p: torch.Tensor, gen: torch.Generator, span: s
 def _aliases(g: _Graph, pname: str, p: torch.Tensor) -> list[str]:
     """``pname`` and every other name the graph reads the same parameter by (a bias tied between two
     layers: ``b.bias = a.bias``), so that every use of it is followed."""
-    if g.aliases is None:
-        g.aliases = {}
-        names = [f"{m}.bias" for m in g.calls if m] + list(g.attrs)
-        for name in names:
-            owner, _, attr = name.rpartition(".")
-            t = getattr(g.modules.get(owner), attr, None)
-            if isinstance(t, torch.Tensor):
-                g.aliases.setdefault(id(t), []).append(name)
     return list(dict.fromkeys([pname, *g.aliases.get(id(p), [])]))
 
 
@@ -254,14 +271,6 @@ def _propagate(g: _Graph, seeds: dict[fx.Node, Offset], gen: torch.Generator,
     layer that the offset reaches along one path of exact ops with the offset at its input (None if
     it forks or stops first).
     """
-    if g.norm_uses is None:
-        g.norm_uses = {}
-        for n in g.order:
-            norm = norm_call(n, g.modules) if n.op in ("call_module", "call_function") else None
-            if norm is not None and norm.running_mean is not None:
-                g.norm_uses[norm.running_mean] = g.norm_uses.get(norm.running_mean, 0) + 1
-    if g.changed is None:
-        g.changed = _changed(g)
     ctx = Context(g.modules, g.tensors, gen, [], [], {}, g.float64, g.norm_uses, g.train, g.changed)
     offsets: dict[fx.Node, Any] = dict(seeds)
     pending = {n: len(n.users) for n in seeds}
@@ -348,17 +357,21 @@ def _mutated(g: _Graph, node: fx.Node) -> Any:
     return node.args[0] if in_place and node.args else None
 
 
+def _memory_base(g: _Graph, node: Any) -> Any:
+    """The tensor whose memory ``node`` views (itself when it is no view); what is not a node, as it is."""
+    while isinstance(node, fx.Node) and node.op in ("call_method", "call_function") and node.args \
+            and op_name(node, g.modules) in _VIEWS and isinstance(node.args[0], fx.Node):
+        node = node.args[0]
+    return node
+
+
 def _mutation_is_local(g: _Graph, node: fx.Node) -> bool:
     """Is an in-place change by ``node`` seen only through ``node`` itself? Not when the changed tensor, or
     any view of the same memory, is read after ``node``, or is a parameter, buffer or input (it outlives
     the call); the rules follow values, not memory."""
-    target = _mutated(g, node)
-    if not isinstance(target, fx.Node):
+    base = _memory_base(g, _mutated(g, node))
+    if not isinstance(base, fx.Node):
         return True
-    base = target
-    while base.op in ("call_method", "call_function") and op_name(base, g.modules) in _VIEWS and base.args \
-            and isinstance(base.args[0], fx.Node):
-        base = base.args[0]
     if base.op in ("placeholder", "get_attr"):
         return False
     here, seen, todo = g.index[node], set(), [base]
@@ -731,19 +744,6 @@ def _hooked(model: nn.Module) -> str | None:
         if m._forward_hooks or m._forward_pre_hooks:
             return f"'{name}'" if name else "the model"
     return None
-
-
-def _changed(g: _Graph) -> frozenset[str]:
-    """Parameters and buffers the forward changes in place (a running value it keeps): not constants."""
-    out = set()
-    for n in g.order:
-        target = _mutated(g, n) if n.op in ("call_method", "call_function", "call_module") else None
-        while isinstance(target, fx.Node) and target.op != "get_attr" and target.args and \
-                op_name(target, g.modules) in _VIEWS and isinstance(target.args[0], fx.Node):
-            target = target.args[0]
-        if isinstance(target, fx.Node) and target.op == "get_attr":
-            out.add(str(target.target))
-    return frozenset(out)
 
 
 def _signature(g: _Graph) -> tuple:

@@ -46,7 +46,8 @@ from torch.utils._pytree import tree_flatten
 
 from .norms import NormCall, is_rms_norm, norm_call
 
-__all__ = ["Offset", "Stop", "Context", "transfer", "vanishes", "compact", "op_name", "describe", "PROBE_RTOL"]
+__all__ = ["Offset", "Stop", "Context", "transfer", "vanishes", "SHAPE_QUERIES", "compact", "op_name", "describe",
+           "PROBE_RTOL"]
 
 #: Two slices of a probe count as equal (the offset is constant along that axis) within this
 #: relative tolerance; probes are float64 and rules are linear, so real variation is far larger.
@@ -85,7 +86,8 @@ _MATMUL = {"matmul", "bmm", "mm"}
 _AVG_POOLS = {"avg_pool1d", "avg_pool2d", "avg_pool3d"}
 _INTERPOLATION_MODES = {"nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"}
 _NORM_FUNCTIONS = {"batch_norm", "instance_norm", "group_norm", "layer_norm"}
-_SHAPE_ONLY = {"size", "dim", "numel", "shape", "dtype", "device", "ndim", "is_contiguous", "stride"}
+#: Methods and attributes that read a tensor's shape or type, never its values.
+SHAPE_QUERIES = {"size", "dim", "numel", "shape", "dtype", "device", "ndim", "is_contiguous", "stride"}
 _LINEAR_MODULES = (nn.Identity, nn.Flatten, nn.Unflatten, _AvgPoolNd, _AdaptiveAvgPoolNd, nn.Upsample,
                    nn.PixelShuffle, nn.PixelUnshuffle, nn.ChannelShuffle, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d)
 _DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
@@ -243,11 +245,16 @@ def _replay(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, which: str
             return [torch.zeros(s, dtype=torch.float64) for s in a.meta["shapes"]]
         return a.meta.get("value")
 
-    args = fx.node.map_aggregate(node.args, sub)
-    kwargs = fx.node.map_aggregate(node.kwargs, sub)
+    return _run_op(node, fx.node.map_aggregate(node.args, sub), fx.node.map_aggregate(node.kwargs, sub))
+
+
+def _run_op(node: fx.Node, args: Any, kwargs: Any, modules: dict[str, nn.Module] | None = None) -> Any:
+    """Run ``node``'s op on these arguments (``view`` as ``reshape``: substitutes need not be contiguous;
+    a module as a float64 copy, leaving the model untouched)."""
     if node.op == "call_method":
-        method = "reshape" if node.target == "view" else node.target
-        return getattr(args[0], method)(*args[1:], **kwargs)
+        return getattr(args[0], "reshape" if node.target == "view" else node.target)(*args[1:], **kwargs)
+    if node.op == "call_module":
+        return copy.deepcopy(modules[node.target]).double()(*args, **kwargs)
     return node.target(*args, **kwargs)
 
 
@@ -664,16 +671,11 @@ def _identity_rule(c: _Call) -> Any:
 
 
 def _check_cast(node: fx.Node, src: Any) -> None:
-    """A cast passes the offset unchanged only to a floating type at least as precise as its input's:
-    rounding to integers (or to float16) is non-linear."""
-    before, after = (n.meta.get("dtype") if isinstance(n, fx.Node) else None for n in (src, node))
-    if before is None or after is None:
+    """A cast passes the offset unchanged only to a floating type at least as precise as its input's
+    (:func:`_check_inputs` refuses the others, for every op); one whose types were not recorded is refused."""
+    if any(not isinstance(n, fx.Node) or n.meta.get("dtype") is None for n in (src, node)):
         raise Stop(f"not analysed: .{node.target}()" if node.op == "call_method" else f"not analysed: {node.name}",
                    "not analysed: a cast whose types were not recorded", unknown=True)
-    if not after.is_floating_point:
-        raise Stop(f"cast to {after}", f"a cast to {after} rounds the offset (non-linear)")
-    if before.is_floating_point and torch.finfo(after).eps > torch.finfo(before).eps:
-        raise Stop(f"cast to {after}", f"a cast from {before} to {after} rounds the offset (non-linear)")
 
 
 def _dropout_rule(c: _Call) -> Offset:
@@ -831,12 +833,8 @@ def vanishes(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context, tol: floa
             x = torch.rand(_shape(a), generator=gen, dtype=torch.float64) + 0.5
             return x + offset(a) if with_offset and a in offsets else x
 
-        args, kwargs = fx.node.map_aggregate(node.args, sub), fx.node.map_aggregate(node.kwargs, sub)
-        if node.op == "call_method":
-            return getattr(args[0], "reshape" if node.target == "view" else node.target)(*args[1:], **kwargs)
-        if node.op == "call_module":
-            return copy.deepcopy(ctx.modules[node.target]).double()(*args, **kwargs)
-        return node.target(*args, **kwargs)
+        return _run_op(node, fx.node.map_aggregate(node.args, sub), fx.node.map_aggregate(node.kwargs, sub),
+                       ctx.modules)
 
     def peak(t: torch.Tensor) -> float:
         return float(t.abs().max()) if t.numel() else 0.0
@@ -861,7 +859,7 @@ def transfer(node: fx.Node, offsets: dict[fx.Node, Any], ctx: Context) -> Any:
     biased = _biased_inputs(node, offsets)
     dropout = max((offsets[a].dropout for a in biased if isinstance(offsets[a], Offset)), default=0.0)
     name = op_name(node, ctx.modules)
-    if name in _SHAPE_ONLY or (name == "getattr" and _const(node.args[1]) in _SHAPE_ONLY):
+    if name in SHAPE_QUERIES or (name == "getattr" and _const(node.args[1]) in SHAPE_QUERIES):
         return None
     _check_inputs(node, biased, ctx, name)
     if node.op == "call_module":
